@@ -1,7 +1,121 @@
-//! relive — keeps live-stream viewers watching.
+//! relive keeps live-stream viewers watching.
+//!
+//! Publishers restart encoders, networks blink, WebRTC sessions freeze
+//! silently, and a server answers "Feed not found" because nobody is
+//! broadcasting yet. relive notices and gets the picture back: fast, without
+//! hammering the service, and without each app re-inventing a fragile
+//! polling loop.
+//!
+//! It has three layers:
+//! - [`Machine`], the sans-IO core: fed inputs with the time they happened
+//!   ([`Input`]: progress ticks, layer counts, publisher events, connect
+//!   results), it answers with [`Output`]s (connect, drop the session, state
+//!   changed, gave up) and the next instant it needs waking. No tokio, no
+//!   sockets, no clock: every decision is a pure function of its inputs.
+//! - [`Reconnector`], the tokio driver: runs one machine per viewer over any
+//!   [`StreamSource`], hands each new session to the application and reports
+//!   every change as a [`futures::Stream`] of [`Event`]s.
+//! - Adapters behind features: Millicast signaling, WebRTC media, a relay.
+//!
+//! # The core loop
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use relive::{Input, Machine, Output, Policy};
+//!
+//! let mut machine = Machine::new(Policy::default(), 42);
+//! let mut now = Instant::now();
+//! machine.handle_input(now, Input::Start);
+//! for step in 0..40 {
+//!     // 1. carry out every output, in order
+//!     while let Some(output) = machine.poll_output() {
+//!         match output {
+//!             Output::Connect { .. } => machine.handle_input(now, Input::Connected),
+//!             Output::DropSession { .. } | Output::AbortConnect { .. } => {}
+//!             Output::StateChanged { to, .. } => println!("{step}: {to}"),
+//!             Output::GaveUp { .. } => return,
+//!             _ => {}
+//!         }
+//!     }
+//!     // 2. feed what happened (here: media that freezes after 2 s)...
+//!     now += Duration::from_millis(250);
+//!     let media = Duration::from_millis(250 * step.min(8));
+//!     machine.handle_input(now, Input::Progress(media));
+//!     // 3. ...and wake the machine at its deadline
+//!     if let Some(deadline) = machine.poll_timeout().filter(|d| *d <= now) {
+//!         machine.handle_timeout(deadline);
+//!     }
+//! }
+//! ```
+//!
+//! # With tokio
+//!
+//! ```no_run
+//! # use relive::{Event, Policy, Reconnector, StreamSource};
+//! # async fn watch<S: StreamSource>(source: S) {
+//! use futures::StreamExt;
+//!
+//! let mut viewer = Reconnector::new(source, Policy::default()).spawn();
+//! while let Some(event) = viewer.next().await {
+//!     match event {
+//!         Event::Session(media) => { /* player.attach(media) */ }
+//!         Event::State { to, retry_in, .. } => println!("{to}, retry in {retry_in:?}"),
+//!         Event::GaveUp(reason) => { println!("gave up: {reason}"); break }
+//!         _ => {}
+//!     }
+//! }
+//! // anywhere: viewer.state(), viewer.report_progress(t), viewer.stop().await
+//! # }
+//! ```
+//!
+//! # States
+//!
+//! | state | meaning | leaves on |
+//! |---|---|---|
+//! | `Idle` | not started, stopped, or given up | start → `Connecting` |
+//! | `Connecting` | one attempt in flight, bounded by `connect_timeout` | success → `Playing`; retryable failure → `Backoff`; fatal → `Idle` + gave up |
+//! | `Playing` | session up, media time advancing | no progress for `stall_after`, no active layers, `inactive`, `stopped` → `Stalled`; transport lost → `Connecting` at once on the first drop after stable playback, else `Backoff` |
+//! | `Stalled` | session up, media not advancing or feed gone | progress, layers or `active` back → `Playing`; `stall_grace` over → drop the session → `Connecting`/`Backoff` |
+//! | `Backoff` | waiting before the next attempt | delay over, or a live hint → `Connecting` |
+//!
+//! A user pause is never a stall. `stop()` always reaches `Idle` and drops the
+//! session or attempt. Attempts count from 1 in each outage and start over
+//! once playback has held for `reset_after`.
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `millicast` | Millicast signaling: Director API + WebSocket `view` command and events |
+//! | `webrtc` | a receive-only WebRTC peer whose RTP arrival gives progress ticks |
+//! | `relay` | the publisher/viewer WebSocket relay and its live-hint client |
+//! | `testkit` | in-process test servers, a fault-injecting proxy and an in-memory scripted source |
+//!
+//! # Panics and errors
+//!
+//! A panic is a bug: no input, input order, `now` (even one going backwards)
+//! or server message makes relive panic. The core has no error type: giving
+//! up is an output. Errors of sources and adapters are typed enums that know
+//! their [`Retry`] class, and secrets (tokens, JWTs) never appear in their
+//! `Debug`, `Display` or logs.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod backoff;
+mod driver;
+mod machine;
+mod policy;
+mod source;
 
 #[cfg(feature = "millicast")]
 pub mod millicast;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+pub use backoff::{Backoff, Jitter, Rng};
+pub use driver::{Control, Event, Reconnector, Viewer};
+pub use machine::{
+    GiveUpReason, Input, MACHINE_SIZE, Machine, Output, Reason, StallCause, State, Timer,
+};
+pub use policy::{GiveUpRule, MAX_DURATION, Policy, PolicyBuilder, PolicyError};
+pub use source::{Classify, Retry, Session, SourceEvent, StreamSource};

@@ -1,0 +1,484 @@
+//! The tokio shell around the [`Machine`]: one task per viewer that connects,
+//! watches sessions, keeps one timer and reports every change.
+//!
+//! It decides nothing: it feeds the machine and carries out its outputs.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
+
+use crate::machine::{GiveUpReason, Input, Machine, Output, Reason, State};
+use crate::policy::Policy;
+use crate::source::{Classify, Session, SourceEvent, StreamSource};
+
+/// What a [`Viewer`] reports, in order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<M, E> {
+    /// A new live session: attach its media to the player. The previous
+    /// session's media is dead by now.
+    Session(M),
+    /// The state changed.
+    State {
+        /// The state left.
+        from: State,
+        /// The state entered.
+        to: State,
+        /// Why.
+        reason: Reason,
+        /// When `to` is `Backoff`: how long until the next attempt.
+        retry_in: Option<Duration>,
+    },
+    /// A connect attempt failed or the session was lost, with this error. The
+    /// state change that follows says what happens next.
+    Error(E),
+    /// How many viewers the stream has, as the source reports it.
+    ViewerCount(u64),
+    /// The viewer stopped trying and is `Idle`; [`Viewer::start`] tries again.
+    GaveUp(GiveUpReason),
+}
+
+/// Keeps one viewer of a [`StreamSource`] watching: a builder for the task
+/// that runs the reconnect [`Machine`].
+///
+/// ```
+/// # use relive::{Policy, Reconnector, Event, StreamSource};
+/// # async fn demo<S: StreamSource>(source: S) {
+/// use futures::StreamExt;
+///
+/// let mut viewer = Reconnector::new(source, Policy::default()).spawn();
+/// while let Some(event) = viewer.next().await {
+///     match event {
+///         Event::Session(_media) => { /* attach to the player */ }
+///         Event::State { to, retry_in, .. } => println!("{to} {retry_in:?}"),
+///         Event::GaveUp(_) => break,
+///         _ => {}
+///     }
+/// }
+/// # }
+/// ```
+pub struct Reconnector<S> {
+    source: S,
+    policy: Arc<Policy>,
+    seed: Option<u64>,
+    autostart: bool,
+}
+
+impl<S: StreamSource> Reconnector<S> {
+    /// A reconnector for `source` following `policy`.
+    pub fn new(source: S, policy: Policy) -> Self {
+        Reconnector::with_shared_policy(source, Arc::new(policy))
+    }
+
+    /// Like [`new`](Reconnector::new), sharing one policy among many viewers.
+    pub fn with_shared_policy(source: S, policy: Arc<Policy>) -> Self {
+        Reconnector {
+            source,
+            policy,
+            seed: None,
+            autostart: true,
+        }
+    }
+
+    /// Fixes the jitter seed (reproducible tests); by default each viewer draws its own.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Whether [`spawn`](Reconnector::spawn) starts connecting at once (the
+    /// default) or waits for [`Viewer::start`].
+    #[must_use]
+    pub fn autostart(mut self, autostart: bool) -> Self {
+        self.autostart = autostart;
+        self
+    }
+
+    /// Spawns the viewer's task on the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, like [`tokio::spawn`].
+    pub fn spawn(self) -> Viewer<S> {
+        let seed = self.seed.unwrap_or_else(entropy_seed);
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (state_tx, state) = watch::channel(State::Idle);
+        let span = tracing::info_span!("viewer", stream = %self.source.describe());
+        let driver = Driver {
+            source: self.source,
+            machine: Machine::with_shared_policy(self.policy, seed),
+            commands,
+            events: events_tx,
+            state: state_tx,
+            connecting: None,
+            session: None,
+            stop_waiters: Vec::new(),
+        };
+        if self.autostart {
+            // Queued before the task runs: it is the first thing the task sees.
+            let _ = commands_tx.send(Command::Input(Input::Start));
+        }
+        tokio::spawn(driver.run().instrument(span));
+        Viewer {
+            control: Control {
+                commands: commands_tx,
+                state: state.clone(),
+            },
+            events,
+        }
+    }
+}
+
+fn entropy_seed() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
+/// A running viewer: a [`Stream`] of [`Event`]s and the controls of its task.
+///
+/// Dropping it stops the task and drops the session.
+pub struct Viewer<S: StreamSource> {
+    control: Control,
+    events: mpsc::UnboundedReceiver<Event<S::Media, S::Error>>,
+}
+
+impl<S: StreamSource> Viewer<S> {
+    /// A cloneable handle to control this viewer from other tasks (a player
+    /// thread reporting progress, a relay client sending live hints).
+    pub fn control(&self) -> Control {
+        self.control.clone()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.control.state()
+    }
+
+    /// A receiver that always holds the current state.
+    pub fn watch_state(&self) -> watch::Receiver<State> {
+        self.control.watch_state()
+    }
+
+    /// Reports the player's media time; see [`Control::report_progress`].
+    pub fn report_progress(&self, media_time: Duration) {
+        self.control.report_progress(media_time);
+    }
+
+    /// The user paused playback; see [`Control::pause`].
+    pub fn pause(&self) {
+        self.control.pause();
+    }
+
+    /// The user resumed playback; see [`Control::resume`].
+    pub fn resume(&self) {
+        self.control.resume();
+    }
+
+    /// The publisher is live now; see [`Control::live_hint`].
+    pub fn live_hint(&self) {
+        self.control.live_hint();
+    }
+
+    /// Starts watching again after [`stop`](Viewer::stop) or a give-up.
+    pub fn start(&self) {
+        self.control.start();
+    }
+
+    /// Stops: the attempt or session is dropped and the state is `Idle` when this returns.
+    pub async fn stop(&self) {
+        self.control.stop().await;
+    }
+}
+
+impl<S: StreamSource> Stream for Viewer<S> {
+    type Item = Event<S::Media, S::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+impl<S: StreamSource> fmt::Debug for Viewer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Viewer")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cloneable control handle for a [`Viewer`]'s task. Every method is cheap
+/// and never blocks; after the viewer is gone they do nothing.
+#[derive(Clone, Debug)]
+pub struct Control {
+    commands: mpsc::UnboundedSender<Command>,
+    state: watch::Receiver<State>,
+}
+
+impl Control {
+    /// The current state.
+    pub fn state(&self) -> State {
+        *self.state.borrow()
+    }
+
+    /// A receiver that always holds the current state.
+    pub fn watch_state(&self) -> watch::Receiver<State> {
+        self.state.clone()
+    }
+
+    /// Reports the player's media time (its playback clock). Call it on every
+    /// frame or a few times a second: media time that stops advancing for
+    /// `stall_after` is a stall.
+    pub fn report_progress(&self, media_time: Duration) {
+        self.send(Command::Input(Input::Progress(media_time)));
+    }
+
+    /// The user paused playback: standing media time is not a stall until [`resume`](Control::resume).
+    pub fn pause(&self) {
+        self.send(Command::Input(Input::Pause));
+    }
+
+    /// The user resumed playback.
+    pub fn resume(&self) {
+        self.send(Command::Input(Input::Resume));
+    }
+
+    /// The publisher is live now (a relay `publish` event, a push): a viewer
+    /// backing off or waiting for its publisher connects at once.
+    pub fn live_hint(&self) {
+        self.send(Command::Input(Input::LiveHint));
+    }
+
+    /// Starts watching (after a stop or a give-up).
+    pub fn start(&self) {
+        self.send(Command::Input(Input::Start));
+    }
+
+    /// Stops: the attempt or session is dropped and the state is `Idle` when this returns.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Stop(tx));
+        // An error means the task is gone, which is stopped too.
+        let _ = rx.await;
+    }
+
+    fn send(&self, command: Command) {
+        // The task is gone only when the viewer was dropped: nothing to control.
+        let _ = self.commands.send(command);
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Input(Input),
+    Stop(oneshot::Sender<()>),
+}
+
+type Connecting<S> = Pin<
+    Box<
+        dyn Future<
+                Output = Result<
+                    Session<<S as StreamSource>::Media, <S as StreamSource>::Events>,
+                    <S as StreamSource>::Error,
+                >,
+            > + Send,
+    >,
+>;
+
+struct Driver<S: StreamSource> {
+    source: S,
+    machine: Machine,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<Event<S::Media, S::Error>>,
+    state: watch::Sender<State>,
+    connecting: Option<Connecting<S>>,
+    session: Option<S::Events>,
+    stop_waiters: Vec<oneshot::Sender<()>>,
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl<S: StreamSource> Driver<S> {
+    async fn run(mut self) {
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        let mut armed: Option<std::time::Instant> = None;
+        loop {
+            self.carry_out();
+            armed = self.rearm(sleep.as_mut(), armed);
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                () = self.events.closed() => break,
+                result = poll_connect(&mut self.connecting) => self.on_connect_result(result),
+                event = poll_session(&mut self.session) => self.on_session_event(event),
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.machine.handle_timeout(now());
+                }
+            }
+        }
+        tracing::debug!("viewer dropped; task ends");
+    }
+
+    /// Keeps one timer. A deadline that moved later (every progress tick moves
+    /// the stall deadline) does not reset it: it fires early, `handle_timeout`
+    /// does nothing, and the loop re-arms at the real deadline. That is one
+    /// timer reset per `stall_after` instead of one per tick.
+    fn rearm(
+        &self,
+        sleep: Pin<&mut tokio::time::Sleep>,
+        armed: Option<std::time::Instant>,
+    ) -> Option<std::time::Instant> {
+        let wanted = self.machine.poll_timeout();
+        match (wanted, armed) {
+            (None, _) => None,
+            (Some(w), Some(a)) if a <= w => Some(a),
+            (Some(w), _) => {
+                sleep.reset(tokio::time::Instant::from_std(w));
+                Some(w)
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Input(input) => self.machine.handle_input(now(), input),
+            Command::Stop(done) => {
+                self.machine.handle_input(now(), Input::Stop);
+                self.stop_waiters.push(done);
+            }
+        }
+    }
+
+    fn on_connect_result(&mut self, result: Result<Session<S::Media, S::Events>, S::Error>) {
+        self.connecting = None;
+        match result {
+            Ok(session) => {
+                self.machine.handle_input(now(), Input::Connected);
+                if self.machine.state().is_playing() {
+                    tracing::info!("session up");
+                    self.session = Some(session.events);
+                    self.emit(Event::Session(session.media));
+                }
+            }
+            Err(error) => {
+                let retry = error.retry();
+                tracing::warn!(error = %error, retry = %retry, "connect failed");
+                self.emit(Event::Error(error));
+                self.machine
+                    .handle_input(now(), Input::ConnectFailed(retry));
+            }
+        }
+    }
+
+    fn on_session_event(&mut self, event: Option<SourceEvent<S::Error>>) {
+        let input = match event {
+            Some(SourceEvent::Progress(t)) => Input::Progress(t),
+            Some(SourceEvent::Layers { active }) => Input::Layers { active },
+            Some(SourceEvent::Active) => Input::Active,
+            Some(SourceEvent::Inactive) => Input::Inactive,
+            Some(SourceEvent::Stopped) => Input::Stopped,
+            Some(SourceEvent::LiveHint) => Input::LiveHint,
+            Some(SourceEvent::ViewerCount(n)) => return self.emit(Event::ViewerCount(n)),
+            Some(SourceEvent::Lost(error)) => {
+                let retry = error.retry();
+                tracing::warn!(error = %error, retry = %retry, "session lost");
+                self.emit(Event::Error(error));
+                Input::TransportLost(retry)
+            }
+            None => {
+                tracing::warn!("session ended");
+                Input::TransportLost(crate::Retry::Later)
+            }
+        };
+        self.machine.handle_input(now(), input);
+    }
+
+    /// Drains the machine's outputs and carries each out, in order.
+    fn carry_out(&mut self) {
+        while let Some(output) = self.machine.poll_output() {
+            match output {
+                Output::Connect { attempt } => {
+                    tracing::info!(attempt, "connecting");
+                    self.connecting = Some(Box::pin(self.source.connect(attempt)));
+                }
+                Output::AbortConnect { reason } => {
+                    tracing::info!(reason = %reason, "connect attempt abandoned");
+                    self.connecting = None;
+                }
+                Output::DropSession { reason } => {
+                    tracing::info!(reason = %reason, "session dropped");
+                    self.session = None;
+                }
+                Output::StateChanged { from, to, reason } => self.changed(from, to, reason),
+                Output::GaveUp { reason } => {
+                    tracing::warn!(reason = %reason, "gave up");
+                    self.emit(Event::GaveUp(reason));
+                }
+            }
+        }
+        if self.machine.state().is_idle() {
+            for done in self.stop_waiters.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn changed(&mut self, from: State, to: State, reason: Reason) {
+        let retry_in = to.retry_in(now());
+        let delay_ms = retry_in.map(|d| d.as_millis() as u64);
+        tracing::info!(
+            from = from.name(),
+            to = to.name(),
+            reason = %reason,
+            attempt = self.machine.attempt(),
+            delay_ms,
+            "state"
+        );
+        self.state.send_replace(to);
+        self.emit(Event::State {
+            from,
+            to,
+            reason,
+            retry_in,
+        });
+    }
+
+    fn emit(&self, event: Event<S::Media, S::Error>) {
+        // The receiver is gone only when the viewer was dropped; the loop ends then.
+        let _ = self.events.send(event);
+    }
+}
+
+async fn poll_connect<F: Future + Unpin>(connecting: &mut Option<F>) -> F::Output {
+    match connecting {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn poll_session<E: Stream + Unpin>(session: &mut Option<E>) -> Option<E::Item> {
+    match session {
+        Some(events) => events.next().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,182 @@
+//! What goes into the machine ([`Input`]) and what comes out ([`Output`]), with
+//! the reasons that travel with each transition.
+
+use std::time::Duration;
+
+use crate::machine::StallCause;
+use crate::machine::State;
+use crate::source::Retry;
+
+/// Something that happened, fed to [`Machine::handle_input`](crate::Machine::handle_input).
+///
+/// An input that does not fit the current state (a progress tick while in
+/// `Backoff`, `Connected` while `Idle`) is ignored: it is stale, never an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Input {
+    /// The user wants to watch: `Idle` → `Connecting`.
+    Start,
+    /// The user wants to stop: any state → `Idle`, dropping the session or attempt.
+    Stop,
+    /// The user paused playback: media time standing still is not a stall until `Resume`.
+    Pause,
+    /// The user resumed playback: the stall watchdog starts over from now.
+    Resume,
+    /// The connect attempt in flight succeeded: a session is up.
+    Connected,
+    /// The connect attempt in flight failed, with how to retry.
+    ConnectFailed(Retry),
+    /// The media time of the current session (RTP time, a player's clock).
+    /// It counts as progress only when it is later than the previous tick's.
+    Progress(Duration),
+    /// The current set of layers the server offers; zero means the feed is gone.
+    Layers {
+        /// How many layers are active across all media.
+        active: u32,
+    },
+    /// The source says its publisher is live (Millicast `active`).
+    Active,
+    /// The source says its publisher stopped (Millicast `inactive`).
+    Inactive,
+    /// The source says the stream is over (Millicast `stopped`).
+    Stopped,
+    /// The session's transport closed or failed, with how to retry.
+    TransportLost(Retry),
+    /// Someone outside the session (a relay, a push) says the publisher is live now.
+    LiveHint,
+}
+
+/// Something the machine wants done or wants known, pulled with
+/// [`Machine::poll_output`](crate::Machine::poll_output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Start connect attempt number `attempt`; answer with `Connected` or `ConnectFailed`.
+    Connect {
+        /// The attempt number within the current outage, from 1.
+        attempt: u32,
+    },
+    /// Abandon the connect attempt in flight.
+    AbortConnect {
+        /// Why.
+        reason: Reason,
+    },
+    /// Close the current session.
+    DropSession {
+        /// Why.
+        reason: Reason,
+    },
+    /// The state changed.
+    StateChanged {
+        /// The state left.
+        from: State,
+        /// The state entered.
+        to: State,
+        /// Why.
+        reason: Reason,
+    },
+    /// The machine stopped trying and is `Idle`.
+    GaveUp {
+        /// Why.
+        reason: GiveUpReason,
+    },
+}
+
+/// Why a transition happened, or why a session or attempt was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The user started the viewer.
+    Started,
+    /// The user stopped the viewer.
+    UserStopped,
+    /// The user paused playback while it was stalled for lack of progress.
+    UserPaused,
+    /// A connect attempt succeeded.
+    Connected,
+    /// A connect attempt failed.
+    ConnectFailed(Retry),
+    /// A connect attempt took longer than `connect_timeout`.
+    ConnectTimedOut,
+    /// The session stalled.
+    Stall(StallCause),
+    /// Media time advances again.
+    ProgressResumed,
+    /// Active layers are back.
+    LayersBack,
+    /// The source says its publisher is live again.
+    PublisherActive,
+    /// The session stayed stalled for `stall_grace`.
+    GraceExpired(StallCause),
+    /// The session's transport closed or failed.
+    TransportLost(Retry),
+    /// The backoff delay elapsed.
+    BackoffElapsed,
+    /// A live hint cut the backoff short.
+    LiveHint,
+    /// The machine gave up.
+    GaveUp(GiveUpReason),
+}
+
+/// Why the machine stopped trying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GiveUpReason {
+    /// An error that retrying cannot fix ([`Retry::Never`]: bad token, forbidden).
+    Fatal,
+    /// `give_up_after_attempts` consecutive attempts failed.
+    MaxAttempts,
+    /// The outage lasted longer than `give_up_after`.
+    MaxOutage,
+    /// Nobody published within `wait_for_publisher`.
+    PublisherNeverCame,
+}
+
+/// Which deadline [`Machine::poll_timeout`](crate::Machine::poll_timeout) is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Timer {
+    /// The connect attempt in flight times out.
+    ConnectTimeout,
+    /// Media time has stood still for `stall_after` (or no first media).
+    Stall,
+    /// A stalled session's grace runs out.
+    StallGrace,
+    /// The backoff delay ends.
+    Backoff,
+    /// Playback has been stable for `reset_after`: the attempt count starts over.
+    Stable,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Started => f.write_str("started"),
+            Reason::UserStopped => f.write_str("stopped by the user"),
+            Reason::UserPaused => f.write_str("paused by the user"),
+            Reason::Connected => f.write_str("connected"),
+            Reason::ConnectFailed(r) => write!(f, "connect failed ({r})"),
+            Reason::ConnectTimedOut => f.write_str("connect timed out"),
+            Reason::Stall(c) => write!(f, "stall: {c}"),
+            Reason::ProgressResumed => f.write_str("media advances again"),
+            Reason::LayersBack => f.write_str("layers are back"),
+            Reason::PublisherActive => f.write_str("publisher active"),
+            Reason::GraceExpired(c) => write!(f, "stalled too long: {c}"),
+            Reason::TransportLost(r) => write!(f, "transport lost ({r})"),
+            Reason::BackoffElapsed => f.write_str("backoff elapsed"),
+            Reason::LiveHint => f.write_str("live hint"),
+            Reason::GaveUp(g) => write!(f, "gave up: {g}"),
+        }
+    }
+}
+
+impl std::fmt::Display for GiveUpReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GiveUpReason::Fatal => "fatal error",
+            GiveUpReason::MaxAttempts => "too many attempts",
+            GiveUpReason::MaxOutage => "outage too long",
+            GiveUpReason::PublisherNeverCame => "publisher never came",
+        })
+    }
+}

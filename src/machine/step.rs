@@ -1,0 +1,300 @@
+//! The transitions: one method per input, each a `match` on the phase that
+//! reads like the table in the crate docs. An input that does not fit the
+//! phase is stale and ignored.
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+use crate::machine::queue::Pending;
+use crate::machine::state::{Nanos, Phase, nanos};
+use crate::machine::{GiveUpReason, Machine, NEVER, Reason, StallCause, Timer};
+use crate::source::Retry;
+
+impl Machine {
+    /// The hot path: two or three stores while playing, nothing allocated.
+    #[inline]
+    pub(super) fn on_progress(&mut self, now: Nanos, media: Nanos) {
+        let advanced = media > self.last_media;
+        self.last_media = media;
+        if !advanced {
+            return;
+        }
+        match self.phase {
+            Phase::Playing { .. } => {
+                self.last_progress = now;
+                self.flags.seen_media = true;
+            }
+            Phase::Stalled { .. } => {
+                self.flags.seen_media = true;
+                self.enter_playing(now, Reason::ProgressResumed);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_start(&mut self, now: Nanos) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        self.attempt = 0;
+        self.outage_since = now;
+        self.publisher_missing_since = NEVER;
+        self.flags = Default::default();
+        self.reset_backoff();
+        self.connect(now, Reason::Started);
+    }
+
+    pub(super) fn on_stop(&mut self) {
+        match self.phase {
+            Phase::Idle => return,
+            Phase::Connecting { .. } => self.queue.push(Pending::Abort(Reason::UserStopped)),
+            Phase::Playing { .. } | Phase::Stalled { .. } => {
+                self.queue.push(Pending::Drop(Reason::UserStopped));
+            }
+            Phase::Backoff { .. } => {}
+        }
+        self.go_idle(Reason::UserStopped);
+    }
+
+    pub(super) fn on_pause(&mut self) {
+        self.flags.paused = true;
+        // A pause is never a stall: a session frozen for lack of progress is
+        // simply paused now, and watched again from `Resume`.
+        if let Phase::Stalled {
+            cause: StallCause::NoProgress,
+            ..
+        } = self.phase
+        {
+            self.enter_playing(self.now, Reason::UserPaused);
+        }
+    }
+
+    pub(super) fn on_resume(&mut self, now: Nanos) {
+        if self.flags.paused {
+            self.flags.paused = false;
+            self.last_progress = now;
+        }
+    }
+
+    pub(super) fn on_connected(&mut self, now: Nanos) {
+        if let Phase::Connecting { .. } = self.phase {
+            self.last_media = 0;
+            self.flags.seen_media = false;
+            self.enter_playing(now, Reason::Connected);
+        }
+    }
+
+    pub(super) fn on_connect_failed(&mut self, now: Nanos, retry: Retry) {
+        if let Phase::Connecting { .. } = self.phase {
+            self.retry_later(now, Reason::ConnectFailed(retry), retry);
+        }
+    }
+
+    pub(super) fn on_layers(&mut self, now: Nanos, active: u32) {
+        match self.phase {
+            Phase::Playing { .. } if active == 0 => self.stall(now, StallCause::NoLayers),
+            Phase::Stalled { cause, .. } if active > 0 && cause != StallCause::NoProgress => {
+                self.flags.seen_media = false;
+                self.enter_playing(now, Reason::LayersBack);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_active(&mut self, now: Nanos) {
+        match self.phase {
+            Phase::Backoff { .. } => self.on_live_hint(now),
+            Phase::Stalled { cause, .. } if cause != StallCause::NoProgress => {
+                self.flags.seen_media = false;
+                self.enter_playing(now, Reason::PublisherActive);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_source_ended(&mut self, now: Nanos, cause: StallCause) {
+        match self.phase {
+            Phase::Playing { .. } => self.stall(now, cause),
+            // The grace keeps running from the first sign of trouble.
+            Phase::Stalled { cause: old, since } if old != cause => {
+                self.transition(Phase::Stalled { cause, since }, Reason::Stall(cause));
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_transport_lost(&mut self, now: Nanos, retry: Retry) {
+        if let Phase::Playing { .. } | Phase::Stalled { .. } = self.phase {
+            let reason = Reason::TransportLost(retry);
+            self.queue.push(Pending::Drop(reason));
+            self.session_lost(now, reason, retry);
+        }
+    }
+
+    pub(super) fn on_live_hint(&mut self, now: Nanos) {
+        let Phase::Backoff {
+            attempt,
+            publisher,
+            until,
+        } = self.phase
+        else {
+            return;
+        };
+        let spread = self.policy.hint_spread;
+        let delay = self.rng.duration_between(Duration::ZERO, spread);
+        let hinted = now.saturating_add(nanos(delay));
+        if hinted <= now {
+            self.connect(now, Reason::LiveHint);
+        } else if hinted < until {
+            let phase = Phase::Backoff {
+                attempt,
+                publisher,
+                until: hinted,
+            };
+            self.transition(phase, Reason::LiveHint);
+        }
+    }
+
+    pub(super) fn on_timer(&mut self, now: Nanos, timer: Timer) {
+        match (self.phase, timer) {
+            (Phase::Connecting { .. }, Timer::ConnectTimeout) => {
+                self.queue.push(Pending::Abort(Reason::ConnectTimedOut));
+                self.retry_later(now, Reason::ConnectTimedOut, Retry::Later);
+            }
+            (Phase::Playing { .. }, Timer::Stall) => self.stall(now, StallCause::NoProgress),
+            (Phase::Playing { .. }, Timer::Stable) => {
+                // Playback held for `reset_after`: this outage is over.
+                self.flags.stable_pending = false;
+                self.attempt = 0;
+                self.publisher_missing_since = NEVER;
+                self.reset_backoff();
+            }
+            (Phase::Stalled { cause, .. }, Timer::StallGrace) => {
+                let reason = Reason::GraceExpired(cause);
+                self.queue.push(Pending::Drop(reason));
+                self.session_lost(now, reason, Retry::Later);
+            }
+            (Phase::Backoff { .. }, Timer::Backoff) => self.connect(now, Reason::BackoffElapsed),
+            _ => {}
+        }
+    }
+
+    /// A session that was up is gone: the first drop after stable playback
+    /// reconnects at once; a session that keeps dropping backs off.
+    fn session_lost(&mut self, now: Nanos, reason: Reason, retry: Retry) {
+        if self.attempt == 0 {
+            self.outage_since = now;
+        }
+        match retry {
+            Retry::Never => self.give_up(GiveUpReason::Fatal),
+            _ if self.attempt == 0 => self.connect(now, reason),
+            _ => self.retry_later(now, reason, retry),
+        }
+    }
+
+    /// After a failed attempt (or a dropped, unstable session): give up or back off.
+    fn retry_later(&mut self, now: Nanos, reason: Reason, retry: Retry) {
+        let limits = self.policy.give_up;
+        let since = |t: Nanos| now.saturating_sub(t);
+        let publisher = retry == Retry::WaitForPublisher;
+        if publisher {
+            if self.publisher_missing_since == NEVER {
+                self.publisher_missing_since = now;
+            }
+        } else {
+            self.publisher_missing_since = NEVER;
+        }
+        let gave_up = match retry {
+            Retry::Never => Some(GiveUpReason::Fatal),
+            // Waiting for a publisher has its own limit: an app opened before the
+            // broadcast starts is not failing.
+            Retry::WaitForPublisher => self
+                .policy
+                .wait_for_publisher
+                .filter(|w| since(self.publisher_missing_since) >= nanos(*w))
+                .map(|_| GiveUpReason::PublisherNeverCame),
+            Retry::Now | Retry::Later => {
+                if limits.max_attempts.is_some_and(|max| self.attempt >= max) {
+                    Some(GiveUpReason::MaxAttempts)
+                } else if limits
+                    .max_outage
+                    .is_some_and(|max| since(self.outage_since) >= nanos(max))
+                {
+                    Some(GiveUpReason::MaxOutage)
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(why) = gave_up {
+            return self.give_up(why);
+        }
+        // `Now` is honoured once per outage, so a source that always says
+        // "now" cannot spin.
+        if retry == Retry::Now && self.attempt <= 1 {
+            return self.connect(now, reason);
+        }
+        let delay = self.next_delay();
+        if delay.is_zero() {
+            return self.connect(now, reason);
+        }
+        let phase = Phase::Backoff {
+            attempt: self.attempt.saturating_add(1),
+            publisher,
+            until: now.saturating_add(nanos(delay)),
+        };
+        self.transition(phase, reason);
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let mut backoff = Backoff::new(&self.policy);
+        backoff.set_previous(Duration::from_nanos(self.backoff_previous));
+        let delay = backoff.delay(self.attempt.max(1), &mut self.rng);
+        self.backoff_previous = nanos(backoff.previous());
+        delay
+    }
+
+    fn reset_backoff(&mut self) {
+        self.backoff_previous = nanos(Backoff::new(&self.policy).previous());
+    }
+
+    fn connect(&mut self, now: Nanos, reason: Reason) {
+        self.attempt = self.attempt.saturating_add(1);
+        let attempt = self.attempt;
+        self.transition(
+            Phase::Connecting {
+                attempt,
+                since: now,
+            },
+            reason,
+        );
+        self.queue.push(Pending::Connect(attempt));
+    }
+
+    fn enter_playing(&mut self, now: Nanos, reason: Reason) {
+        self.last_progress = now;
+        self.flags.stable_pending = self.attempt > 0;
+        self.transition(Phase::Playing { since: now }, reason);
+    }
+
+    fn stall(&mut self, now: Nanos, cause: StallCause) {
+        self.transition(Phase::Stalled { cause, since: now }, Reason::Stall(cause));
+    }
+
+    fn give_up(&mut self, why: GiveUpReason) {
+        self.go_idle(Reason::GaveUp(why));
+        self.queue.push(Pending::GaveUp(why));
+    }
+
+    fn go_idle(&mut self, reason: Reason) {
+        self.attempt = 0;
+        self.publisher_missing_since = NEVER;
+        self.flags.stable_pending = false;
+        self.transition(Phase::Idle, reason);
+    }
+
+    fn transition(&mut self, to: Phase, reason: Reason) {
+        let from = std::mem::replace(&mut self.phase, to);
+        self.queue.push(Pending::Transition { from, reason });
+    }
+}

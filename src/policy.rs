@@ -1,0 +1,374 @@
+//! How patient a viewer is: stall detection, backoff, when to give up.
+//!
+//! A [`Policy`] is plain data, checked once by [`PolicyBuilder::build`]; the
+//! [`Machine`](crate::Machine) reads it and never changes it.
+
+use std::time::Duration;
+
+use crate::backoff::Jitter;
+
+/// Everything the reconnect machine needs to know about timing and patience.
+///
+/// Build one with [`Policy::builder`], or take [`Policy::default`], whose values
+/// suit a viewer of a live WebRTC stream (see each field for the reason).
+///
+/// ```
+/// use std::time::Duration;
+/// use relive::{Jitter, Policy};
+///
+/// let policy = Policy::builder()
+///     .stall_after(Duration::from_secs(3))
+///     .backoff(Duration::from_millis(500), 2.0, Duration::from_secs(20))
+///     .jitter(Jitter::Decorrelated)
+///     .give_up_after_attempts(50)
+///     .build()
+///     .expect("a valid policy");
+/// assert_eq!(policy.stall_after(), Duration::from_secs(3));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Policy {
+    pub(crate) stall_after: Duration,
+    pub(crate) first_media_within: Duration,
+    pub(crate) stall_grace: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) initial: Duration,
+    pub(crate) multiplier: f64,
+    pub(crate) cap: Duration,
+    pub(crate) jitter: Jitter,
+    pub(crate) reset_after: Duration,
+    pub(crate) hint_spread: Duration,
+    pub(crate) give_up: GiveUpRule,
+    pub(crate) wait_for_publisher: Option<Duration>,
+}
+
+/// When a viewer stops trying: after some consecutive attempts, after some
+/// time without stable playback, or never.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GiveUpRule {
+    /// Give up when this many consecutive attempts have not led to stable playback.
+    pub max_attempts: Option<u32>,
+    /// Give up when the outage (time since playback was last stable) lasts this long.
+    pub max_outage: Option<Duration>,
+}
+
+impl GiveUpRule {
+    /// Never give up: the default for a viewer, who waits for its stream.
+    pub const NEVER: GiveUpRule = GiveUpRule {
+        max_attempts: None,
+        max_outage: None,
+    };
+}
+
+impl Default for Policy {
+    /// Defaults for a viewer of a live, low-latency stream:
+    ///
+    /// | setting | default | why |
+    /// |---|---|---|
+    /// | `stall_after` | 2 s | a live WebRTC picture frozen for 2 s is broken, not buffering; str0m itself flags a paused stream after 1.5 s |
+    /// | `first_media_within` | 5 s | ICE + DTLS + the first key frame take longer than a mid-stream gap |
+    /// | `stall_grace` | 3 s | a publisher's encoder restart or a Wi-Fi hand-over often heals in a few seconds on the same session, which is cheaper than a new one |
+    /// | `connect_timeout` | 10 s | a Director call plus a WebSocket and WebRTC handshake well above any healthy round trip |
+    /// | backoff | 500 ms × 2, capped at 10 s | the first retry is quick; the cap bounds resume time once the publisher is back |
+    /// | `jitter` | full | the AWS study's winner for total work; spreads a dropped audience over the whole window |
+    /// | `reset_after` | 10 s | a session that keeps failing within seconds must keep backing off |
+    /// | `hint_spread` | 0 | a live hint resumes at once; raise it to spread a huge audience |
+    /// | give up | never | a viewer waits for its stream |
+    /// | `wait_for_publisher` | forever | an app opened before the broadcast starts must still show it |
+    fn default() -> Self {
+        Policy {
+            stall_after: Duration::from_secs(2),
+            first_media_within: Duration::from_secs(5),
+            stall_grace: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(10),
+            initial: Duration::from_millis(500),
+            multiplier: 2.0,
+            cap: Duration::from_secs(10),
+            jitter: Jitter::Full,
+            reset_after: Duration::from_secs(10),
+            hint_spread: Duration::ZERO,
+            give_up: GiveUpRule::NEVER,
+            wait_for_publisher: None,
+        }
+    }
+}
+
+impl Policy {
+    /// Starts a builder from the [defaults](Policy::default).
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder {
+            policy: Policy::default(),
+        }
+    }
+
+    /// How long media time may stand still while playing before the stream counts as stalled.
+    pub fn stall_after(&self) -> Duration {
+        self.stall_after
+    }
+
+    /// How long a new session may take to show its first progress.
+    pub fn first_media_within(&self) -> Duration {
+        self.first_media_within
+    }
+
+    /// How long a stalled session is kept in the hope that it heals, before it is dropped.
+    pub fn stall_grace(&self) -> Duration {
+        self.stall_grace
+    }
+
+    /// How long one connect attempt may take before it is abandoned.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The base of the backoff sequence: the un-jittered delay before the second attempt.
+    pub fn initial_backoff(&self) -> Duration {
+        self.initial
+    }
+
+    /// The growth factor of the un-jittered backoff sequence.
+    pub fn multiplier(&self) -> f64 {
+        self.multiplier
+    }
+
+    /// The longest delay between two attempts.
+    pub fn backoff_cap(&self) -> Duration {
+        self.cap
+    }
+
+    /// How delays are randomised.
+    pub fn jitter(&self) -> Jitter {
+        self.jitter
+    }
+
+    /// How long playback must run without a stall before the attempt count starts over.
+    pub fn reset_after(&self) -> Duration {
+        self.reset_after
+    }
+
+    /// The widest random delay before acting on a live hint.
+    pub fn hint_spread(&self) -> Duration {
+        self.hint_spread
+    }
+
+    /// When to stop trying.
+    pub fn give_up(&self) -> GiveUpRule {
+        self.give_up
+    }
+
+    /// How long to wait for a publisher that is not live yet; `None` waits forever.
+    pub fn wait_for_publisher(&self) -> Option<Duration> {
+        self.wait_for_publisher
+    }
+}
+
+/// Builds a [`Policy`], checking it as a whole in [`build`](PolicyBuilder::build).
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub struct PolicyBuilder {
+    policy: Policy,
+}
+
+impl PolicyBuilder {
+    /// Media time standing still this long while playing is a stall (must be > 0).
+    pub fn stall_after(mut self, d: Duration) -> Self {
+        self.policy.stall_after = d;
+        self
+    }
+
+    /// A new session must show progress within this time (must be > 0).
+    pub fn first_media_within(mut self, d: Duration) -> Self {
+        self.policy.first_media_within = d;
+        self
+    }
+
+    /// Keep a stalled session this long before dropping it (zero drops at once).
+    pub fn stall_grace(mut self, d: Duration) -> Self {
+        self.policy.stall_grace = d;
+        self
+    }
+
+    /// Abandon a connect attempt after this long (must be > 0).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.policy.connect_timeout = d;
+        self
+    }
+
+    /// The backoff sequence: `initial`, growing by `multiplier` per attempt, never above `cap`.
+    pub fn backoff(mut self, initial: Duration, multiplier: f64, cap: Duration) -> Self {
+        self.policy.initial = initial;
+        self.policy.multiplier = multiplier;
+        self.policy.cap = cap;
+        self
+    }
+
+    /// How delays are randomised.
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.policy.jitter = jitter;
+        self
+    }
+
+    /// Playback stable for this long resets the attempt count (must be > 0).
+    pub fn reset_after(mut self, d: Duration) -> Self {
+        self.policy.reset_after = d;
+        self
+    }
+
+    /// Act on a live hint after a random delay in `[0, spread]` instead of at once.
+    pub fn hint_spread(mut self, spread: Duration) -> Self {
+        self.policy.hint_spread = spread;
+        self
+    }
+
+    /// Give up after `n` consecutive attempts without stable playback (must be ≥ 1).
+    pub fn give_up_after_attempts(mut self, n: u32) -> Self {
+        self.policy.give_up.max_attempts = Some(n);
+        self
+    }
+
+    /// Give up when an outage lasts longer than `d` (must be > 0).
+    pub fn give_up_after(mut self, d: Duration) -> Self {
+        self.policy.give_up.max_outage = Some(d);
+        self
+    }
+
+    /// Never give up (the default).
+    pub fn never_give_up(mut self) -> Self {
+        self.policy.give_up = GiveUpRule::NEVER;
+        self
+    }
+
+    /// Wait at most `d` for a publisher that is not live yet; `None` waits forever.
+    pub fn wait_for_publisher(mut self, d: Option<Duration>) -> Self {
+        self.policy.wait_for_publisher = d;
+        self
+    }
+
+    /// Checks the policy as a whole.
+    pub fn build(self) -> Result<Policy, PolicyError> {
+        let p = self.policy;
+        let positive = [
+            ("stall_after", p.stall_after),
+            ("first_media_within", p.first_media_within),
+            ("connect_timeout", p.connect_timeout),
+            ("reset_after", p.reset_after),
+            ("backoff cap", p.cap),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
+            return Err(PolicyError::Zero(name));
+        }
+        if p.cap < p.initial {
+            return Err(PolicyError::CapBelowInitial {
+                initial: p.initial,
+                cap: p.cap,
+            });
+        }
+        if !(p.multiplier.is_finite() && p.multiplier >= 1.0) {
+            return Err(PolicyError::Multiplier(p.multiplier));
+        }
+        if p.give_up.max_attempts == Some(0) {
+            return Err(PolicyError::Zero("give_up_after_attempts"));
+        }
+        if p.give_up.max_outage == Some(Duration::ZERO) {
+            return Err(PolicyError::Zero("give_up_after"));
+        }
+        if p.wait_for_publisher == Some(Duration::ZERO) {
+            return Err(PolicyError::Zero("wait_for_publisher"));
+        }
+        // Durations beyond ~100 years only risk overflow in `Instant + Duration`.
+        let longest = [
+            p.stall_after,
+            p.first_media_within,
+            p.stall_grace,
+            p.connect_timeout,
+            p.cap,
+            p.reset_after,
+            p.hint_spread,
+            p.give_up.max_outage.unwrap_or_default(),
+            p.wait_for_publisher.unwrap_or_default(),
+        ];
+        if longest.iter().any(|d| *d > MAX_DURATION) {
+            return Err(PolicyError::TooLong);
+        }
+        Ok(p)
+    }
+}
+
+/// The longest duration a policy accepts (about 100 years).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Why a [`PolicyBuilder`] refused its settings.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A duration or count that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+    /// The backoff cap is below the initial delay.
+    #[error("backoff cap {cap:?} is below the initial delay {initial:?}")]
+    CapBelowInitial {
+        /// The initial delay given.
+        initial: Duration,
+        /// The cap given.
+        cap: Duration,
+    },
+    /// The multiplier is below 1, infinite or NaN.
+    #[error("backoff multiplier {0} must be a finite number ≥ 1")]
+    Multiplier(f64),
+    /// A duration is longer than [`MAX_DURATION`].
+    #[error("a duration is longer than the 100 years a policy accepts")]
+    TooLong,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_is_valid() {
+        let built = Policy::builder().build();
+        assert_eq!(built, Ok(Policy::default()));
+    }
+
+    #[test]
+    fn cap_below_initial_is_refused() {
+        let err = Policy::builder()
+            .backoff(Duration::from_secs(5), 2.0, Duration::from_secs(1))
+            .build();
+        assert!(matches!(err, Err(PolicyError::CapBelowInitial { .. })));
+    }
+
+    #[test]
+    fn nonsense_multipliers_are_refused() {
+        for m in [0.5, f64::NAN, f64::INFINITY, -2.0] {
+            let err = Policy::builder()
+                .backoff(Duration::from_secs(1), m, Duration::from_secs(2))
+                .build();
+            assert!(matches!(err, Err(PolicyError::Multiplier(_))), "{m}");
+        }
+    }
+
+    #[test]
+    fn zero_durations_are_refused_where_they_make_no_sense() {
+        let zero = Duration::ZERO;
+        assert_eq!(
+            Policy::builder().stall_after(zero).build(),
+            Err(PolicyError::Zero("stall_after"))
+        );
+        assert_eq!(
+            Policy::builder().connect_timeout(zero).build(),
+            Err(PolicyError::Zero("connect_timeout"))
+        );
+        assert_eq!(
+            Policy::builder().give_up_after_attempts(0).build(),
+            Err(PolicyError::Zero("give_up_after_attempts"))
+        );
+        // A zero grace is fine: drop a stalled session at once.
+        assert!(Policy::builder().stall_grace(zero).build().is_ok());
+    }
+
+    #[test]
+    fn absurdly_long_durations_are_refused() {
+        let err = Policy::builder().stall_grace(Duration::MAX).build();
+        assert_eq!(err, Err(PolicyError::TooLong));
+    }
+}

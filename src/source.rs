@@ -1,0 +1,155 @@
+//! What a transport implements to be kept alive by a [`Reconnector`](crate::Reconnector):
+//! a [`StreamSource`] connects, and each [`Session`] streams [`SourceEvent`]s.
+//!
+//! Errors say how to retry through [`Classify`]; the machine never sees the error itself.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::Stream;
+
+/// How to retry after an error: the one thing the reconnect logic needs to know of it.
+///
+/// | class | when | what the machine does |
+/// |---|---|---|
+/// | `Now` | the server asked us to move (a migrate, a redirect) | reconnects at once, once per outage; then as `Later` |
+/// | `Later` | transport trouble: 5xx, timeouts, resets, closed sockets | backs off and retries |
+/// | `WaitForPublisher` | nobody is publishing yet: "stream not being published", "Feed not found", WHEP 404/409 | backs off, reacts at once to a live hint, gives up only after `wait_for_publisher` |
+/// | `Never` | retrying cannot help: bad or expired token, forbidden | gives up |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Retry {
+    /// Reconnect at once.
+    Now,
+    /// Back off, then retry.
+    Later,
+    /// Nobody is publishing yet: wait for the publisher.
+    WaitForPublisher,
+    /// Give up.
+    Never,
+}
+
+impl fmt::Display for Retry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Retry::Now => "retry now",
+            Retry::Later => "retry later",
+            Retry::WaitForPublisher => "wait for publisher",
+            Retry::Never => "fatal",
+        })
+    }
+}
+
+/// An error that knows its [`Retry`] class, like rustls's alert conversion.
+pub trait Classify {
+    /// How to retry after this error.
+    fn retry(&self) -> Retry;
+}
+
+impl Classify for std::io::Error {
+    /// I/O failures are transport trouble: retry later.
+    fn retry(&self) -> Retry {
+        Retry::Later
+    }
+}
+
+/// A live session handed out by [`StreamSource::connect`]: the media handle for
+/// the application and the event stream the driver watches.
+///
+/// Dropping `events` ends the session: a source must close its transport then.
+#[derive(Debug)]
+pub struct Session<M, E> {
+    /// What the application plays: tracks, a packet receiver, a player handle.
+    /// Delivered as [`Event::Session`](crate::Event::Session).
+    pub media: M,
+    /// What happens on the session, watched by the driver.
+    pub events: E,
+}
+
+/// Something a session saw.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SourceEvent<E> {
+    /// The media time of the session advanced to (or stands at) this value.
+    Progress(Duration),
+    /// The layers the server offers now; zero active layers means the feed is gone.
+    Layers {
+        /// How many layers are active across all media.
+        active: u32,
+    },
+    /// The publisher is live (Millicast `active`).
+    Active,
+    /// The publisher stopped (Millicast `inactive`).
+    Inactive,
+    /// The stream is over (Millicast `stopped`).
+    Stopped,
+    /// The publisher is live, said by a side channel rather than this session.
+    LiveHint,
+    /// How many viewers the stream has; passed to the application.
+    ViewerCount(u64),
+    /// The session's transport closed or failed; the session is over.
+    Lost(E),
+}
+
+/// A transport that a [`Reconnector`](crate::Reconnector) can keep alive.
+///
+/// `connect` is called once per attempt, never while another attempt or
+/// session is alive. The future it returns is dropped to cancel an attempt
+/// (on `stop()` or a connect timeout), so it must clean up on drop.
+///
+/// An event stream that ends without [`SourceEvent::Lost`] counts as a transport
+/// loss to retry later.
+///
+/// # Example
+///
+/// A source whose sessions tick media time forever:
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::stream::{self, Stream, StreamExt};
+/// use relive::{Classify, Retry, Session, SourceEvent, StreamSource};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("never fails")]
+/// struct Never;
+/// impl Classify for Never {
+///     fn retry(&self) -> Retry { Retry::Later }
+/// }
+///
+/// struct Clock;
+/// impl StreamSource for Clock {
+///     type Media = ();
+///     type Events = stream::BoxStream<'static, SourceEvent<Never>>;
+///     type Error = Never;
+///
+///     fn connect(&mut self, _attempt: u32)
+///         -> impl Future<Output = Result<Session<(), Self::Events>, Never>> + Send + 'static
+///     {
+///         async {
+///             let ticks = stream::iter(1u64..)
+///                 .map(|n| SourceEvent::Progress(Duration::from_millis(250 * n)))
+///                 .boxed();
+///             Ok(Session { media: (), events: ticks })
+///         }
+///     }
+/// }
+/// ```
+pub trait StreamSource: Send + 'static {
+    /// The media handle given to the application with each new session.
+    type Media: Send + 'static;
+    /// The session's event stream.
+    type Events: Stream<Item = SourceEvent<Self::Error>> + Send + Unpin + 'static;
+    /// Why a connect attempt or a session failed.
+    type Error: std::error::Error + Classify + Send + Sync + 'static;
+
+    /// Starts connect attempt number `attempt` (from 1 within an outage).
+    fn connect(
+        &mut self,
+        attempt: u32,
+    ) -> impl Future<Output = Result<Session<Self::Media, Self::Events>, Self::Error>> + Send + 'static;
+
+    /// A short name for logs (the `stream` field of the viewer's span). Never a secret.
+    fn describe(&self) -> String {
+        std::any::type_name::<Self>().to_owned()
+    }
+}
