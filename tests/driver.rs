@@ -1,0 +1,378 @@
+//! The tokio driver on virtual time, against the in-memory scripted source.
+#![cfg(feature = "testkit")]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use relive::testkit::{MemorySource, MemoryStream};
+use relive::{Event, GiveUpReason, Policy, Reason, Reconnector, Retry, StallCause, State, Viewer};
+use tokio::time::{Instant, sleep, timeout};
+
+const TICK: Duration = Duration::from_millis(250);
+/// Generous virtual-time bound for any wait; paused time makes it free.
+const PATIENCE: Duration = Duration::from_secs(3600);
+
+fn viewer(stream: &MemoryStream) -> Viewer<MemorySource> {
+    Reconnector::new(stream.source().tick(TICK), Policy::default())
+        .seed(1)
+        .spawn()
+}
+
+async fn wait_for(viewer: &Viewer<MemorySource>, what: &str, f: impl Fn(&State) -> bool) -> State {
+    let mut rx = viewer.watch_state();
+    match timeout(PATIENCE, rx.wait_for(|s| f(s))).await {
+        Ok(Ok(state)) => *state,
+        _ => panic!("never reached {what}; state is {}", viewer.state()),
+    }
+}
+
+async fn playing(viewer: &Viewer<MemorySource>) -> State {
+    wait_for(viewer, "playing", State::is_playing).await
+}
+
+/// Waits for the next transition into a state matching `f`: catches states
+/// too brief for the watch channel. Drain older events first with `collect_now`.
+async fn transition_to(
+    v: &mut Viewer<MemorySource>,
+    what: &str,
+    f: impl Fn(&State) -> bool,
+) -> (State, Reason) {
+    while let Ok(Some(event)) = timeout(PATIENCE, v.next()).await {
+        if let Event::State { to, reason, .. } = event
+            && f(&to)
+        {
+            return (to, reason);
+        }
+    }
+    panic!("never moved to {what}; state is {}", v.state());
+}
+
+fn is_stalled(s: &State) -> bool {
+    matches!(s, State::Stalled { .. })
+}
+
+#[tokio::test(start_paused = true)]
+async fn frozen_media_is_detected_within_stall_after_plus_one_tick() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let v = viewer(&stream);
+    playing(&v).await;
+    sleep(Duration::from_millis(3_100)).await;
+    stream.freeze();
+    let frozen_at = Instant::now();
+    let state = wait_for(&v, "stalled", is_stalled).await;
+    let latency = frozen_at.elapsed();
+    let bound = Policy::default().stall_after() + TICK;
+    assert!(
+        latency <= bound,
+        "detected after {latency:?}, bound {bound:?}"
+    );
+    assert!(matches!(
+        state,
+        State::Stalled {
+            cause: StallCause::NoProgress,
+            ..
+        }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_freeze_that_heals_within_the_grace_keeps_the_session() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let v = viewer(&stream);
+    playing(&v).await;
+    stream.freeze();
+    wait_for(&v, "stalled", is_stalled).await;
+    sleep(Duration::from_secs(1)).await;
+    stream.thaw();
+    playing(&v).await;
+    assert_eq!(stream.connects(), 1, "the same session must carry on");
+    assert_eq!(stream.sessions(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_freeze_beyond_the_grace_drops_the_session_and_reconnects() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let mut v = viewer(&stream);
+    playing(&v).await;
+    // Stable past `reset_after`: the first drop reconnects without backoff.
+    sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
+    stream.freeze();
+    wait_for(&v, "stalled", is_stalled).await;
+    collect_now(&mut v).await;
+    let (_, reason) = transition_to(&mut v, "connecting", |s| {
+        matches!(s, State::Connecting { .. })
+    })
+    .await;
+    assert_eq!(reason, Reason::GraceExpired(StallCause::NoProgress));
+    stream.thaw();
+    collect_now(&mut v).await;
+    playing(&v).await;
+    assert_eq!(stream.sessions(), 1, "the old session is dropped");
+    assert!(stream.connects() >= 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_the_publisher_ends_at_once_on_a_live_hint() {
+    let stream = MemoryStream::new();
+    let v = viewer(&stream);
+    let waiting = wait_for(&v, "waiting for publisher", |s| {
+        matches!(
+            s,
+            State::Backoff {
+                waiting_for_publisher: true,
+                ..
+            }
+        )
+    })
+    .await;
+    let State::Backoff { until, .. } = waiting else {
+        unreachable!()
+    };
+    stream.publish();
+    let hinted_at = Instant::now();
+    v.live_hint();
+    playing(&v).await;
+    assert!(
+        hinted_at.elapsed() < Duration::from_millis(1),
+        "resume must not wait"
+    );
+    assert!(tokio::time::Instant::from_std(until) > hinted_at || stream.connects() == 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_the_publisher_polls_with_backoff_without_a_hint() {
+    let stream = MemoryStream::new();
+    let v = viewer(&stream);
+    sleep(Duration::from_secs(60)).await;
+    let polls = stream.connects();
+    // 500 ms doubling to a 10 s cap with full jitter: more than a handful,
+    // far fewer than one per second.
+    assert!((4..60).contains(&polls), "{polls} attempts in a minute");
+    stream.publish();
+    playing(&v).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_during_connecting_abandons_the_attempt_and_never_reconnects() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    stream.set_connect_delay(Duration::from_secs(3600 * 24));
+    let v = viewer(&stream);
+    wait_for(&v, "connecting", |s| matches!(s, State::Connecting { .. })).await;
+    v.stop().await;
+    assert_eq!(v.state(), State::Idle);
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!(stream.connects(), 1);
+    assert_eq!(stream.sessions(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_during_playing_drops_the_session() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let v = viewer(&stream);
+    playing(&v).await;
+    v.stop().await;
+    assert_eq!(v.state(), State::Idle);
+    tokio::task::yield_now().await;
+    assert_eq!(stream.sessions(), 0);
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!(stream.connects(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_during_stalled_drops_the_session() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let v = viewer(&stream);
+    playing(&v).await;
+    stream.freeze();
+    wait_for(&v, "stalled", is_stalled).await;
+    v.stop().await;
+    assert_eq!(v.state(), State::Idle);
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!((stream.connects(), stream.sessions()), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_during_backoff_never_reconnects() {
+    let stream = MemoryStream::new();
+    let v = viewer(&stream);
+    wait_for(&v, "backoff", |s| matches!(s, State::Backoff { .. })).await;
+    let before = stream.connects();
+    v.stop().await;
+    stream.publish();
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!(stream.connects(), before);
+    assert_eq!(v.state(), State::Idle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_after_stop_watches_again() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let v = viewer(&stream);
+    playing(&v).await;
+    v.stop().await;
+    v.start();
+    playing(&v).await;
+    assert_eq!(stream.connects(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn player_reported_progress_drives_stall_detection() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let source = stream.source().with_progress(false);
+    let v = Reconnector::new(source, Policy::default()).seed(2).spawn();
+    playing(&v).await;
+    let mut media = Duration::ZERO;
+    for _ in 0..40 {
+        media += TICK;
+        v.report_progress(media);
+        sleep(TICK).await;
+    }
+    assert!(v.state().is_playing(), "steady progress is no stall");
+    let last = Instant::now();
+    let state = wait_for(&v, "stalled", is_stalled).await;
+    assert!(matches!(
+        state,
+        State::Stalled {
+            cause: StallCause::NoProgress,
+            ..
+        }
+    ));
+    assert!(last.elapsed() <= Policy::default().stall_after() + TICK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_user_pause_is_never_a_stall() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let source = stream.source().with_progress(false);
+    let v = Reconnector::new(source, Policy::default()).seed(3).spawn();
+    playing(&v).await;
+    v.report_progress(TICK);
+    v.pause();
+    sleep(Duration::from_secs(120)).await;
+    assert!(v.state().is_playing(), "{}", v.state());
+    v.resume();
+    wait_for(&v, "stalled after resume", is_stalled).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_network_blink_after_stable_play_reconnects_at_once() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let mut v = viewer(&stream);
+    playing(&v).await;
+    sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
+    collect_now(&mut v).await;
+    let blink = Instant::now();
+    stream.drop_sessions();
+    let (_, reason) = transition_to(&mut v, "connecting", |s| {
+        matches!(s, State::Connecting { attempt: 1, .. })
+    })
+    .await;
+    assert_eq!(reason, Reason::TransportLost(Retry::Later));
+    transition_to(&mut v, "playing", State::is_playing).await;
+    assert!(blink.elapsed() < Duration::from_millis(1));
+    assert_eq!(stream.connects(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fatal_error_gives_up_and_reports_it() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    stream.fail_next(1, Retry::Never);
+    let mut v = viewer(&stream);
+    let mut gave_up = None;
+    let mut errors = 0;
+    while let Ok(Some(event)) = timeout(PATIENCE, v.next()).await {
+        match event {
+            Event::Error(_) => errors += 1,
+            Event::GaveUp(reason) => {
+                gave_up = Some(reason);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(gave_up, Some(GiveUpReason::Fatal));
+    assert_eq!(errors, 1);
+    assert_eq!(v.state(), State::Idle);
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!(stream.connects(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_events_say_when_the_next_attempt_comes() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    stream.fail_next(3, Retry::Later);
+    let mut v = viewer(&stream);
+    let mut delays = Vec::new();
+    while let Ok(Some(event)) = timeout(PATIENCE, v.next()).await {
+        match event {
+            Event::State {
+                to: State::Backoff { .. },
+                retry_in,
+                reason,
+                ..
+            } => {
+                assert_eq!(reason, Reason::ConnectFailed(Retry::Later));
+                delays.push(retry_in.expect("a backoff has a delay"));
+            }
+            Event::Session(_) => break,
+            _ => {}
+        }
+    }
+    assert!(delays.len() <= 3, "{delays:?}");
+    assert!(delays.iter().all(|d| *d <= Policy::default().backoff_cap()));
+    assert_eq!(stream.connects(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_viewer_ends_its_session() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let v = viewer(&stream);
+    playing(&v).await;
+    drop(v);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stream.sessions() > 0 && Instant::now() < deadline {
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stream.sessions(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn viewer_counts_reach_the_application() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let mut v = viewer(&stream);
+    playing(&v).await;
+    stream.set_viewer_count(42);
+    let mut seen = None;
+    while let Ok(Some(event)) = timeout(PATIENCE, v.next()).await {
+        if let Event::ViewerCount(n) = event {
+            seen = Some(n);
+            break;
+        }
+    }
+    assert_eq!(seen, Some(42));
+}
+
+/// The events already queued, without waiting for more.
+async fn collect_now(
+    v: &mut Viewer<MemorySource>,
+) -> Vec<Event<relive::testkit::MemoryMedia, relive::testkit::MemoryError>> {
+    let mut out = Vec::new();
+    while let Ok(Some(e)) = timeout(Duration::ZERO, v.next()).await {
+        out.push(e);
+    }
+    out
+}
