@@ -119,3 +119,8 @@ pub use machine::{
 };
 pub use policy::{GiveUpRule, MAX_DURATION, Policy, PolicyBuilder, PolicyError};
 pub use source::{Classify, Retry, Session, SourceEvent, StreamSource};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(all(doctest, feature = "testkit"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -2,7 +2,8 @@
 //! tests, examples and benchmarks that need a [`StreamSource`] without a network.
 //!
 //! Sessions tick media time like a player would: every `tick` they report the
-//! current media time, which advances only while the stream is live and not frozen.
+//! current media time, which advances only while the stream is live, not
+//! frozen and offers at least one layer.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -342,7 +343,7 @@ impl Ticker {
             }
             tokio::select! {
                 _ = self.interval.tick(), if self.progress => {
-                    if self.seen.live && !self.seen.frozen {
+                    if self.seen.live && !self.seen.frozen && self.seen.layers > 0 {
                         self.media += self.tick;
                     }
                     return Some(SourceEvent::Progress(self.media));
