@@ -1,1 +1,106 @@
-//! wire types
+//! Millicast wire types: the JSON the Director and the signaling WebSocket speak.
+//!
+//! Pure `serde` types and parsers shared by the client adapter and the testkit server, so that both
+//! sides agree on one definition of each shape (see `MILLICAST.md` §1–§3). Nothing here does I/O,
+//! and no parser panics, whatever the input.
+//!
+//! - [`parse_director_response`] classifies a Director answer (status + body) into a
+//!   [`DirectorSuccess`] or a [`DirectorFailure`].
+//! - [`parse_server_message`] reads one signaling text frame into a [`ServerMessage`]; events
+//!   become an [`Event`], leniently.
+//! - [`Command`] and [`ViewCommand`] are what a viewer sends.
+
+mod base64url;
+mod director;
+mod events;
+mod signaling;
+
+pub use director::{
+    DirectorFailure, DirectorSuccess, IceServer, SubscribeRequest, jwt_stream_name,
+    parse_director_response,
+};
+pub use events::{Event, LayerEncoding, Layers, MediaLayers, SpatialTemporalLayer, Track};
+pub use signaling::{
+    Command, DEFAULT_EVENTS, LayerSelection, PlayoutDelay, ServerMessage, ViewCommand,
+    ViewResponse, parse_command, parse_server_message,
+};
+
+/// `base64url` (RFC 4648 §5, no padding) encoding, as used in JWT segments.
+///
+/// Public for the testkit server, which mints JWT-shaped tokens; most users never need it.
+pub fn base64url_encode(bytes: &[u8]) -> String {
+    base64url::encode(bytes)
+}
+
+/// An error reading or writing a signaling frame.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The frame is not valid JSON, or a known message has fields of the wrong type.
+    #[error("malformed signaling frame: {0}")]
+    Malformed(#[source] serde_json::Error),
+    /// The frame is a JSON object whose `type` is missing or not one we know.
+    #[error("unknown signaling message type {0:?}")]
+    UnknownType(String),
+    /// A message of a known type lacks a field it cannot do without (such as `transId`).
+    #[error("signaling message lacks field `{0}`")]
+    MissingField(&'static str),
+}
+
+/// A string that must never reach a log: a JWT, a subscribe token, a TURN credential, or a URL
+/// carrying one of those.
+///
+/// `Debug` and `Display` print `***`; [`Secret::expose`] gives the value to the code that sends it.
+/// It serializes as the plain string (serialization is transport, not logging).
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[cfg(test)]
+mod director_tests;
+#[cfg(test)]
+mod signaling_tests;
+
+#[cfg(test)]
+mod secret_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn secret_never_prints_its_value() {
+        let secret = Secret::new("eyJhbGciOi.top.secret");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(secret.to_string(), "***");
+        assert_eq!(secret.expose(), "eyJhbGciOi.top.secret");
+    }
+
+    #[test]
+    fn secret_serializes_as_plain_string() {
+        let json = serde_json::to_string(&Secret::new("abc")).unwrap();
+        assert_eq!(json, "\"abc\"");
+    }
+}
