@@ -3,7 +3,14 @@
 //!
 //! - [`MemoryStream`]: an in-memory live stream with a script (publish, freeze,
 //!   drop sessions, fail attempts) and its [`MemorySource`].
+//! - [`proxy::FaultProxy`]: a TCP proxy that cuts, black-holes, delays and
+//!   corrupts traffic, for chaos tests.
+//! - `millicast` (with feature `millicast`): a Millicast-protocol Director and
+//!   signaling server.
 
 mod memory;
+#[cfg(feature = "millicast")]
+pub mod millicast;
+pub mod proxy;
 
 pub use memory::{MemoryError, MemoryMedia, MemorySource, MemoryStream};
