@@ -390,7 +390,7 @@ impl<S: StreamSource> Driver<S> {
         }
     }
 
-    fn on_session_event(&mut self, event: Option<SourceEvent<S::Error>>) {
+    fn on_session_event(&mut self, event: Option<SourceEvent<S::Media, S::Error>>) {
         let input = match event {
             Some(SourceEvent::Progress(t)) => Input::Progress(t),
             Some(SourceEvent::Layers { active }) => Input::Layers { active },
@@ -399,6 +399,10 @@ impl<S: StreamSource> Driver<S> {
             Some(SourceEvent::Stopped) => Input::Stopped,
             Some(SourceEvent::LiveHint) => Input::LiveHint,
             Some(SourceEvent::ViewerCount(n)) => return self.emit(Event::ViewerCount(n)),
+            Some(SourceEvent::Migrated(media)) => {
+                tracing::info!("session migrated to a new transport");
+                return self.emit(Event::Session(media));
+            }
             Some(SourceEvent::Lost(error)) => {
                 let retry = error.retry();
                 tracing::warn!(error = %error, retry = %retry, "session lost");

@@ -39,6 +39,7 @@ pub struct Policy {
     pub(crate) hint_spread: Duration,
     pub(crate) give_up: GiveUpRule,
     pub(crate) wait_for_publisher: Option<Duration>,
+    pub(crate) progress_watchdog: bool,
 }
 
 /// When a viewer stops trying: after some consecutive attempts, after some
@@ -74,6 +75,7 @@ impl Default for Policy {
     /// | `hint_spread` | 0 | a live hint resumes at once; raise it to spread a huge audience |
     /// | give up | never | a viewer waits for its stream |
     /// | `wait_for_publisher` | forever | an app opened before the broadcast starts must still show it |
+    /// | `progress_watchdog` | on | media time is the one stall signal that does not lie |
     fn default() -> Self {
         Policy {
             stall_after: Duration::from_secs(2),
@@ -88,6 +90,7 @@ impl Default for Policy {
             hint_spread: Duration::ZERO,
             give_up: GiveUpRule::NEVER,
             wait_for_publisher: None,
+            progress_watchdog: true,
         }
     }
 }
@@ -158,6 +161,11 @@ impl Policy {
     /// How long to wait for a publisher that is not live yet; `None` waits forever.
     pub fn wait_for_publisher(&self) -> Option<Duration> {
         self.wait_for_publisher
+    }
+
+    /// Whether media time standing still counts as a stall.
+    pub fn progress_watchdog(&self) -> bool {
+        self.progress_watchdog
     }
 }
 
@@ -240,6 +248,16 @@ impl PolicyBuilder {
     /// Wait at most `d` for a publisher that is not live yet; `None` waits forever.
     pub fn wait_for_publisher(mut self, d: Option<Duration>) -> Self {
         self.policy.wait_for_publisher = d;
+        self
+    }
+
+    /// Whether media time standing still (or never starting) counts as a stall
+    /// (default: yes). Turn it off only for a source that reports no progress
+    /// and an application that does not call `report_progress`, such as a
+    /// signaling-only Millicast viewer whose media is played elsewhere: layer
+    /// and publisher events and transport loss still count.
+    pub fn progress_watchdog(mut self, on: bool) -> Self {
+        self.policy.progress_watchdog = on;
         self
     }
 

@@ -66,10 +66,10 @@ pub struct Session<M, E> {
     pub events: E,
 }
 
-/// Something a session saw.
+/// Something a session saw. `M` is the source's media handle, `E` its error.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum SourceEvent<E> {
+pub enum SourceEvent<M, E> {
     /// The media time of the session advanced to (or stands at) this value.
     Progress(Duration),
     /// The layers the server offers now; zero active layers means the feed is gone.
@@ -87,6 +87,11 @@ pub enum SourceEvent<E> {
     LiveHint,
     /// How many viewers the stream has; passed to the application.
     ViewerCount(u64),
+    /// The session moved to a new transport without a gap (make-before-break,
+    /// e.g. a Millicast `migrate`): here is the new media handle, which the
+    /// application gets as a new [`Event::Session`](crate::Event::Session).
+    /// The previous handle stops once the new one carries media.
+    Migrated(M),
     /// The session's transport closed or failed; the session is over.
     Lost(E),
 }
@@ -119,7 +124,7 @@ pub enum SourceEvent<E> {
 /// struct Clock;
 /// impl StreamSource for Clock {
 ///     type Media = ();
-///     type Events = stream::BoxStream<'static, SourceEvent<Never>>;
+///     type Events = stream::BoxStream<'static, SourceEvent<(), Never>>;
 ///     type Error = Never;
 ///
 ///     fn connect(&mut self, _attempt: u32)
@@ -138,7 +143,7 @@ pub trait StreamSource: Send + 'static {
     /// The media handle given to the application with each new session.
     type Media: Send + 'static;
     /// The session's event stream.
-    type Events: Stream<Item = SourceEvent<Self::Error>> + Send + Unpin + 'static;
+    type Events: Stream<Item = SourceEvent<Self::Media, Self::Error>> + Send + Unpin + 'static;
     /// Why a connect attempt or a session failed.
     type Error: std::error::Error + Classify + Send + Sync + 'static;
 

@@ -261,7 +261,7 @@ impl Machine {
             )),
             Phase::Backoff { until, .. } => Some((until, Timer::Backoff)),
             Phase::Playing { since } => {
-                let stall = (!self.flags.paused).then(|| {
+                let stall = (p.progress_watchdog && !self.flags.paused).then(|| {
                     let window = if self.flags.seen_media {
                         p.stall_after
                     } else {

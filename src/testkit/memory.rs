@@ -232,7 +232,7 @@ pub struct MemoryMedia {
 
 impl StreamSource for MemorySource {
     type Media = MemoryMedia;
-    type Events = BoxStream<'static, SourceEvent<MemoryError>>;
+    type Events = BoxStream<'static, SourceEvent<MemoryMedia, MemoryError>>;
     type Error = MemoryError;
 
     fn connect(
@@ -294,7 +294,7 @@ struct Ticker {
     media: Duration,
     tick: Duration,
     progress: bool,
-    pending: VecDeque<SourceEvent<MemoryError>>,
+    pending: VecDeque<SourceEvent<MemoryMedia, MemoryError>>,
     lost: bool,
     _alive: Alive,
 }
@@ -304,7 +304,7 @@ fn session_events(
     mut script: watch::Receiver<Script>,
     tick: Duration,
     progress: bool,
-) -> BoxStream<'static, SourceEvent<MemoryError>> {
+) -> BoxStream<'static, SourceEvent<MemoryMedia, MemoryError>> {
     let seen = *script.borrow_and_update();
     let start = tokio::time::Instant::now() + tick;
     let mut interval = tokio::time::interval_at(start, tick);
@@ -333,7 +333,7 @@ fn session_events(
 }
 
 impl Ticker {
-    async fn next_event(&mut self) -> Option<SourceEvent<MemoryError>> {
+    async fn next_event(&mut self) -> Option<SourceEvent<MemoryMedia, MemoryError>> {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Some(event);
