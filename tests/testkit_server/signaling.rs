@@ -248,3 +248,16 @@ async fn dropping_the_last_handle_stops_the_server() {
     drop(clone);
     assert_eq!(closed(&mut socket).await, Some(CloseCode::Away));
 }
+
+#[tokio::test]
+async fn kill_ends_a_socket_even_while_the_client_reads_nothing() {
+    let server = MillicastServer::start().await.unwrap();
+    let socket = viewing(&server, "cam").await;
+    // More than loopback buffers hold: the server's write blocks while the client never reads.
+    server.send_oversized("cam", 32 << 20);
+    // On this current-thread runtime, one yield lets the viewer task start that write.
+    tokio::task::yield_now().await;
+    server.kill_all_sockets();
+    server.wait_viewers("cam", 0, PATIENCE).await.unwrap();
+    drop(socket);
+}

@@ -11,7 +11,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::frames;
 use super::state::{Control, Shared, VIEWER_QUEUE};
@@ -71,50 +71,51 @@ enum End {
     Drop,
 }
 
+/// What ends a viewer socket from the server side: shutdown, or a drop/kill from the test.
+struct Stop {
+    control: oneshot::Receiver<Control>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Stop {
+    /// Resolves when the socket must end, and how. Cancel-safe.
+    async fn wait(&mut self) -> End {
+        tokio::select! {
+            biased;
+            _ = stopped(&mut self.shutdown) => End::Close,
+            control = &mut self.control => match control {
+                Ok(Control::Close) => End::Close,
+                Ok(Control::Kill) | Err(_) => End::Drop,
+            },
+        }
+    }
+}
+
 /// One viewer socket, from upgrade to close.
 async fn run_viewer(shared: Arc<Shared>, stream: String, mut socket: WebSocket) {
     let (frames_tx, mut frames) = mpsc::channel(VIEWER_QUEUE);
-    let (control_tx, mut control) = oneshot::channel();
+    let (control_tx, control) = oneshot::channel();
     let registration = shared.register_viewer(&stream, frames_tx, control_tx);
     let viewer = Viewer {
         shared: &shared,
         stream: &stream,
         id: registration.id,
     };
-    let mut ignore_pings = shared.ignore_pings.subscribe();
-    let mut shutdown = shared.shutdown.subscribe();
-    tracing::debug!(viewer = viewer.id, %stream, "viewer socket open");
-    let end = loop {
-        // Reading is what answers pings (the pong is queued by the read), so ignoring pings
-        // means not reading at all.
-        let reading = !*ignore_pings.borrow_and_update();
-        tokio::select! {
-            biased;
-            _ = stopped(&mut shutdown) => break End::Close,
-            control = &mut control => match control {
-                Ok(Control::Close) => break End::Close,
-                Ok(Control::Kill) | Err(_) => break End::Drop,
-            },
-            changed = ignore_pings.changed() => if changed.is_err() { break End::Drop },
-            frame = frames.recv() => match frame {
-                Some(frame) => if socket.send(Message::text(frame)).await.is_err() { break End::Drop },
-                None => break End::Drop,
-            },
-            message = socket.recv(), if reading => match message {
-                Some(Ok(message)) => if viewer.handle(&mut socket, message).await.is_err() { break End::Drop },
-                Some(Err(_)) | None => break End::Drop,
-            },
-        }
+    let mut stop = Stop {
+        control,
+        shutdown: shared.shutdown.subscribe(),
     };
-    if let End::Close = end {
-        close(&mut socket).await;
+    tracing::debug!(viewer = viewer.id, %stream, "viewer socket open");
+    if let End::Close = viewer.serve(&mut socket, &mut frames, &mut stop).await {
+        // Bounded: a client that reads nothing must not keep the task alive.
+        let _ = tokio::time::timeout(CLOSE_GRACE, close(&mut socket)).await;
     }
     tracing::debug!(viewer = viewer.id, %stream, "viewer socket closed");
     drop(registration);
 }
 
-/// Sends a close frame and waits briefly for the client's, so that the close frame is not lost to
-/// a reset.
+/// Sends a close frame and waits for the client's, so that the close frame is not lost to a
+/// reset.
 async fn close(socket: &mut WebSocket) {
     let frame = CloseFrame {
         code: close_code::AWAY,
@@ -123,14 +124,11 @@ async fn close(socket: &mut WebSocket) {
     if socket.send(Message::Close(Some(frame))).await.is_err() {
         return;
     }
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(message)) = socket.recv().await {
-            if let Message::Close(_) = message {
-                break;
-            }
+    while let Some(Ok(message)) = socket.recv().await {
+        if let Message::Close(_) = message {
+            break;
         }
-    })
-    .await;
+    }
 }
 
 /// What a viewer task knows about itself.
@@ -141,6 +139,41 @@ struct Viewer<'a> {
 }
 
 impl Viewer<'_> {
+    /// Writes queued frames and answers commands until the socket must end. Every wait, writes
+    /// included, yields to `stop`: a client that reads nothing cannot keep the socket open.
+    async fn serve(
+        &self,
+        socket: &mut WebSocket,
+        frames: &mut mpsc::Receiver<String>,
+        stop: &mut Stop,
+    ) -> End {
+        let mut ignore_pings = self.shared.ignore_pings.subscribe();
+        loop {
+            // Reading is what answers pings (the pong is queued by the read), so ignoring pings
+            // means not reading at all.
+            let reading = !*ignore_pings.borrow_and_update();
+            tokio::select! {
+                biased;
+                end = stop.wait() => return end,
+                changed = ignore_pings.changed() => if changed.is_err() { return End::Drop },
+                frame = frames.recv() => {
+                    let Some(frame) = frame else { return End::Drop };
+                    tokio::select! {
+                        sent = socket.send(Message::text(frame)) => if sent.is_err() { return End::Drop },
+                        end = stop.wait() => return end,
+                    }
+                }
+                message = socket.recv(), if reading => {
+                    let Some(Ok(message)) = message else { return End::Drop };
+                    tokio::select! {
+                        handled = self.handle(socket, message) => if handled.is_err() { return End::Drop },
+                        end = stop.wait() => return end,
+                    }
+                }
+            }
+        }
+    }
+
     /// Answers one client message; an error means the socket is gone.
     async fn handle(&self, socket: &mut WebSocket, message: Message) -> Result<(), axum::Error> {
         let text = match message {
