@@ -270,3 +270,60 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(secure_token: Option<&str>) -> Shared {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        Shared::new("acct".into(), addr, secure_token.map(str::to_owned))
+    }
+
+    #[test]
+    fn a_counted_fault_plays_exactly_its_count() {
+        let shared = shared(None);
+        shared.set_fault(Some((DirectorFault::Html, Some(2))));
+        assert_eq!(shared.take_fault(), Some(DirectorFault::Html));
+        assert_eq!(shared.take_fault(), Some(DirectorFault::Html));
+        assert_eq!(shared.take_fault(), None);
+        shared.set_fault(Some((DirectorFault::Empty, Some(0))));
+        assert_eq!(shared.take_fault(), None);
+        shared.set_fault(Some((DirectorFault::Hang, None)));
+        assert_eq!(shared.take_fault(), Some(DirectorFault::Hang));
+        assert_eq!(shared.take_fault(), Some(DirectorFault::Hang));
+    }
+
+    #[test]
+    fn bearer_must_match_exactly_when_secured() {
+        assert!(shared(None).is_authorized(None));
+        let secured = shared(Some("t"));
+        assert!(secured.is_authorized(Some("Bearer t")));
+        for header in [
+            None,
+            Some("t"),
+            Some("Bearer tt"),
+            Some("bearer t"),
+            Some("Bearer "),
+        ] {
+            assert!(!secured.is_authorized(header), "{header:?}");
+        }
+    }
+
+    #[test]
+    fn a_view_is_accepted_only_on_a_live_stream_without_rejection() {
+        let shared = shared(None);
+        let (frames, _frames_rx) = mpsc::channel(1);
+        let (control, _control_rx) = oneshot::channel();
+        let registration = shared.register_viewer("cam", frames, control);
+        assert!(!shared.try_view(registration.id));
+        shared.set_live("cam", true);
+        shared.set_reject_view(true);
+        assert!(!shared.try_view(registration.id));
+        shared.set_reject_view(false);
+        assert!(shared.try_view(registration.id));
+        assert_eq!(shared.viewers("cam"), 1);
+        drop(registration);
+        assert_eq!(shared.viewers("cam"), 0);
+    }
+}
