@@ -1,0 +1,329 @@
+//! A real Millicast-protocol server on 127.0.0.1, in process: the Director and the signaling
+//! WebSocket on one port, driven by the test through a [`MillicastServer`] handle.
+//!
+//! It follows `MILLICAST.md` to the letter (shapes from [`crate::millicast::wire`]), so a client
+//! that works against it speaks the real protocol; and it misbehaves on command (Director faults,
+//! rejected views, ignored pings, dropped sockets, garbage frames) so that tests can prove the
+//! client survives. No media yet: the SDP answer is a fixed text.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use relive::testkit::millicast::MillicastServer;
+//!
+//! let server = MillicastServer::builder().account("acct").start().await?;
+//! server.publish("cam");
+//! // point the client at server.director_url(), account "acct", stream "cam" ...
+//! server.wait_viewers("cam", 1, Duration::from_secs(5)).await.expect("viewer joined");
+//! server.unpublish("cam"); // viewers get `inactive`; the Director answers "not being published"
+//! # Ok(()) }
+//! ```
+
+mod director;
+mod frames;
+mod signaling;
+mod state;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::error::Elapsed;
+
+use crate::millicast::wire::Event;
+use state::{Audience, Control, Shared};
+
+/// How the Director misbehaves, for [`MillicastServer::set_director_fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DirectorFault {
+    /// 400 `{"status":"fail","data":{"message":"stream not being published"}}`, live or not.
+    NotPublished,
+    /// 401 `{"status":"fail","data":{"message":"Unauthorized: Invalid token"}}`, whatever the token.
+    Unauthorized,
+    /// 500 `{"status":"error","message":"Internal server error","code":500}`.
+    ServerError,
+    /// 502 with a proxy's HTML error page.
+    Html,
+    /// 503 with an empty body.
+    Empty,
+    /// No answer until the fault is changed or cleared (then a normal answer) or the server
+    /// shuts down: for client timeouts.
+    Hang,
+}
+
+/// Configures a [`MillicastServer`] before it starts.
+#[derive(Clone)]
+pub struct MillicastServerBuilder {
+    account: String,
+    secure_token: Option<String>,
+}
+
+impl std::fmt::Debug for MillicastServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MillicastServerBuilder")
+            .field("account", &self.account)
+            .field("secured", &self.secure_token.is_some())
+            .finish()
+    }
+}
+
+impl MillicastServerBuilder {
+    /// The stream account id (default `"testkit"`); the Director answers `stream not found` for
+    /// any other.
+    pub fn account(mut self, account: impl Into<String>) -> Self {
+        self.account = account.into();
+        self
+    }
+
+    /// Makes every stream secured: the Director then requires `Authorization: Bearer <token>`.
+    pub fn secure_token(mut self, token: impl Into<String>) -> Self {
+        self.secure_token = Some(token.into());
+        self
+    }
+
+    /// Binds 127.0.0.1 on a free port and starts serving. Must be called within a tokio runtime.
+    pub async fn start(self) -> io::Result<MillicastServer> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(self.account, addr, self.secure_token));
+        let router = Router::new()
+            .route("/api/director/subscribe", post(director::subscribe))
+            .route("/ws/v2/sub/{n}", get(signaling::connect))
+            .with_state(Arc::clone(&shared));
+        let mut shutdown = shared.shutdown.subscribe();
+        let serve = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stopped(&mut shutdown).await });
+        tokio::spawn(async move {
+            if let Err(error) = serve.await {
+                tracing::warn!(%error, "millicast testkit server failed");
+            }
+        });
+        tracing::debug!(%addr, "millicast testkit server started");
+        Ok(MillicastServer {
+            _stopper: Arc::new(Stopper(Arc::clone(&shared))),
+            shared,
+        })
+    }
+}
+
+/// A running in-process Millicast server and the handle that drives it.
+///
+/// Cheap to clone; every clone controls the same server, which stops on
+/// [`MillicastServer::shutdown`] or when the last clone is dropped. Control methods are
+/// synchronous and take effect at once; frames to viewers go through per-viewer queues of 256
+/// (a viewer whose queue is full misses the frame, with a warning).
+///
+/// Events (`publish`, `unpublish`, `stop`, `send_layers`, `send_viewercount`, `migrate`) go to the
+/// sockets of the stream whose `view` was accepted; `send_raw` and `send_oversized` to every open
+/// socket of the stream.
+#[derive(Clone)]
+pub struct MillicastServer {
+    shared: Arc<Shared>,
+    _stopper: Arc<Stopper>,
+}
+
+impl std::fmt::Debug for MillicastServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MillicastServer")
+            .field("addr", &self.shared.addr)
+            .field("account", &self.shared.account)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops the server when the last handle goes.
+struct Stopper(Arc<Shared>);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        self.0.shutdown.send_replace(true);
+    }
+}
+
+/// Resolves once shutdown is signalled.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|&stop| stop).await;
+}
+
+impl MillicastServer {
+    /// A builder, to choose the account or secure the streams.
+    pub fn builder() -> MillicastServerBuilder {
+        MillicastServerBuilder {
+            account: "testkit".to_owned(),
+            secure_token: None,
+        }
+    }
+
+    /// Starts a server with account `"testkit"` and unsecured streams.
+    pub async fn start() -> io::Result<Self> {
+        Self::builder().start().await
+    }
+
+    /// The Director base URL, such as `http://127.0.0.1:40123` (the client appends
+    /// `/api/director/subscribe`).
+    pub fn director_url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// The address the server listens on, for a [`FaultProxy`](crate::testkit::proxy::FaultProxy).
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// The stream account id.
+    pub fn account_id(&self) -> &str {
+        &self.shared.account
+    }
+
+    /// Makes `name` live: the Director gives sessions for it, `view` succeeds, and its viewers get
+    /// `active` and `layers` (one active layer).
+    pub fn publish(&self, name: &str) {
+        self.shared.set_live(name, true);
+        self.event(name, &frames::active(&self.shared.account, name));
+        self.event(name, &frames::layers(1));
+    }
+
+    /// The publisher leaves: viewers get `inactive`; the Director and `view` answer "not
+    /// published" until the next [`publish`](Self::publish).
+    pub fn unpublish(&self, name: &str) {
+        self.shared.set_live(name, false);
+        self.event(name, &frames::inactive(&self.shared.account, name));
+    }
+
+    /// The stream is gone for good: viewers get `stopped`; it is no longer live.
+    pub fn stop(&self, name: &str) {
+        self.shared.set_live(name, false);
+        self.event(name, &frames::event(Event::Stopped));
+    }
+
+    /// Whether `name` is live.
+    pub fn is_live(&self, name: &str) -> bool {
+        self.shared.is_live(name)
+    }
+
+    /// Sends `layers` with `active` active video encodings (0 = the classic "feed gone").
+    pub fn send_layers(&self, name: &str, active: usize) {
+        self.event(name, &frames::layers(active));
+    }
+
+    /// Sends `viewercount` with `count`.
+    pub fn send_viewercount(&self, name: &str, count: u64) {
+        self.event(name, &frames::event(Event::ViewerCount(count)));
+    }
+
+    /// Sends `migrate`: the server asks its viewers to move to a new session.
+    pub fn migrate(&self, name: &str) {
+        self.event(name, &frames::event(Event::Migrate));
+    }
+
+    /// Sends `text` as it is, as one text frame, to every open socket of `name`: for garbage and
+    /// odd-shape tests.
+    pub fn send_raw(&self, name: &str, text: &str) {
+        self.shared.broadcast(name, Audience::AllSockets, text);
+    }
+
+    /// Sends one valid event frame (an unknown `padding` event) of `bytes` bytes to every open
+    /// socket of `name`: for the client's message size limit.
+    pub fn send_oversized(&self, name: &str, bytes: usize) {
+        self.shared
+            .broadcast(name, Audience::AllSockets, &frames::oversized(bytes));
+    }
+
+    fn event(&self, name: &str, frame: &str) {
+        self.shared.broadcast(name, Audience::Viewing, frame);
+    }
+
+    /// Makes every Director request play `fault` until changed; `None` heals it. Any change
+    /// releases the requests hanging on [`DirectorFault::Hang`].
+    pub fn set_director_fault(&self, fault: Option<DirectorFault>) {
+        self.shared.set_fault(fault.map(|fault| (fault, None)));
+    }
+
+    /// Makes only the next `requests` Director requests play `fault`.
+    pub fn set_director_fault_for(&self, fault: DirectorFault, requests: u32) {
+        self.shared.set_fault(Some((fault, Some(requests))));
+    }
+
+    /// Changes the subscribe token the Director requires (`None`: unsecured), as when a token
+    /// expires and the app must refresh it.
+    pub fn set_secure_token(&self, token: Option<&str>) {
+        self.shared.set_secure_token(token.map(str::to_owned));
+    }
+
+    /// While on, every `view` is answered `Feed not found`, live or not.
+    pub fn reject_view(&self, on: bool) {
+        self.shared.set_reject_view(on);
+    }
+
+    /// While on, viewer sockets are not read at all — the only way to leave a ping unanswered,
+    /// since the WebSocket layer queues the pong as it reads the ping. So commands go unanswered
+    /// too, while events are still sent: a half-dead server.
+    pub fn ignore_pings(&self, on: bool) {
+        self.shared.ignore_pings.send_replace(on);
+    }
+
+    /// Closes every open viewer socket with a close frame (1001, going away).
+    pub fn drop_all_sockets(&self) {
+        self.shared.control_all(Control::Close);
+    }
+
+    /// Drops every open viewer socket without a close frame, like a crashed server.
+    pub fn kill_all_sockets(&self) {
+        self.shared.control_all(Control::Kill);
+    }
+
+    /// Director requests received so far, faulted or not.
+    pub fn director_requests(&self) -> u64 {
+        self.shared.director_requests()
+    }
+
+    /// `view` commands received so far, accepted or not.
+    pub fn view_requests(&self) -> u64 {
+        self.shared.view_requests()
+    }
+
+    /// Open viewer sockets of `name`.
+    pub fn viewers(&self, name: &str) -> usize {
+        self.shared.viewers(name)
+    }
+
+    /// Waits until exactly `n` sockets of `name` are open, at most `timeout`.
+    pub async fn wait_viewers(
+        &self,
+        name: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<(), Elapsed> {
+        self.wait_until(timeout, || self.viewers(name) == n).await
+    }
+
+    /// Waits until at least `n` Director requests were received, at most `timeout`.
+    pub async fn wait_director_requests(&self, n: u64, timeout: Duration) -> Result<(), Elapsed> {
+        self.wait_until(timeout, || self.director_requests() >= n)
+            .await
+    }
+
+    async fn wait_until(&self, timeout: Duration, done: impl Fn() -> bool) -> Result<(), Elapsed> {
+        let mut changes = self.shared.changes.subscribe();
+        tokio::time::timeout(timeout, async move {
+            while !done() {
+                if changes.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Stops the server: no new connections, viewer sockets closed with a close frame, hanging
+    /// Director requests answered. Dropping the last handle does the same.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+}
