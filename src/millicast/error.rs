@@ -122,9 +122,18 @@ mod tests {
             (MillicastError::from(not_published), Retry::WaitForPublisher),
             (MillicastError::from(unauthorized), Retry::Never),
             (MillicastError::from(server), Retry::Later),
-            (MillicastError::ViewRejected("Feed not found".into()), Retry::WaitForPublisher),
-            (MillicastError::ViewRejected("internal".into()), Retry::Later),
-            (MillicastError::PongTimeout(Duration::from_secs(5)), Retry::Later),
+            (
+                MillicastError::ViewRejected("Feed not found".into()),
+                Retry::WaitForPublisher,
+            ),
+            (
+                MillicastError::ViewRejected("internal".into()),
+                Retry::Later,
+            ),
+            (
+                MillicastError::PongTimeout(Duration::from_secs(5)),
+                Retry::Later,
+            ),
             (MillicastError::TokenRefused, Retry::Never),
             (
                 MillicastError::Closed {

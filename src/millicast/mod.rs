@@ -31,8 +31,8 @@ pub mod wire;
 
 pub use error::MillicastError;
 pub use offer::{
-    FixedOffer, MediaError, MediaEvent, MediaSession, OfferProvider, PendingOffer,
-    RECVONLY_OFFER, SignalingMedia, SignalingOnly,
+    FixedOffer, MediaError, MediaEvent, MediaSession, OfferProvider, PendingOffer, RECVONLY_OFFER,
+    SignalingMedia, SignalingOnly,
 };
 pub use session::MillicastEvents;
 pub use source::{DEFAULT_DIRECTOR, MillicastSource};

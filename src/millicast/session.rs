@@ -11,11 +11,11 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::millicast::MillicastMedia;
 use crate::millicast::error::MillicastError;
 use crate::millicast::offer::MediaEvent;
 use crate::millicast::signaling::{self, Keepalive, Limits, Ws};
 use crate::millicast::wire::{Event, ServerMessage};
-use crate::millicast::MillicastMedia;
 use crate::source::SourceEvent;
 
 /// What a session hands the driver.
@@ -31,8 +31,9 @@ pub(crate) struct Established<M> {
 }
 
 /// Makes a new connection, for `migrate`.
-pub(crate) type Reconnect<M> =
-    std::sync::Arc<dyn Fn() -> BoxFuture<'static, Result<Established<M>, MillicastError>> + Send + Sync>;
+pub(crate) type Reconnect<M> = std::sync::Arc<
+    dyn Fn() -> BoxFuture<'static, Result<Established<M>, MillicastError>> + Send + Sync,
+>;
 
 /// The events of one Millicast session. Dropping it ends the session's task,
 /// which closes the socket and the media path.
@@ -177,8 +178,12 @@ fn map_event<M>(
     match event {
         // A secondary source of a multi-source stream coming and going is no
         // news for the main picture.
-        Event::Active { source_id: None, .. } => Some(SourceEvent::Active),
-        Event::Inactive { source_id: None, .. } => Some(SourceEvent::Inactive),
+        Event::Active {
+            source_id: None, ..
+        } => Some(SourceEvent::Active),
+        Event::Inactive {
+            source_id: None, ..
+        } => Some(SourceEvent::Inactive),
         Event::Stopped => Some(SourceEvent::Stopped),
         Event::Layers(layers) => Some(SourceEvent::Layers {
             active: layers.active_count(),

@@ -77,7 +77,10 @@ pub(crate) async fn view(
                 Some(ServerMessage::Response { trans_id: t, data }) if t == trans_id => {
                     return Ok(ViewResponse::from_data(&data)?);
                 }
-                Some(ServerMessage::Error { trans_id: t, message }) if t == trans_id => {
+                Some(ServerMessage::Error {
+                    trans_id: t,
+                    message,
+                }) if t == trans_id => {
                     return Err(MillicastError::ViewRejected(message));
                 }
                 Some(ServerMessage::Event(event)) => early.push(event),
@@ -102,7 +105,9 @@ pub(crate) fn read(message: Message) -> Result<Option<ServerMessage>, MillicastE
                 Ok(None)
             }
         },
-        Message::Close(frame) => Err(closed(frame.map(|f| (u16::from(f.code), f.reason.to_string())))),
+        Message::Close(frame) => Err(closed(
+            frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+        )),
         Message::Binary(bytes) => {
             tracing::debug!(len = bytes.len(), "ignored a binary signaling frame");
             Ok(None)
@@ -170,7 +175,12 @@ impl Keepalive {
         let now = Instant::now();
         self.next_ping = now + self.limits.keepalive;
         self.pong_due.get_or_insert(now + self.limits.pong_timeout);
-        match timeout(self.limits.pong_timeout, ws.send(Message::Ping(Default::default()))).await {
+        match timeout(
+            self.limits.pong_timeout,
+            ws.send(Message::Ping(Default::default())),
+        )
+        .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(lost(&e, &self.limits)),
             Err(_) => Err(MillicastError::PongTimeout(self.limits.pong_timeout)),

@@ -185,7 +185,12 @@ where
     P: OfferProvider,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let has_token = self.shared.token.lock().map(|t| t.is_some()).unwrap_or(false);
+        let has_token = self
+            .shared
+            .token
+            .lock()
+            .map(|t| t.is_some())
+            .unwrap_or(false);
         f.debug_struct("MillicastSource")
             .field("account", &self.shared.account)
             .field("stream", &self.shared.stream)
@@ -212,9 +217,8 @@ impl<P: OfferProvider> StreamSource for MillicastSource<P> {
             let http = http?;
             tracing::debug!(attempt, "director subscribe");
             let established = establish(shared.clone(), http.clone()).await?;
-            let reconnect: Reconnect<P::Media> = Arc::new(move || {
-                establish(shared.clone(), http.clone()).boxed()
-            });
+            let reconnect: Reconnect<P::Media> =
+                Arc::new(move || establish(shared.clone(), http.clone()).boxed());
             let (media, events) = session::spawn(established, limits, reconnect);
             Ok(Session { media, events })
         }
@@ -234,8 +238,7 @@ async fn establish<P: OfferProvider>(
     let url = director
         .signaling_url()
         .ok_or_else(|| MillicastError::Connect("no signaling URL".to_owned()))?;
-    let stream_id =
-        jwt_stream_name(director.jwt.expose()).unwrap_or_else(|| shared.stream.clone());
+    let stream_id = jwt_stream_name(director.jwt.expose()).unwrap_or_else(|| shared.stream.clone());
     let offer = shared
         .provider
         .create_offer(&director.ice_servers)
@@ -265,7 +268,10 @@ async fn establish<P: OfferProvider>(
 }
 
 /// The Director call, with one retry on a refreshed token after a 401/403.
-async fn subscribe<P>(shared: &Shared<P>, http: &reqwest::Client) -> Result<DirectorSuccess, MillicastError> {
+async fn subscribe<P>(
+    shared: &Shared<P>,
+    http: &reqwest::Client,
+) -> Result<DirectorSuccess, MillicastError> {
     let request = SubscribeRequest {
         stream_account_id: shared.account.clone(),
         stream_name: shared.stream.clone(),

@@ -1,0 +1,102 @@
+//! Helpers for the integration tests: a viewer with its event timeline, waits
+//! with generous timeouts (never sleeps to let things settle).
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use relive::{Event, Reason, State, StreamSource, Viewer};
+use tokio::time::{Instant, timeout};
+
+/// Upper bound for any wait on loopback; tests pass in well under it.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A viewer plus everything it reported, for assertions and failure messages.
+pub struct Watch<S: StreamSource> {
+    pub viewer: Viewer<S>,
+    pub start: Instant,
+    pub timeline: Vec<String>,
+    pub sessions: usize,
+    pub states: Vec<(State, Reason)>,
+    pub errors: Vec<String>,
+}
+
+impl<S: StreamSource> Watch<S>
+where
+    S::Media: std::fmt::Debug,
+{
+    pub fn new(viewer: Viewer<S>) -> Self {
+        Watch {
+            viewer,
+            start: Instant::now(),
+            timeline: Vec::new(),
+            sessions: 0,
+            states: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Reads events until `f` accepts one; panics with the timeline if none comes.
+    pub async fn until(
+        &mut self,
+        what: &str,
+        mut f: impl FnMut(&Event<S::Media, S::Error>) -> bool,
+    ) -> Event<S::Media, S::Error> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.viewer.next()).await {
+                Ok(Some(event)) => {
+                    self.record(&event);
+                    if f(&event) {
+                        return event;
+                    }
+                }
+                _ => panic!("no {what}; timeline:\n{}", self.timeline.join("\n")),
+            }
+        }
+    }
+
+    /// Waits for a transition into a state matching `f`; returns its reason.
+    pub async fn until_state(&mut self, what: &str, f: impl Fn(&State) -> bool) -> Reason {
+        match self
+            .until(what, |e| matches!(e, Event::State { to, .. } if f(to)))
+            .await
+        {
+            Event::State { reason, .. } => reason,
+            _ => unreachable!(),
+        }
+    }
+
+    pub async fn until_playing(&mut self) -> Reason {
+        self.until_state("playing", State::is_playing).await
+    }
+
+    fn record(&mut self, event: &Event<S::Media, S::Error>) {
+        let t = self.start.elapsed().as_secs_f64();
+        let line = match event {
+            Event::State {
+                from, to, reason, ..
+            } => {
+                self.states.push((*to, *reason));
+                format!("{t:8.3}s {} -> {to} ({reason})", from.name())
+            }
+            Event::Session(_) => {
+                self.sessions += 1;
+                format!("{t:8.3}s session #{}", self.sessions)
+            }
+            Event::Error(e) => {
+                self.errors.push(e.to_string());
+                format!("{t:8.3}s error: {e}")
+            }
+            Event::GaveUp(r) => format!("{t:8.3}s gave up: {r}"),
+            Event::ViewerCount(n) => format!("{t:8.3}s viewers: {n}"),
+            _ => format!("{t:8.3}s other event"),
+        };
+        self.timeline.push(line);
+    }
+
+    pub fn dump(&self) -> String {
+        self.timeline.join("\n")
+    }
+}
