@@ -1,0 +1,112 @@
+//! MillicastSource through the fault-injecting proxy: the network misbehaves
+//! between a real client and the testkit server, on 127.0.0.1.
+#![cfg(all(feature = "millicast", feature = "testkit"))]
+
+mod support;
+
+use std::time::Duration;
+
+use relive::millicast::{MillicastError, MillicastSource};
+use relive::testkit::millicast::MillicastServer;
+use relive::testkit::proxy::FaultProxy;
+use relive::{Event, Policy, Reconnector};
+use support::Watch;
+
+const CAM: &str = "cam";
+
+/// A live stream behind a proxy; the Director answers with WebSocket URLs
+/// through the proxy too (it builds them from the Host header).
+async fn setup() -> (MillicastServer, FaultProxy, Watch<MillicastSource>) {
+    let server = MillicastServer::start().await.unwrap();
+    server.publish(CAM);
+    let proxy = FaultProxy::start(server.addr()).await.unwrap();
+    let source = MillicastSource::new(server.account_id(), CAM)
+        .director_url(format!("http://{}", proxy.addr()))
+        .request_timeout(Duration::from_millis(500))
+        .keepalive(Duration::from_millis(200), Duration::from_millis(500));
+    let policy = Policy::builder()
+        .backoff(Duration::from_millis(50), 2.0, Duration::from_millis(400))
+        .connect_timeout(Duration::from_secs(3))
+        .progress_watchdog(false)
+        .build()
+        .expect("a valid policy");
+    let w = Watch::new(Reconnector::new(source, policy).seed(11).spawn());
+    (server, proxy, w)
+}
+
+#[tokio::test]
+async fn a_black_holed_path_is_caught_by_the_missing_pong_and_recovers() {
+    let (_server, proxy, mut w) = setup().await;
+    w.until_playing().await;
+    proxy.blackhole(true);
+    let event = w.until("an error", |e| matches!(e, Event::Error(_))).await;
+    assert!(
+        matches!(event, Event::Error(MillicastError::PongTimeout(_))),
+        "{event:?}\n{}",
+        w.dump()
+    );
+    // Attempts time out while the path is dead...
+    w.until("a failed attempt", |e| matches!(e, Event::Error(_)))
+        .await;
+    proxy.blackhole(false);
+    // ...and the viewer plays again once it is back.
+    w.until_playing().await;
+}
+
+#[tokio::test]
+async fn garbage_bytes_on_the_wire_end_the_session_with_an_error_then_it_reconnects() {
+    let (_server, proxy, mut w) = setup().await;
+    w.until_playing().await;
+    proxy.inject_garbage(&[0xFF; 64]);
+    let event = w.until("an error", |e| matches!(e, Event::Error(_))).await;
+    assert!(
+        matches!(event, Event::Error(MillicastError::Transport(_))),
+        "{event:?}"
+    );
+    w.until_playing().await;
+    assert_eq!(w.sessions, 2);
+}
+
+#[tokio::test]
+async fn a_cut_connection_reconnects() {
+    let (server, proxy, mut w) = setup().await;
+    w.until_playing().await;
+    proxy.cut();
+    w.until_state("reconnecting", |s| !s.is_playing()).await;
+    w.until_playing().await;
+    assert_eq!(server.view_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_until_the_path_opens() {
+    let (server, proxy, mut w) = setup().await;
+    w.until_playing().await;
+    proxy.refuse(true);
+    proxy.cut();
+    w.until("a refused attempt", |e| {
+        matches!(e, Event::Error(MillicastError::DirectorRequest(_)))
+    })
+    .await;
+    proxy.refuse(false);
+    w.until_playing().await;
+    assert!(server.director_requests() >= 2);
+}
+
+#[tokio::test]
+async fn latency_below_the_pong_timeout_is_no_false_alarm() {
+    let (server, proxy, mut w) = setup().await;
+    proxy.delay(Duration::from_millis(60));
+    w.until_playing().await;
+    // Ten keepalive rounds on a slow path.
+    server.send_viewercount(CAM, 1);
+    w.until("a viewer count", |e| matches!(e, Event::ViewerCount(_)))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.send_viewercount(CAM, 2);
+    w.until("a second viewer count", |e| {
+        matches!(e, Event::ViewerCount(2))
+    })
+    .await;
+    assert_eq!(w.sessions, 1, "{}", w.dump());
+    assert!(w.errors.is_empty(), "{}", w.dump());
+}

@@ -1,0 +1,102 @@
+//! Tokens and JWTs never reach logs, `Debug` or errors: a full session, traced
+//! at TRACE level for every crate, with a refused token, a refresh, a reconnect
+//! and a stop.
+#![cfg(all(feature = "millicast", feature = "testkit"))]
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use relive::millicast::MillicastSource;
+use relive::testkit::millicast::MillicastServer;
+use relive::{Policy, Reconnector, State};
+use support::Watch;
+
+const OLD_TOKEN: &str = "subscribe-token-OLD-5f1d2c";
+const NEW_TOKEN: &str = "subscribe-token-NEW-93ab7e";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut log) = self.0.lock() {
+            log.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn tokens_and_jwts_appear_in_no_log_debug_or_error() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+
+    let server = MillicastServer::builder()
+        .secure_token(NEW_TOKEN)
+        .start()
+        .await
+        .unwrap();
+    server.publish("cam");
+    let source = MillicastSource::new(server.account_id(), "cam")
+        .director_url(server.director_url())
+        .token(OLD_TOKEN)
+        .token_refresher(|| async { Some(NEW_TOKEN.to_owned()) });
+    let source_debug = format!("{source:?}");
+    let policy = Policy::builder().progress_watchdog(false).build().unwrap();
+    let mut w = Watch::new(Reconnector::new(source, policy).spawn());
+    w.until_playing().await;
+    server.drop_all_sockets();
+    w.until_state("reconnecting", |s| !s.is_playing()).await;
+    w.until_playing().await;
+    w.viewer.stop().await;
+    assert_eq!(w.viewer.state(), State::Idle);
+    // The server's own JWT, to know what one looks like here.
+    let jwt = fetch_jwt(&server).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(log.contains("state"), "the capture works: {log}");
+    assert!(log.contains("viewer{stream="), "a span per viewer: {log}");
+    let everything = format!(
+        "{log}\n{source_debug}\n{}\n{}",
+        w.dump(),
+        w.errors.join("\n")
+    );
+    for secret in [OLD_TOKEN, NEW_TOKEN, jwt.as_str(), "token=", "Bearer "] {
+        assert!(
+            !everything.contains(secret),
+            "{secret:?} leaked:\n{everything}"
+        );
+    }
+    // Every JWT segment starts with base64 of `{"`.
+    assert!(!everything.contains("eyJ"), "a JWT leaked:\n{everything}");
+}
+
+async fn fetch_jwt(server: &MillicastServer) -> String {
+    let body = serde_json::json!({"streamAccountId": server.account_id(), "streamName": "cam"});
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/director/subscribe", server.director_url()))
+        .bearer_auth(NEW_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwt = answer["data"]["jwt"].as_str().unwrap().to_owned();
+    assert!(jwt.starts_with("eyJ"), "{jwt}");
+    jwt
+}
