@@ -1,5 +1,6 @@
 //! MillicastSource through the fault-injecting proxy: the network misbehaves
 //! between a real client and the testkit server, on 127.0.0.1.
+#![allow(clippy::unwrap_used)] // test helpers fail loudly, like the tests
 #![cfg(all(feature = "millicast", feature = "testkit"))]
 
 mod support;

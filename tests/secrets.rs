@@ -1,6 +1,7 @@
 //! Tokens and JWTs never reach logs, `Debug` or errors: a full session, traced
 //! at TRACE level for every crate, with a refused token, a refresh, a reconnect
 //! and a stop.
+#![allow(clippy::unwrap_used)] // test helpers fail loudly, like the tests
 #![cfg(all(feature = "millicast", feature = "testkit"))]
 
 mod support;
