@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use relive::testkit::MemoryStream;
-use relive::{Event, Policy, Reconnector};
+use relive::{Event, Policy, Reconnector, Stats};
 use tokio::time::{Instant, sleep_until};
 
 /// What the publisher side does, and when (seconds from the start).
@@ -36,7 +36,7 @@ async fn main() {
         .spawn();
     let mut script = SCRIPT.iter();
     let mut next = script.next();
-    let mut summary = Summary::default();
+    let mut stats = Stats::default();
     println!("   time  what");
     loop {
         let due = next.map(|(t, _)| start + Duration::from_secs_f64(*t));
@@ -53,12 +53,16 @@ async fn main() {
             }
             Some(event) = viewer.next() => {
                 let t = start.elapsed().as_secs_f64();
-                summary.record(&event, t);
+                stats.record(&event, Instant::now().into_std());
                 print_event(t, &event);
             }
         }
     }
-    println!("\n{summary}");
+    let played = stats.playing_time(Instant::now().into_std()).as_secs_f64();
+    println!(
+        "\nplaying {played:.1}s of {:.1}s · {stats}",
+        start.elapsed().as_secs_f64()
+    );
     println!("connect attempts: {}", stream.connects());
 }
 
@@ -106,61 +110,5 @@ fn print_event<M: std::fmt::Debug, E: std::fmt::Display>(t: f64, event: &Event<M
         Event::Error(e) => println!("{t:>6.2}s     error: {e}"),
         Event::GaveUp(reason) => println!("{t:>6.2}s     gave up: {reason}"),
         _ => {}
-    }
-}
-
-/// Time playing, stalls, reconnects and time to resume, from the events.
-#[derive(Default)]
-struct Summary {
-    playing_since: Option<f64>,
-    playing: f64,
-    stalls: u32,
-    sessions: u32,
-    lost_at: Option<f64>,
-    resumes: Vec<f64>,
-}
-
-impl Summary {
-    fn record<M, E>(&mut self, event: &Event<M, E>, t: f64) {
-        match event {
-            Event::Session(_) => self.sessions += 1,
-            Event::State { from, to, .. } => {
-                if let Some(since) = self.playing_since.take() {
-                    self.playing += t - since;
-                }
-                if to.is_playing() {
-                    self.playing_since = Some(t);
-                    if let Some(lost) = self.lost_at.take() {
-                        self.resumes.push(t - lost);
-                    }
-                } else if from.is_playing() {
-                    self.lost_at = Some(t);
-                }
-                if matches!(to, relive::State::Stalled { .. }) {
-                    self.stalls += 1;
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mean = if self.resumes.is_empty() {
-            0.0
-        } else {
-            self.resumes.iter().sum::<f64>() / self.resumes.len() as f64
-        };
-        write!(
-            f,
-            "playing {:.1}s · {} stalls · {} sessions ({} reconnects) · mean time to resume {:.2}s over {} interruptions",
-            self.playing,
-            self.stalls,
-            self.sessions,
-            self.sessions.saturating_sub(1),
-            mean,
-            self.resumes.len()
-        )
     }
 }

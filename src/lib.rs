@@ -106,6 +106,7 @@ mod driver;
 mod machine;
 mod policy;
 mod source;
+mod stats;
 
 #[cfg(feature = "millicast")]
 pub mod millicast;
@@ -119,6 +120,7 @@ pub use machine::{
 };
 pub use policy::{GiveUpRule, MAX_DURATION, Policy, PolicyBuilder, PolicyError};
 pub use source::{Classify, Retry, Session, SourceEvent, StreamSource};
+pub use stats::Stats;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(all(doctest, feature = "testkit"))]
