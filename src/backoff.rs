@@ -20,17 +20,17 @@ use crate::Policy;
 /// `Decorrelated` ignores the multiplier (the study's formula grows by up to 3×)
 /// and uses `base = max(initial, 1 ms)` so that a zero initial delay cannot pin
 /// it at zero forever.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Jitter {
     /// No randomness: a dropped audience comes back in lock step.
     None,
     /// Uniform over the whole window: the least total work in the AWS study.
-    #[default]
     Full,
     /// Half fixed, half random: never retries very early.
     Equal,
-    /// Each delay drawn from the previous one: as spread as `Full`, a little more work.
+    /// Each delay drawn from the previous one; the default of [`Policy`]: in the
+    /// herd benchmark it has the lowest peak and the fewest attempts.
     Decorrelated,
 }
 
@@ -83,9 +83,9 @@ fn nanos(d: Duration) -> u64 {
 /// let mut backoff = Backoff::new(&policy);
 /// let mut rng = Rng::new(7);
 /// let delays: Vec<_> = (1..=6).map(|n| backoff.delay(n, &mut rng)).collect();
-/// assert_eq!(delays[0], Duration::from_millis(500));
-/// assert_eq!(delays[1], Duration::from_secs(1));
-/// assert_eq!(delays[5], Duration::from_secs(10)); // capped
+/// assert_eq!(delays[0], Duration::from_secs(1));
+/// assert_eq!(delays[1], Duration::from_secs(2));
+/// assert_eq!(delays[4], Duration::from_secs(10)); // capped
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Backoff {

@@ -97,21 +97,41 @@ async fn a_freeze_beyond_the_grace_drops_the_session_and_reconnects() {
     stream.publish();
     let mut v = viewer(&stream);
     playing(&v).await;
-    // Stable past `reset_after`: the first drop reconnects without backoff.
+    // Stable past `reset_after`: the first drop reconnects within the spread.
     sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
     stream.freeze();
     wait_for(&v, "stalled", is_stalled).await;
     collect_now(&mut v).await;
-    let (_, reason) = transition_to(&mut v, "connecting", |s| {
-        matches!(s, State::Connecting { .. })
-    })
-    .await;
+    let (_, reason) = transition_to(&mut v, "leaving stalled", |s| !is_stalled(s)).await;
     assert_eq!(reason, Reason::GraceExpired(StallCause::NoProgress));
     stream.thaw();
     collect_now(&mut v).await;
     playing(&v).await;
     assert_eq!(stream.sessions(), 1, "the old session is dropped");
     assert!(stream.connects() >= 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_reconnect_spread_reconnects_at_once() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let policy = Policy::builder()
+        .reconnect_spread(Duration::ZERO)
+        .build()
+        .expect("valid");
+    let mut v = Reconnector::new(stream.source().tick(TICK), policy).spawn();
+    playing(&v).await;
+    sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
+    collect_now(&mut v).await;
+    let blink = Instant::now();
+    stream.drop_sessions();
+    let (state, _) = transition_to(&mut v, "leaving playing", |s| !s.is_playing()).await;
+    assert!(
+        matches!(state, State::Connecting { attempt: 1, .. }),
+        "{state}"
+    );
+    transition_to(&mut v, "playing", State::is_playing).await;
+    assert!(blink.elapsed() < Duration::from_millis(1));
 }
 
 #[tokio::test(start_paused = true)]
@@ -264,7 +284,7 @@ async fn a_user_pause_is_never_a_stall() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_network_blink_after_stable_play_reconnects_at_once() {
+async fn a_network_blink_after_stable_play_reconnects_within_the_spread() {
     let stream = MemoryStream::new();
     stream.publish();
     let mut v = viewer(&stream);
@@ -273,14 +293,16 @@ async fn a_network_blink_after_stable_play_reconnects_at_once() {
     collect_now(&mut v).await;
     let blink = Instant::now();
     stream.drop_sessions();
-    let (_, reason) = transition_to(&mut v, "connecting", |s| {
-        matches!(s, State::Connecting { attempt: 1, .. })
-    })
-    .await;
+    let (_, reason) = transition_to(&mut v, "leaving playing", |s| !s.is_playing()).await;
     assert_eq!(reason, Reason::TransportLost(Retry::Later));
     transition_to(&mut v, "playing", State::is_playing).await;
-    assert!(blink.elapsed() < Duration::from_millis(1));
-    assert_eq!(stream.connects(), 2);
+    let spread = Policy::default().reconnect_spread();
+    assert!(
+        blink.elapsed() <= spread,
+        "{:?} > {spread:?}",
+        blink.elapsed()
+    );
+    assert_eq!(stream.connects(), 2, "one attempt, no backoff");
 }
 
 #[tokio::test(start_paused = true)]

@@ -187,9 +187,26 @@ impl Machine {
         }
         match retry {
             Retry::Never => self.give_up(GiveUpReason::Fatal),
-            _ if self.attempt == 0 => self.connect(now, reason),
+            _ if self.attempt == 0 => self.reconnect_soon(now, reason),
             _ => self.retry_later(now, reason, retry),
         }
+    }
+
+    /// The first reconnect after stable playback: at once, or after a random
+    /// delay within `reconnect_spread` so that an audience dropped together
+    /// does not return in one instant.
+    fn reconnect_soon(&mut self, now: Nanos, reason: Reason) {
+        let spread = self.policy.reconnect_spread;
+        let delay = self.rng.duration_between(Duration::ZERO, spread);
+        if delay.is_zero() {
+            return self.connect(now, reason);
+        }
+        let phase = Phase::Backoff {
+            attempt: 1,
+            publisher: false,
+            until: now.saturating_add(nanos(delay)),
+        };
+        self.transition(phase, reason);
     }
 
     /// After a failed attempt (or a dropped, unstable session): give up or back off.
