@@ -236,7 +236,7 @@ fn main() {
                 out.quantile(1.0).as_secs_f64(),
             );
             for (w, n) in out.windows.iter().enumerate() {
-                let _ = writeln!(csv, "{},{},{},{}", back.as_secs(), c.name, w * 100, n);
+                let _ = writeln!(csv, "{},\"{}\",{},{}", back.as_secs(), c.name, w * 100, n);
             }
         }
         println!();
