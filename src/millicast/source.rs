@@ -140,6 +140,14 @@ impl<P: OfferProvider> MillicastSource<P> {
         self.configure(|s| s.limits.max_frame = bytes.max(1024))
     }
 
+    /// Shares one HTTP client among many sources (a client holds a connection
+    /// pool and TLS roots: one per process is enough). Its own timeouts apply.
+    #[must_use]
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
     /// Watch only this source of a multi-source stream.
     #[must_use]
     pub fn pinned_source(self, source_id: impl Into<String>) -> Self {
