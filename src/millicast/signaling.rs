@@ -44,7 +44,13 @@ impl Default for Limits {
 
 /// Opens the WebSocket at `url` (which carries the JWT: never logged).
 pub(crate) async fn open(url: &Secret, limits: &Limits) -> Result<Ws, MillicastError> {
+    // Signaling is a few small frames a second: a small read buffer keeps a
+    // viewer's socket cheap, writes go out at once, and a path that stops
+    // draining cannot grow the write buffer past two frames' worth.
     let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(2 * limits.max_frame)
         .max_message_size(Some(limits.max_frame))
         .max_frame_size(Some(limits.max_frame));
     let (ws, _) = tokio_tungstenite::connect_async_with_config(url.expose(), Some(config), false)
