@@ -50,7 +50,7 @@ pub use state::{StallCause, State};
 /// # Example
 ///
 /// ```
-/// use std::time::Instant;
+/// use std::time::{Duration, Instant};
 /// use relive::{Input, Machine, Output, Policy, State};
 ///
 /// let mut m = Machine::new(Policy::default(), 7);
