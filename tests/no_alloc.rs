@@ -1,0 +1,169 @@
+//! The machine's hot paths allocate nothing: a counting global allocator
+//! watches the test thread while a playing machine takes 100 000 progress
+//! ticks, and while it goes through drop → backoff → connect → playing.
+//!
+//! Unsafe code is needed here, and only here, to implement `GlobalAlloc`; the
+//! library itself keeps `#![forbid(unsafe_code)]`.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use relive::{Input, Machine, Policy, Retry, State};
+
+/// `System`, counting the allocations made by threads that asked to be watched.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    // Const-initialised and without `Drop`: reading it never allocates.
+    static WATCHED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if WATCHED.with(Cell::get) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`, which upholds the
+// `GlobalAlloc` contract; counting touches no memory that is handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: the caller's guarantees for `layout` are passed on as they are.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: `ptr` was allocated by `System` with `layout` (every
+        // allocation goes through this wrapper), as the caller guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as for `realloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// One measurement at a time, so that the global count is ours alone.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// How many allocations this thread made while running `f`.
+fn allocations_during(f: impl FnOnce()) -> u64 {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    WATCHED.with(|w| w.set(true));
+    f();
+    WATCHED.with(|w| w.set(false));
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+/// Drains every output without keeping them; returns how many there were.
+fn drain(machine: &mut Machine) -> usize {
+    let mut n = 0;
+    while let Some(output) = machine.poll_output() {
+        black_box(output);
+        n += 1;
+    }
+    n
+}
+
+fn playing_machine(t0: Instant) -> Machine {
+    let mut machine = Machine::new(Policy::default(), 1);
+    machine.handle_input(t0, Input::Start);
+    drain(&mut machine);
+    machine.handle_input(t0, Input::Connected);
+    drain(&mut machine);
+    assert!(machine.state().is_playing());
+    machine
+}
+
+#[allow(clippy::disallowed_methods)] // one real base instant; all else is offsets
+fn base() -> Instant {
+    Instant::now()
+}
+
+#[test]
+fn the_counter_sees_allocations_on_the_watched_thread() {
+    let n = allocations_during(|| {
+        black_box(Box::new(black_box(42u64)));
+        black_box(Vec::<u8>::with_capacity(black_box(64)));
+    });
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn a_hundred_thousand_progress_ticks_allocate_nothing() {
+    let t0 = base();
+    let mut machine = playing_machine(t0);
+    let tick = Duration::from_millis(4);
+    let mut woken = 0u32;
+    let n = allocations_during(|| {
+        for i in 1..=100_000u32 {
+            let now = t0 + tick * i;
+            machine.handle_input(now, Input::Progress(tick * i));
+            // As the driver does: wake the machine when its deadline is reached.
+            if black_box(machine.poll_timeout()).is_some_and(|d| d <= now) {
+                machine.handle_timeout(now);
+                woken += 1;
+            }
+        }
+    });
+    assert_eq!(n, 0, "allocations in 100 000 ticks");
+    // The only deadline reached was `reset_after`: playback became stable.
+    assert_eq!(woken, 1);
+    assert_eq!(machine.attempt(), 0);
+    assert!(machine.state().is_playing());
+    assert!(!machine.has_output());
+}
+
+#[test]
+fn a_drop_backoff_connect_play_cycle_allocates_nothing_after_warm_up() {
+    let t0 = base();
+    let mut machine = playing_machine(t0);
+    let mut now = t0;
+    let mut media = Duration::ZERO;
+    let mut cycle = |machine: &mut Machine| {
+        now += Duration::from_millis(500);
+        media += Duration::from_millis(500);
+        machine.handle_input(now, Input::Progress(media));
+        drain(machine);
+        machine.handle_input(now, Input::TransportLost(Retry::Later));
+        drain(machine);
+        let backed_off = matches!(machine.state(), State::Backoff { .. });
+        now = machine.poll_timeout().expect("a backoff deadline");
+        machine.handle_timeout(now);
+        let connects = drain(machine);
+        machine.handle_input(now, Input::Connected);
+        drain(machine);
+        machine.handle_input(now, Input::Progress(media));
+        drain(machine);
+        backed_off && connects == 2 && machine.state().is_playing()
+    };
+    assert!(cycle(&mut machine), "warm-up cycle");
+    let mut full_cycles = 0;
+    let n = allocations_during(|| {
+        for _ in 0..10_000 {
+            full_cycles += u32::from(cycle(&mut machine));
+        }
+    });
+    assert_eq!(n, 0, "allocations in 10 000 cycles");
+    assert_eq!(full_cycles, 10_000, "each cycle went through backoff");
+}
