@@ -47,9 +47,12 @@ pub struct Policy {
 /// time without stable playback, or never.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GiveUpRule {
-    /// Give up when this many consecutive attempts have not led to stable playback.
+    /// Give up when this many consecutive attempts have not led to stable
+    /// playback. Attempts that found nobody publishing do not count: waiting for
+    /// a publisher has its own limit, `wait_for_publisher`.
     pub max_attempts: Option<u32>,
-    /// Give up when the outage (time since playback was last stable) lasts this long.
+    /// Give up when no session has been up for this long. Time spent waiting
+    /// for a publisher (the service answering "not published") does not count.
     pub max_outage: Option<Duration>,
 }
 

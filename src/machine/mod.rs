@@ -9,7 +9,7 @@ mod state;
 mod step;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::backoff::Rng;
 use crate::policy::Policy;
@@ -78,11 +78,13 @@ pub struct Machine {
     /// The latest `now` seen, as an offset from `epoch`.
     now: Nanos,
     phase: Phase,
-    /// When media time last advanced (or the session started, or the user resumed).
-    last_progress: Nanos,
-    /// The media time of the latest tick.
-    last_media: Nanos,
-    /// When the current outage began: the attempt count's first failure.
+    /// When media time last advanced (or the session started, or the user
+    /// resumed). An `Instant`, so that a tick stores it without arithmetic.
+    last_progress: Option<Instant>,
+    /// The furthest media time of this session's timeline.
+    last_media: Duration,
+    /// When the current outage began: the last session lost, or the last
+    /// answer that nobody publishes (waiting is not an outage).
     outage_since: Nanos,
     /// When an attempt first found nobody publishing, in this outage; `NEVER` if not.
     publisher_missing_since: Nanos,
@@ -91,6 +93,9 @@ pub struct Machine {
     rng: Rng,
     /// Attempts in the current outage; zero once playback has been stable.
     attempt: u32,
+    /// Attempts of this outage that failed for another reason than a missing
+    /// publisher: what `give_up_after_attempts` counts.
+    failures: u32,
     flags: Flags,
     queue: Queue,
 }
@@ -120,13 +125,14 @@ impl Machine {
             epoch: None,
             now: 0,
             phase: Phase::Idle,
-            last_progress: 0,
-            last_media: 0,
+            last_progress: None,
+            last_media: Duration::ZERO,
             outage_since: 0,
             publisher_missing_since: NEVER,
             backoff_previous,
             rng: Rng::new(seed),
             attempt: 0,
+            failures: 0,
             flags: Flags::default(),
             queue: Queue::new(),
         }
@@ -160,9 +166,13 @@ impl Machine {
 
     /// Feeds one input, observed at `now`.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
+        // The hot path takes `now` as it comes: no offset arithmetic per tick.
+        if let Input::Progress(media) = input {
+            return self.on_tick(now, media);
+        }
         let now = self.clock(now);
         match input {
-            Input::Progress(media) => self.on_progress(now, nanos(media)),
+            Input::Progress(_) => {}
             Input::Start => self.on_start(now),
             Input::Stop => self.on_stop(),
             Input::Pause => self.on_pause(),
@@ -237,6 +247,19 @@ impl Machine {
         self.now
     }
 
+    /// `last_progress` as an offset from the epoch.
+    fn progress_offset(&self) -> Nanos {
+        match (self.last_progress, self.epoch) {
+            (Some(at), Some(epoch)) => nanos(at.saturating_duration_since(epoch)),
+            _ => self.now,
+        }
+    }
+
+    /// Records progress at offset `now`.
+    fn mark_progress(&mut self, now: Nanos) {
+        self.last_progress = self.epoch.map(|epoch| at(epoch, now));
+    }
+
     /// The public view of a phase. Before the first input the machine is
     /// `Idle` and no phase carries a time, so a missing epoch only meets `Idle`.
     fn view(&self, phase: Phase) -> State {
@@ -268,7 +291,7 @@ impl Machine {
                         p.first_media_within
                     };
                     (
-                        self.last_progress.saturating_add(nanos(window)),
+                        self.progress_offset().saturating_add(nanos(window)),
                         Timer::Stall,
                     )
                 });
@@ -285,7 +308,7 @@ impl Machine {
     }
 }
 
-/// `size_of::<Machine>()`: 208 bytes on 64-bit Linux, and never above 256
+/// `size_of::<Machine>()`: 232 bytes on 64-bit Linux, and never above 256
 /// there (a compile-time check).
 pub const MACHINE_SIZE: usize = std::mem::size_of::<Machine>();
 
@@ -295,7 +318,6 @@ const _: () = assert!(MACHINE_SIZE <= 256, "Machine outgrew its 256-byte budget"
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn durations_survive_the_offset_round_trip() {

@@ -2,29 +2,42 @@
 //! reads like the table in the crate docs. An input that does not fit the
 //! phase is stale and ignored.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::machine::queue::Pending;
 use crate::machine::state::{Nanos, Phase, nanos};
-use crate::machine::{GiveUpReason, Machine, NEVER, Reason, StallCause, Timer};
+use crate::machine::{Flags, GiveUpReason, Machine, NEVER, Reason, StallCause, Timer};
+
+/// A jump back in media time larger than this starts a new timeline.
+pub(crate) const NEW_TIMELINE: Duration = Duration::from_secs(1);
 use crate::source::Retry;
 
 impl Machine {
-    /// The hot path: two or three stores while playing, nothing allocated.
+    /// The hot path: a compare and two stores while playing, nothing allocated,
+    /// no time arithmetic. Media time counts as progress only past the
+    /// furthest point of this timeline, so a frozen picture whose clock
+    /// flickers back and forth is still a stall; a jump back of more than
+    /// [`NEW_TIMELINE`] starts a new timeline (a publisher restart).
     #[inline]
-    pub(super) fn on_progress(&mut self, now: Nanos, media: Nanos) {
+    pub(super) fn on_tick(&mut self, now: Instant, media: Duration) {
         let advanced = media > self.last_media;
-        self.last_media = media;
+        if advanced || self.last_media.saturating_sub(media) > NEW_TIMELINE {
+            self.last_media = media;
+        }
         if !advanced {
             return;
         }
         match self.phase {
             Phase::Playing { .. } => {
-                self.last_progress = now;
+                // Time never runs backwards: an older tick moves nothing.
+                if self.last_progress.is_none_or(|last| now > last) {
+                    self.last_progress = Some(now);
+                }
                 self.flags.seen_media = true;
             }
             Phase::Stalled { .. } => {
+                let now = self.clock(now);
                 self.flags.seen_media = true;
                 self.enter_playing(now, Reason::ProgressResumed);
             }
@@ -37,9 +50,14 @@ impl Machine {
             return;
         }
         self.attempt = 0;
+        self.failures = 0;
         self.outage_since = now;
         self.publisher_missing_since = NEVER;
-        self.flags = Default::default();
+        // A pause the user made before starting still holds.
+        self.flags = Flags {
+            paused: self.flags.paused,
+            ..Flags::default()
+        };
         self.reset_backoff();
         self.connect(now, Reason::Started);
     }
@@ -72,13 +90,13 @@ impl Machine {
     pub(super) fn on_resume(&mut self, now: Nanos) {
         if self.flags.paused {
             self.flags.paused = false;
-            self.last_progress = now;
+            self.mark_progress(now);
         }
     }
 
     pub(super) fn on_connected(&mut self, now: Nanos) {
         if let Phase::Connecting { .. } = self.phase {
-            self.last_media = 0;
+            self.last_media = Duration::ZERO;
             self.flags.seen_media = false;
             self.enter_playing(now, Reason::Connected);
         }
@@ -132,6 +150,13 @@ impl Machine {
     }
 
     pub(super) fn on_live_hint(&mut self, now: Nanos) {
+        if let Phase::Stalled { cause, .. } = self.phase
+            && cause != StallCause::NoProgress
+        {
+            // The publisher is back: media should follow on this session.
+            self.flags.seen_media = false;
+            return self.enter_playing(now, Reason::LiveHint);
+        }
         let Phase::Backoff {
             attempt,
             publisher,
@@ -166,6 +191,7 @@ impl Machine {
                 // Playback held for `reset_after`: this outage is over.
                 self.flags.stable_pending = false;
                 self.attempt = 0;
+                self.failures = 0;
                 self.publisher_missing_since = NEVER;
                 self.reset_backoff();
             }
@@ -182,9 +208,8 @@ impl Machine {
     /// A session that was up is gone: the first drop after stable playback
     /// reconnects at once; a session that keeps dropping backs off.
     fn session_lost(&mut self, now: Nanos, reason: Reason, retry: Retry) {
-        if self.attempt == 0 {
-            self.outage_since = now;
-        }
+        // The outage starts now: the time played before it is no outage.
+        self.outage_since = now;
         match retry {
             Retry::Never => self.give_up(GiveUpReason::Fatal),
             _ if self.attempt == 0 => self.reconnect_soon(now, reason),
@@ -218,8 +243,11 @@ impl Machine {
             if self.publisher_missing_since == NEVER {
                 self.publisher_missing_since = now;
             }
+            // The service answered: waiting for a publisher is not an outage.
+            self.outage_since = now;
         } else {
             self.publisher_missing_since = NEVER;
+            self.failures = self.failures.saturating_add(1);
         }
         let gave_up = match retry {
             Retry::Never => Some(GiveUpReason::Fatal),
@@ -231,7 +259,7 @@ impl Machine {
                 .filter(|w| since(self.publisher_missing_since) >= nanos(*w))
                 .map(|_| GiveUpReason::PublisherNeverCame),
             Retry::Now | Retry::Later => {
-                if limits.max_attempts.is_some_and(|max| self.attempt >= max) {
+                if limits.max_attempts.is_some_and(|max| self.failures >= max) {
                     Some(GiveUpReason::MaxAttempts)
                 } else if limits
                     .max_outage
@@ -289,7 +317,7 @@ impl Machine {
     }
 
     fn enter_playing(&mut self, now: Nanos, reason: Reason) {
-        self.last_progress = now;
+        self.mark_progress(now);
         self.flags.stable_pending = self.attempt > 0;
         self.transition(Phase::Playing { since: now }, reason);
     }
@@ -305,6 +333,7 @@ impl Machine {
 
     fn go_idle(&mut self, reason: Reason) {
         self.attempt = 0;
+        self.failures = 0;
         self.publisher_missing_since = NEVER;
         self.flags.stable_pending = false;
         self.transition(Phase::Idle, reason);
