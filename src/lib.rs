@@ -74,8 +74,8 @@
 //! |---|---|---|
 //! | `Idle` | not started, stopped, or given up | start → `Connecting` |
 //! | `Connecting` | one attempt in flight, bounded by `connect_timeout` | success → `Playing`; retryable failure → `Backoff`; fatal → `Idle` + gave up |
-//! | `Playing` | session up, media time advancing | no progress for `stall_after`, no active layers, `inactive`, `stopped` → `Stalled`; transport lost → `Connecting` at once on the first drop after stable playback, else `Backoff` |
-//! | `Stalled` | session up, media not advancing or feed gone | progress, layers or `active` back → `Playing`; `stall_grace` over → drop the session → `Connecting`/`Backoff` |
+//! | `Playing` | session up, media time advancing | no progress for `stall_after`, no active layers, `inactive`, `stopped` → `Stalled`; transport lost → `Connecting` within `reconnect_spread` on the first drop after stable playback, else `Backoff` |
+//! | `Stalled` | session up, media not advancing or feed gone | progress, layers or `active` back → `Playing`; `stall_grace` over → drop the session → reconnect as above |
 //! | `Backoff` | waiting before the next attempt | delay over, or a live hint → `Connecting` |
 //!
 //! A user pause is never a stall. `stop()` always reaches `Idle` and drops the
