@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use relive::testkit::MemoryStream;
-use relive::{Event, Policy, Reconnector, Stats};
+use relive::{Policy, Reconnector, Stats};
 use tokio::time::{Instant, sleep_until};
 
 /// What the publisher side does, and when (seconds from the start).
@@ -54,7 +54,7 @@ async fn main() {
             Some(event) = viewer.next() => {
                 let t = start.elapsed().as_secs_f64();
                 stats.record(&event, Instant::now().into_std());
-                print_event(t, &event);
+                println!("{t:>6.2}s     {event}");
             }
         }
     }
@@ -90,25 +90,5 @@ fn describe(action: &str) -> &'static str {
         "layers" => "layers are back",
         "stop" => "user closes the player",
         _ => "?",
-    }
-}
-
-fn print_event<M: std::fmt::Debug, E: std::fmt::Display>(t: f64, event: &Event<M, E>) {
-    match event {
-        Event::State {
-            to,
-            reason,
-            retry_in,
-            ..
-        } => {
-            let retry = retry_in
-                .map(|d| format!(", next attempt in {:.2}s", d.as_secs_f64()))
-                .unwrap_or_default();
-            println!("{t:>6.2}s     {to} — {reason}{retry}");
-        }
-        Event::Session(media) => println!("{t:>6.2}s     new session {media:?}"),
-        Event::Error(e) => println!("{t:>6.2}s     error: {e}"),
-        Event::GaveUp(reason) => println!("{t:>6.2}s     gave up: {reason}"),
-        _ => {}
     }
 }

@@ -183,31 +183,10 @@ async fn watch<S: StreamSource>(
     }
 }
 
-fn print_event<M: std::fmt::Debug, E: std::fmt::Display>(
-    t: Duration,
-    event: &Event<M, E>,
-    live: bool,
-) {
-    let t = t.as_secs_f64();
+fn print_event<M, E: std::fmt::Display>(t: Duration, event: &Event<M, E>, live: bool) {
+    // On a terminal, the status line is rewritten in place: clear it first.
     let clear = if live { "\r\x1b[2K" } else { "" };
-    match event {
-        Event::State {
-            to,
-            reason,
-            retry_in,
-            ..
-        } => {
-            let retry = retry_in
-                .map(|d| format!(", next attempt in {:.2}s", d.as_secs_f64()))
-                .unwrap_or_default();
-            println!("{clear}{t:>7.2}s    {to} — {reason}{retry}");
-        }
-        Event::Session(_) => println!("{clear}{t:>7.2}s    new session"),
-        Event::Error(e) => println!("{clear}{t:>7.2}s    error: {e}"),
-        Event::GaveUp(r) => println!("{clear}{t:>7.2}s    gave up: {r}"),
-        Event::ViewerCount(n) => println!("{clear}{t:>7.2}s    {n} viewers"),
-        _ => {}
-    }
+    println!("{clear}{:>7.2}s    {event}", t.as_secs_f64());
 }
 
 /// One line, rewritten in place: state, media time, attempts, next retry.

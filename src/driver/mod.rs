@@ -3,9 +3,12 @@
 //!
 //! It decides nothing: it feeds the machine and carries out its outputs.
 
+mod task;
+
+use task::{Command, Driver};
+
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,13 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
-use crate::machine::{GiveUpReason, Input, Machine, Output, Reason, State};
+use crate::machine::{GiveUpReason, Input, Machine, Reason, State};
 use crate::policy::Policy;
-use crate::source::{Classify, Session, SourceEvent, StreamSource};
+use crate::source::StreamSource;
 
 /// What a [`Viewer`] reports, in order.
 #[derive(Debug)]
@@ -46,6 +49,31 @@ pub enum Event<M, E> {
     ViewerCount(u64),
     /// The viewer stopped trying and is `Idle`; [`Viewer::start`] tries again.
     GaveUp(GiveUpReason),
+}
+
+impl<M, E: fmt::Display> fmt::Display for Event<M, E> {
+    /// One line for a log or a status display, e.g.
+    /// `backoff (attempt 3 next) — connect failed (retry later), next attempt in 1.84s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Session(_) => f.write_str("new session"),
+            Event::State {
+                to,
+                reason,
+                retry_in,
+                ..
+            } => {
+                write!(f, "{to} — {reason}")?;
+                match retry_in {
+                    Some(d) => write!(f, ", next attempt in {:.2}s", d.as_secs_f64()),
+                    None => Ok(()),
+                }
+            }
+            Event::Error(e) => write!(f, "error: {e}"),
+            Event::ViewerCount(n) => write!(f, "{n} viewers"),
+            Event::GaveUp(reason) => write!(f, "gave up: {reason}"),
+        }
+    }
 }
 
 /// Keeps one viewer of a [`StreamSource`] watching: a builder for the task
@@ -116,16 +144,8 @@ impl<S: StreamSource> Reconnector<S> {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(State::Idle);
         let span = tracing::info_span!("viewer", stream = %self.source.describe());
-        let driver = Driver {
-            source: self.source,
-            machine: Machine::with_shared_policy(self.policy, seed),
-            commands,
-            events: events_tx,
-            state: state_tx,
-            connecting: None,
-            session: None,
-            stop_waiters: Vec::new(),
-        };
+        let machine = Machine::with_shared_policy(self.policy, seed);
+        let driver = Driver::new(self.source, machine, commands, events_tx, state_tx);
         if self.autostart {
             // Queued before the task runs: it is the first thing the task sees.
             let _ = commands_tx.send(Command::Input(Input::Start));
@@ -278,211 +298,5 @@ impl Control {
     fn send(&self, command: Command) {
         // The task is gone only when the viewer was dropped: nothing to control.
         let _ = self.commands.send(command);
-    }
-}
-
-#[derive(Debug)]
-enum Command {
-    Input(Input),
-    Stop(oneshot::Sender<()>),
-}
-
-type Connecting<S> = Pin<
-    Box<
-        dyn Future<
-                Output = Result<
-                    Session<<S as StreamSource>::Media, <S as StreamSource>::Events>,
-                    <S as StreamSource>::Error,
-                >,
-            > + Send,
-    >,
->;
-
-struct Driver<S: StreamSource> {
-    source: S,
-    machine: Machine,
-    commands: mpsc::UnboundedReceiver<Command>,
-    events: mpsc::UnboundedSender<Event<S::Media, S::Error>>,
-    state: watch::Sender<State>,
-    connecting: Option<Connecting<S>>,
-    session: Option<S::Events>,
-    stop_waiters: Vec<oneshot::Sender<()>>,
-}
-
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-impl<S: StreamSource> Driver<S> {
-    async fn run(mut self) {
-        let sleep = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(sleep);
-        let mut armed: Option<std::time::Instant> = None;
-        loop {
-            self.carry_out();
-            armed = self.rearm(sleep.as_mut(), armed);
-            tokio::select! {
-                biased;
-                command = self.commands.recv() => match command {
-                    Some(command) => self.on_command(command),
-                    None => break,
-                },
-                () = self.events.closed() => break,
-                result = poll_connect(&mut self.connecting) => self.on_connect_result(result),
-                event = poll_session(&mut self.session) => self.on_session_event(event),
-                () = &mut sleep, if armed.is_some() => {
-                    armed = None;
-                    self.machine.handle_timeout(now());
-                }
-            }
-        }
-        tracing::debug!("viewer dropped; task ends");
-    }
-
-    /// Keeps one timer. A deadline that moved later (every progress tick moves
-    /// the stall deadline) does not reset it: it fires early, `handle_timeout`
-    /// does nothing, and the loop re-arms at the real deadline. That is one
-    /// timer reset per `stall_after` instead of one per tick.
-    fn rearm(
-        &self,
-        sleep: Pin<&mut tokio::time::Sleep>,
-        armed: Option<std::time::Instant>,
-    ) -> Option<std::time::Instant> {
-        let wanted = self.machine.poll_timeout();
-        match (wanted, armed) {
-            (None, _) => None,
-            (Some(w), Some(a)) if a <= w => Some(a),
-            (Some(w), _) => {
-                sleep.reset(tokio::time::Instant::from_std(w));
-                Some(w)
-            }
-        }
-    }
-
-    fn on_command(&mut self, command: Command) {
-        match command {
-            Command::Input(input) => self.machine.handle_input(now(), input),
-            Command::Stop(done) => {
-                self.machine.handle_input(now(), Input::Stop);
-                self.stop_waiters.push(done);
-            }
-        }
-    }
-
-    fn on_connect_result(&mut self, result: Result<Session<S::Media, S::Events>, S::Error>) {
-        self.connecting = None;
-        match result {
-            Ok(session) => {
-                self.machine.handle_input(now(), Input::Connected);
-                if self.machine.state().is_playing() {
-                    tracing::info!("session up");
-                    self.session = Some(session.events);
-                    self.emit(Event::Session(session.media));
-                }
-            }
-            Err(error) => {
-                let retry = error.retry();
-                tracing::warn!(error = %error, retry = %retry, "connect failed");
-                self.emit(Event::Error(error));
-                self.machine
-                    .handle_input(now(), Input::ConnectFailed(retry));
-            }
-        }
-    }
-
-    fn on_session_event(&mut self, event: Option<SourceEvent<S::Media, S::Error>>) {
-        let input = match event {
-            Some(SourceEvent::Progress(t)) => Input::Progress(t),
-            Some(SourceEvent::Layers { active }) => Input::Layers { active },
-            Some(SourceEvent::Active) => Input::Active,
-            Some(SourceEvent::Inactive) => Input::Inactive,
-            Some(SourceEvent::Stopped) => Input::Stopped,
-            Some(SourceEvent::LiveHint) => Input::LiveHint,
-            Some(SourceEvent::ViewerCount(n)) => return self.emit(Event::ViewerCount(n)),
-            Some(SourceEvent::Migrated(media)) => {
-                tracing::info!("session migrated to a new transport");
-                return self.emit(Event::Session(media));
-            }
-            Some(SourceEvent::Lost(error)) => {
-                let retry = error.retry();
-                tracing::warn!(error = %error, retry = %retry, "session lost");
-                self.emit(Event::Error(error));
-                Input::TransportLost(retry)
-            }
-            None => {
-                tracing::warn!("session ended");
-                Input::TransportLost(crate::Retry::Later)
-            }
-        };
-        self.machine.handle_input(now(), input);
-    }
-
-    /// Drains the machine's outputs and carries each out, in order.
-    fn carry_out(&mut self) {
-        while let Some(output) = self.machine.poll_output() {
-            match output {
-                Output::Connect { attempt } => {
-                    tracing::info!(attempt, "connecting");
-                    self.connecting = Some(Box::pin(self.source.connect(attempt)));
-                }
-                Output::AbortConnect { reason } => {
-                    tracing::info!(reason = %reason, "connect attempt abandoned");
-                    self.connecting = None;
-                }
-                Output::DropSession { reason } => {
-                    tracing::info!(reason = %reason, "session dropped");
-                    self.session = None;
-                }
-                Output::StateChanged { from, to, reason } => self.changed(from, to, reason),
-                Output::GaveUp { reason } => {
-                    tracing::warn!(reason = %reason, "gave up");
-                    self.emit(Event::GaveUp(reason));
-                }
-            }
-        }
-        if self.machine.state().is_idle() {
-            for done in self.stop_waiters.drain(..) {
-                let _ = done.send(());
-            }
-        }
-    }
-
-    fn changed(&mut self, from: State, to: State, reason: Reason) {
-        let retry_in = to.retry_in(now());
-        let delay_ms = retry_in.map(|d| d.as_millis() as u64);
-        tracing::info!(
-            from = from.name(),
-            to = to.name(),
-            reason = %reason,
-            attempt = self.machine.attempt(),
-            delay_ms,
-            "state"
-        );
-        self.state.send_replace(to);
-        self.emit(Event::State {
-            from,
-            to,
-            reason,
-            retry_in,
-        });
-    }
-
-    fn emit(&self, event: Event<S::Media, S::Error>) {
-        // The receiver is gone only when the viewer was dropped; the loop ends then.
-        let _ = self.events.send(event);
-    }
-}
-
-async fn poll_connect<F: Future + Unpin>(connecting: &mut Option<F>) -> F::Output {
-    match connecting {
-        Some(f) => f.await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn poll_session<E: Stream + Unpin>(session: &mut Option<E>) -> Option<E::Item> {
-    match session {
-        Some(events) => events.next().await,
-        None => std::future::pending().await,
     }
 }
