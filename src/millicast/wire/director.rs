@@ -216,8 +216,10 @@ fn success(
     if outcome != "success" {
         return Err(unexpected(message));
     }
+    // serde's error quotes the offending value whole (`invalid type: string "..."`): cut it like
+    // a server message, or a 2xx with one huge malformed field floods the logs.
     let success = DirectorSuccess::deserialize(data)
-        .map_err(|err| unexpected(format!("malformed success body: {err}")))?;
+        .map_err(|err| unexpected(truncate(&format!("malformed success body: {err}"))))?;
     if success.urls.is_empty() && success.ws_url.is_none() {
         return Err(unexpected(
             "success body without a signaling url".to_owned(),
