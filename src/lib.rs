@@ -112,6 +112,8 @@ mod stats;
 pub mod millicast;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+#[cfg(feature = "webrtc")]
+pub mod webrtc;
 
 pub use backoff::{Backoff, Jitter, Rng};
 pub use driver::{Control, Event, Reconnector, Viewer};
