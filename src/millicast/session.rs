@@ -94,6 +94,7 @@ async fn run<M: Send + 'static>(
     reconnect: Reconnect<M>,
 ) {
     let mut keepalive = Keepalive::new(limits);
+    let mut clock = MediaClock::default();
     let mut migrating: Option<BoxFuture<'static, Result<Established<M>, MillicastError>>> = None;
     let mut pending: Vec<Event> = early;
     loop {
@@ -125,7 +126,7 @@ async fn run<M: Send + 'static>(
                 None => SourceEvent::Lost(MillicastError::Closed { code: None, reason: String::new() }),
             },
             media = live.media_events.next() => match media {
-                Some(MediaEvent::Progress(t)) => SourceEvent::Progress(t),
+                Some(MediaEvent::Progress(t)) => SourceEvent::Progress(clock.progress(t)),
                 Some(MediaEvent::Lost(why)) => SourceEvent::Lost(MillicastError::Media(why)),
                 None => SourceEvent::Lost(MillicastError::Media("media path ended".to_owned())),
             },
@@ -144,6 +145,7 @@ async fn run<M: Send + 'static>(
                         // Make-before-break: the new session is up; the old one
                         // is closed by dropping it here.
                         live = Live { ws: next.ws, media_events: next.media_events };
+                        clock.migrated();
                         keepalive = Keepalive::new(limits);
                         pending.extend(next.early);
                         SourceEvent::Migrated(next.media)
@@ -159,6 +161,25 @@ async fn run<M: Send + 'static>(
         if tx.send(item).await.is_err() || lost {
             return;
         }
+    }
+}
+
+/// The session's media time across a `migrate`: the new media path counts from zero, and the
+/// reconnect machine must see time go on, not back, so its time continues from the old one's.
+#[derive(Debug, Default, Clone, Copy)]
+struct MediaClock {
+    offset: std::time::Duration,
+    last: std::time::Duration,
+}
+
+impl MediaClock {
+    fn progress(&mut self, media: std::time::Duration) -> std::time::Duration {
+        self.last = self.offset.saturating_add(media);
+        self.last
+    }
+
+    fn migrated(&mut self) {
+        self.offset = self.last;
     }
 }
 
@@ -200,5 +221,28 @@ fn map_event<M>(
             tracing::debug!(event = other.name(), "signaling event ignored");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::MediaClock;
+
+    #[test]
+    fn media_time_goes_on_across_a_migration() {
+        let mut clock = MediaClock::default();
+        assert_eq!(
+            clock.progress(Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
+        clock.migrated();
+        // The new path starts from zero; the session's time does not go back.
+        assert_eq!(clock.progress(Duration::ZERO), Duration::from_secs(5));
+        assert_eq!(
+            clock.progress(Duration::from_secs(1)),
+            Duration::from_secs(6)
+        );
     }
 }

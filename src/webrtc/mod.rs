@@ -24,11 +24,15 @@
 //! | ICE `Disconnected`, DTLS closed or failed, socket error | `Lost` → reconnect |
 //! | session dropped by the reconnector | DTLS close sent, socket closed, task ended |
 
+mod error;
 mod media;
 mod peer;
 mod progress;
 mod provider;
 mod sdp;
+mod whep;
 
+pub use error::WhepError;
 pub use media::{Codec, MediaPacket, Track, TrackKind, WebRtcMedia};
 pub use provider::{AUDIO_MID, PendingPeer, ReceivePeers, VIDEO_MID};
+pub use whep::{WhepEvents, WhepSource};

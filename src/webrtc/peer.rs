@@ -71,10 +71,11 @@ fn now() -> Instant {
 }
 
 impl Peer {
-    /// Runs the peer until its session is dropped or its path fails.
-    pub(crate) async fn run(mut self, _live: LiveGuard) {
+    /// Runs the peer until its session is dropped or its path fails. The application's packet
+    /// queue ends last, once the socket is closed and the task no longer counts as live: a
+    /// reader that sees the end knows the peer is gone.
+    pub(crate) async fn run(mut self, live: LiveGuard) {
         let end = self.serve().await;
-        self.queue.close();
         match end {
             End::Dropped => {
                 tracing::debug!(local = %self.local, "webrtc session dropped; closing the peer");
@@ -86,6 +87,10 @@ impl Peer {
                 let _ = self.events.send(MediaEvent::Lost(reason)).await;
             }
         }
+        let queue = Arc::clone(&self.queue);
+        drop(self);
+        drop(live);
+        queue.close();
     }
 
     async fn serve(&mut self) -> End {
