@@ -156,8 +156,7 @@ struct Task {
 impl Task {
     async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         let mut buf = vec![0u8; 2048];
-        loop {
-            let Some(deadline) = self.drain() else { break };
+        while let Some(deadline) = self.drain() {
             let wake = deadline.min(self.next_video).min(self.next_audio);
             tokio::select! {
                 biased;
@@ -333,7 +332,7 @@ impl Task {
 
 /// A VP8-shaped frame: a key frame (start code, 640×360) every 30 frames, else an inter frame.
 fn vp8_like(frame: u64) -> Vec<u8> {
-    let key = frame % 30 == 0;
+    let key = frame.is_multiple_of(30);
     let mut data = vec![0u8; if key { 1200 } else { 300 }];
     // Frame tag: bit 0 is 0 for a key frame; show_frame set; a first-partition size.
     data[0] = if key { 0x10 } else { 0x11 };
