@@ -150,3 +150,15 @@ async fn a_publisher_that_closes_its_peer_ends_the_session_as_lost() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_peer_bound_on_0_0_0_0_takes_its_host_candidate_from_the_route_to_the_answer() {
+    let peers = ReceivePeers::new().progress_every(crate::TICK);
+    let (mut session, _publisher, _feed) = connected(&peers).await;
+    assert!(
+        session.media.local_addr().ip().is_loopback(),
+        "{:?}",
+        session.media
+    );
+    next_progress(&mut session).await;
+}
