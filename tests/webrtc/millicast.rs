@@ -102,6 +102,16 @@ async fn a_publisher_that_stops_reconnects_and_media_flows_again() {
         .until_state("stalled", |s| matches!(s, State::Stalled { .. }))
         .await;
     assert_eq!(reason, Reason::Stall(StallCause::Inactive));
+    // A tick still in flight from the last packets does not read as the stream coming back.
+    let reason = w
+        .until_state("leaving the stall", |s| !matches!(s, State::Stalled { .. }))
+        .await;
+    assert_eq!(
+        reason,
+        Reason::GraceExpired(StallCause::Inactive),
+        "{}",
+        w.dump()
+    );
     w.until_state("waiting for the publisher", |s| {
         matches!(
             s,
