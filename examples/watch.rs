@@ -15,8 +15,15 @@
 //! cargo run --example watch --features millicast,testkit -- \
 //!     --account ACCOUNT --stream NAME [--token SUBSCRIBE_TOKEN] [--director URL]
 //! ```
+//!
+//! With `--features webrtc,testkit` the viewer is a real receive-only WebRTC peer: the status
+//! line shows media time from RTP, the progress watchdog is on (a frozen picture is a stall),
+//! and the demo's publisher also freezes its encoder once. `--whep URL [--token T]` watches a
+//! WHEP endpoint instead.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -31,6 +38,7 @@ struct Args {
     stream: Option<String>,
     token: Option<String>,
     director: Option<String>,
+    whep: Option<String>,
     json: bool,
 }
 
@@ -44,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
             "--stream" => args.stream = Some(value()?),
             "--token" => args.token = Some(value()?),
             "--director" => args.director = Some(value()?),
+            "--whep" => args.whep = Some(value()?),
             "--json" => args.json = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
@@ -52,7 +61,8 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-const USAGE: &str = "usage: watch [--json] [--account A --stream S [--token T] [--director URL]]";
+const USAGE: &str = "usage: watch [--json] [--account A --stream S [--token T] [--director URL]] \
+                     [--whep URL [--token T]] (--whep needs --features webrtc)";
 
 #[tokio::main]
 async fn main() {
@@ -63,13 +73,21 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    // Signaling only until the `webrtc` feature supplies media: stalls come
-    // from layers, publisher events and the transport, not from media time.
+    // With `webrtc`, media time comes from RTP and the progress watchdog is on. Signaling
+    // only, stalls come from layers, publisher events and the transport.
     let policy = Policy::builder()
         .backoff(Duration::from_millis(250), 2.0, Duration::from_secs(4))
-        .progress_watchdog(false)
+        .progress_watchdog(media::WATCHDOG)
         .build()
         .expect("a valid policy");
+    let until = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let clock = media::clock();
+    if let Some(url) = args.whep.clone() {
+        media::whep(url, args.token.clone(), policy, args.json, clock, until).await;
+        return;
+    }
     match (args.account.clone(), args.stream.clone()) {
         (Some(account), Some(stream)) => {
             let mut source = MillicastSource::new(account, stream);
@@ -79,16 +97,123 @@ async fn main() {
             if let Some(director) = args.director.clone() {
                 source = source.director_url(director);
             }
-            let until = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            watch(source, policy, args.json, until).await;
+            let (source, attach) = media::attach(source, &clock);
+            watch(source, policy, args.json, clock, attach, until).await;
         }
-        (None, None) => demo(policy, args.json).await,
+        (None, None) => demo(policy, args.json, clock).await,
         _ => {
             eprintln!("--account and --stream go together\n{USAGE}");
             std::process::exit(2);
         }
+    }
+}
+
+/// The media time of the current session, from its RTP packets (`None`: signaling only).
+#[derive(Clone)]
+struct MediaClock(Option<Arc<AtomicU64>>);
+
+impl MediaClock {
+    fn show(&self) -> String {
+        match &self.0 {
+            Some(ms) => format!("media {:.2}s", ms.load(Ordering::Relaxed) as f64 / 1e3),
+            None => "media n/a (signaling only)".to_owned(),
+        }
+    }
+}
+
+/// Signaling only: no media to attach.
+#[cfg(not(feature = "webrtc"))]
+mod media {
+    use relive::millicast::{MillicastMedia, MillicastSource, SignalingMedia};
+
+    use super::MediaClock;
+
+    pub(crate) const WATCHDOG: bool = false;
+
+    pub(crate) fn clock() -> MediaClock {
+        MediaClock(None)
+    }
+
+    pub(crate) fn attach(
+        source: MillicastSource,
+        _clock: &MediaClock,
+    ) -> (
+        MillicastSource,
+        impl Fn(MillicastMedia<SignalingMedia>) + use<>,
+    ) {
+        (source, drop)
+    }
+
+    pub(crate) async fn whep(
+        _url: String,
+        _token: Option<String>,
+        _policy: relive::Policy,
+        _json: bool,
+        _clock: MediaClock,
+        _until: impl Future<Output = ()>,
+    ) {
+        eprintln!("--whep needs --features webrtc\n{}", super::USAGE);
+        std::process::exit(2);
+    }
+}
+
+/// A real receive-only WebRTC peer: media time from RTP.
+#[cfg(feature = "webrtc")]
+mod media {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use relive::millicast::{MillicastMedia, MillicastSource};
+    use relive::webrtc::{ReceivePeers, WebRtcMedia, WhepSource};
+
+    use super::MediaClock;
+
+    pub(crate) const WATCHDOG: bool = true;
+
+    pub(crate) fn clock() -> MediaClock {
+        MediaClock(Some(Arc::new(AtomicU64::new(0))))
+    }
+
+    /// Plays a new session: here, reads its packets into the clock until the session ends.
+    fn follow(mut media: WebRtcMedia, clock: &MediaClock) {
+        let Some(ms) = clock.0.clone() else { return };
+        ms.store(0, Ordering::Relaxed);
+        tokio::spawn(async move {
+            while let Some(packet) = media.recv().await {
+                ms.fetch_max(packet.media_time.as_millis() as u64, Ordering::Relaxed);
+            }
+        });
+    }
+
+    pub(crate) fn attach(
+        source: MillicastSource,
+        clock: &MediaClock,
+    ) -> (
+        MillicastSource<ReceivePeers>,
+        impl Fn(MillicastMedia<WebRtcMedia>) + use<>,
+    ) {
+        let clock = clock.clone();
+        let source = source.offer_provider(ReceivePeers::new());
+        (source, move |media: MillicastMedia<WebRtcMedia>| {
+            follow(media.media, &clock)
+        })
+    }
+
+    pub(crate) async fn whep(
+        url: String,
+        token: Option<String>,
+        policy: relive::Policy,
+        json: bool,
+        clock: MediaClock,
+        until: impl Future<Output = ()>,
+    ) {
+        let mut source = WhepSource::new(url);
+        if let Some(token) = token {
+            source = source.token(token);
+        }
+        let follower = clock.clone();
+        let attach = move |media: WebRtcMedia| follow(media, &follower);
+        super::watch(source, policy, json, clock, attach, until).await;
     }
 }
 
@@ -98,15 +223,21 @@ const SCRIPT: &[(u64, &str)] = &[
     (8, "publisher stops its encoder"),
     (14, "publisher is back"),
     (19, "network blink: every socket dropped"),
-    (25, "end of demo"),
+    (
+        22,
+        "encoder freezes: no RTP, no event (seen only from media time, with webrtc)",
+    ),
+    (24, "encoder unfreezes"),
+    (28, "end of demo"),
 ];
 
-async fn demo(policy: Policy, json: bool) {
+async fn demo(policy: Policy, json: bool, clock: MediaClock) {
     let server = MillicastServer::start()
         .await
         .expect("the testkit server starts on 127.0.0.1");
     let source =
         MillicastSource::new(server.account_id(), "demo").director_url(server.director_url());
+    let (source, attach) = media::attach(source, &clock);
     if !json {
         println!("testkit Millicast server at {}", server.director_url());
     }
@@ -121,17 +252,21 @@ async fn demo(policy: Policy, json: bool) {
                 2 | 14 => server.publish("demo"),
                 8 => server.unpublish("demo"),
                 19 => server.drop_all_sockets(),
+                22 => server.freeze("demo"),
+                24 => server.unfreeze("demo"),
                 _ => {}
             }
         }
     };
-    watch(source, policy, json, script).await;
+    watch(source, policy, json, clock, attach, script).await;
 }
 
 async fn watch<S: StreamSource>(
     source: S,
     policy: Policy,
     json: bool,
+    clock: MediaClock,
+    attach: impl Fn(S::Media),
     until: impl Future<Output = ()>,
 ) where
     S::Media: std::fmt::Debug,
@@ -154,9 +289,12 @@ async fn watch<S: StreamSource>(
                 } else {
                     print_event(t, &event, live_line);
                 }
+                if let Event::Session(media) = event {
+                    attach(media);
+                }
             }
             () = sleep(Duration::from_millis(100)), if live_line => {
-                status_line(start, &viewer.state(), &stats);
+                status_line(start, &viewer.state(), &stats, &clock);
             }
         }
     }
@@ -190,7 +328,7 @@ fn print_event<M, E: std::fmt::Display>(t: Duration, event: &Event<M, E>, live: 
 }
 
 /// One line, rewritten in place: state, media time, attempts, next retry.
-fn status_line(start: Instant, state: &State, stats: &Stats) {
+fn status_line(start: Instant, state: &State, stats: &Stats, clock: &MediaClock) {
     let now = Instant::now();
     let (attempt, retry) = match state {
         State::Connecting { attempt, .. } => (*attempt, "now".to_owned()),
@@ -206,9 +344,10 @@ fn status_line(start: Instant, state: &State, stats: &Stats) {
         _ => (0, "—".to_owned()),
     };
     print!(
-        "\r\x1b[2K{:>7.2}s  [{}]  media n/a (signaling only)  attempt {attempt}  next retry {retry}  playing {:.1}s",
+        "\r\x1b[2K{:>7.2}s  [{}]  {}  attempt {attempt}  next retry {retry}  playing {:.1}s",
         now.duration_since(start).as_secs_f64(),
         state.name(),
+        clock.show(),
         stats.playing_time(now.into_std()).as_secs_f64(),
     );
     let _ = std::io::stdout().flush();

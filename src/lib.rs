@@ -15,7 +15,7 @@
 //! - [`Reconnector`], the tokio driver: runs one machine per viewer over any
 //!   [`StreamSource`], hands each new session to the application and reports
 //!   every change as a [`futures::Stream`] of [`Event`]s.
-//! - Adapters behind features: Millicast signaling, WebRTC media, a relay.
+//! - Adapters behind features: Millicast signaling, WebRTC media and WHEP, a relay.
 //!
 //! # The core loop
 //!
@@ -87,7 +87,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `millicast` | Millicast signaling: Director API + WebSocket `view` command and events |
-//! | `webrtc` | a receive-only WebRTC peer whose RTP arrival gives progress ticks |
+//! | `webrtc` | a receive-only WebRTC peer (str0m) whose RTP timestamps give progress ticks, for Millicast and the WHEP source (implies `millicast`) |
 //! | `relay` | the publisher/viewer WebSocket relay and its live-hint client |
 //! | `testkit` | in-process test servers, a fault-injecting proxy and an in-memory scripted source |
 //!
@@ -112,6 +112,8 @@ mod stats;
 pub mod millicast;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+#[cfg(feature = "webrtc")]
+pub mod webrtc;
 
 pub use backoff::{Backoff, Jitter, Rng};
 pub use driver::{Control, Event, Reconnector, Viewer};

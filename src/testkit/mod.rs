@@ -7,10 +7,14 @@
 //!   corrupts traffic, for chaos tests.
 //! - `millicast` (with feature `millicast`): a Millicast-protocol Director and
 //!   signaling server.
+//! - `publisher` (with feature `webrtc`): a publisher peer that answers a viewer's offer and
+//!   sends real RTP over UDP on loopback.
 
 mod memory;
 #[cfg(feature = "millicast")]
 pub mod millicast;
 pub mod proxy;
+#[cfg(feature = "webrtc")]
+pub mod publisher;
 
 pub use memory::{MemoryError, MemoryMedia, MemorySource, MemoryStream};

@@ -134,9 +134,9 @@ pub(super) fn mint_jwt(
 
 /// The SDP answer to a `view` offer.
 ///
-/// For now a fixed, plausible sendonly answer (ICE-lite, `setup:passive`, one 127.0.0.1 host
-/// candidate, video mid `0` VP8 and audio mid `1` Opus) that no media follows. This is the one
-/// place to replace when the server grows real WebRTC media.
+/// A fixed, plausible sendonly answer (ICE-lite, `setup:passive`, one 127.0.0.1 host candidate,
+/// video mid `0` VP8 and audio mid `1` Opus) that no media follows: the answer without feature
+/// `webrtc`, or to an offer no publisher peer can answer (see `media.rs`).
 pub(super) fn sdp_answer(_offer: &str, session_id: u64) -> String {
     let mut sdp = String::new();
     let mut line = |text: &str| {

@@ -4,7 +4,13 @@
 //! It follows `MILLICAST.md` to the letter (shapes from [`crate::millicast::wire`]), so a client
 //! that works against it speaks the real protocol; and it misbehaves on command (Director faults,
 //! rejected views, ignored pings, dropped sockets, garbage frames) so that tests can prove the
-//! client survives. No media yet: the SDP answer is a fixed text.
+//! client survives. With feature `webrtc`, each accepted `view` (and each WHEP offer, on
+//! `POST /api/whep/{account}/{stream}`) gets a publisher peer that sends real RTP over UDP, which
+//! the test steers per stream: [`publish`](MillicastServer::publish) sends,
+//! [`freeze`](MillicastServer::freeze) keeps the connection but stops RTP,
+//! [`unpublish`](MillicastServer::unpublish) and [`stop`](MillicastServer::stop) stop it with
+//! their events, [`blackhole_media`](MillicastServer::blackhole_media) kills the UDP path.
+//! Without it, the SDP answer is a fixed text and no media follows.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -21,8 +27,11 @@
 
 mod director;
 mod frames;
+mod media;
 mod signaling;
 mod state;
+#[cfg(feature = "webrtc")]
+mod whep;
 
 use std::io;
 use std::net::SocketAddr;
@@ -36,6 +45,7 @@ use tokio::sync::watch;
 use tokio::time::error::Elapsed;
 
 use crate::millicast::wire::Event;
+use media::Switch;
 use state::{Audience, Control, Shared};
 
 /// How the Director misbehaves, for [`MillicastServer::set_director_fault`].
@@ -94,8 +104,15 @@ impl MillicastServerBuilder {
         let shared = Arc::new(Shared::new(self.account, addr, self.secure_token));
         let router = Router::new()
             .route("/api/director/subscribe", post(director::subscribe))
-            .route("/ws/v2/sub/{n}", get(signaling::connect))
-            .with_state(Arc::clone(&shared));
+            .route("/ws/v2/sub/{n}", get(signaling::connect));
+        #[cfg(feature = "webrtc")]
+        let router = router
+            .route("/api/whep/{account}/{stream}", post(whep::offer))
+            .route(
+                &format!("{}/{{id}}", whep::RESOURCE_PATH),
+                axum::routing::delete(whep::delete),
+            );
+        let router = router.with_state(Arc::clone(&shared));
         let mut shutdown = shared.shutdown.subscribe();
         let serve = axum::serve(listener, router)
             .with_graceful_shutdown(async move { stopped(&mut shutdown).await });
@@ -185,6 +202,7 @@ impl MillicastServer {
     /// `active` and `layers` (one active layer).
     pub fn publish(&self, name: &str) {
         self.shared.set_live(name, true);
+        self.shared.media.set(name, Switch::Live(true));
         self.event(name, &frames::active(&self.shared.account, name));
         self.event(name, &frames::layers(1));
     }
@@ -193,13 +211,34 @@ impl MillicastServer {
     /// published" until the next [`publish`](Self::publish).
     pub fn unpublish(&self, name: &str) {
         self.shared.set_live(name, false);
+        self.shared.media.set(name, Switch::Live(false));
         self.event(name, &frames::inactive(&self.shared.account, name));
     }
 
     /// The stream is gone for good: viewers get `stopped`; it is no longer live.
     pub fn stop(&self, name: &str) {
         self.shared.set_live(name, false);
+        self.shared.media.set(name, Switch::Live(false));
         self.event(name, &frames::event(Event::Stopped));
+    }
+
+    /// The publisher's encoder freezes: the peers of `name` keep their connections but send no
+    /// RTP, and no event says so — only media time standing still shows it. (Media needs
+    /// feature `webrtc`.)
+    pub fn freeze(&self, name: &str) {
+        self.shared.media.set(name, Switch::Frozen(true));
+    }
+
+    /// Ends a [`freeze`](Self::freeze): RTP flows again on the same connections, with media time
+    /// jumped ahead by the frozen time, as a real encoder's would.
+    pub fn unfreeze(&self, name: &str) {
+        self.shared.media.set(name, Switch::Frozen(false));
+    }
+
+    /// While on, the UDP path of every media peer of `name` (current and new) drops everything,
+    /// both ways: a dead network path under a live signaling socket.
+    pub fn blackhole_media(&self, name: &str, on: bool) {
+        self.shared.media.set(name, Switch::Blackhole(on));
     }
 
     /// Whether `name` is live.
@@ -286,6 +325,51 @@ impl MillicastServer {
     /// `view` commands received so far, accepted or not.
     pub fn view_requests(&self) -> u64 {
         self.shared.view_requests()
+    }
+
+    /// The WHEP endpoint of stream `name`: `http://{addr}/api/whep/{account}/{name}`.
+    #[cfg(feature = "webrtc")]
+    pub fn whep_url(&self, name: &str) -> String {
+        format!(
+            "http://{}/api/whep/{}/{name}",
+            self.shared.addr, self.shared.account
+        )
+    }
+
+    /// WHEP `POST`s received so far, answered or not.
+    #[cfg(feature = "webrtc")]
+    pub fn whep_requests(&self) -> u64 {
+        self.shared
+            .media
+            .whep_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// WHEP `DELETE`s received so far.
+    #[cfg(feature = "webrtc")]
+    pub fn whep_deletes(&self) -> u64 {
+        self.shared
+            .media
+            .whep_deletes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Open WHEP sessions (resources not deleted) of `name`.
+    #[cfg(feature = "webrtc")]
+    pub fn whep_sessions(&self, name: &str) -> usize {
+        whep::sessions(&self.shared, name)
+    }
+
+    /// Waits until `name` has exactly `n` open WHEP sessions, at most `timeout`.
+    #[cfg(feature = "webrtc")]
+    pub async fn wait_whep_sessions(
+        &self,
+        name: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<(), Elapsed> {
+        self.wait_until(timeout, || self.whep_sessions(name) == n)
+            .await
     }
 
     /// Open viewer sockets of `name`.

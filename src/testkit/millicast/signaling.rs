@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::frames;
+use super::media::Peer;
 use super::state::{Control, Shared, VIEWER_QUEUE};
 use super::stopped;
 use crate::millicast::wire::{ViewCommand, ViewResponse, parse_command};
@@ -100,6 +101,7 @@ async fn run_viewer(shared: Arc<Shared>, stream: String, mut socket: WebSocket) 
         shared: &shared,
         stream: &stream,
         id: registration.id,
+        peer: std::sync::Mutex::new(None),
     };
     let mut stop = Stop {
         control,
@@ -136,6 +138,8 @@ struct Viewer<'a> {
     shared: &'a Shared,
     stream: &'a str,
     id: u64,
+    /// The publisher peer of the accepted `view`: it lives as long as the socket.
+    peer: std::sync::Mutex<Option<Peer>>,
 }
 
 impl Viewer<'_> {
@@ -231,8 +235,15 @@ impl Viewer<'_> {
         if !self.shared.try_view(self.id) {
             return vec![frames::error(trans_id, "Feed not found")];
         }
+        let (sdp, peer) =
+            self.shared
+                .media
+                .answer_view(self.stream, &view.sdp, self.shared.random(self.id));
+        if let Ok(mut slot) = self.peer.lock() {
+            *slot = peer;
+        }
         let response = ViewResponse {
-            sdp: frames::sdp_answer(&view.sdp, self.shared.random(self.id)),
+            sdp,
             subscriber_id: format!("sub-{}", self.id),
             cluster_id: "relive-testkit".to_owned(),
             stream_view_id: format!("view-{}", self.id),

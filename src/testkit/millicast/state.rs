@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::DirectorFault;
+use super::media::Media;
 
 /// Frames queued per viewer before further broadcasts to it are dropped.
 pub(super) const VIEWER_QUEUE: usize = 256;
@@ -43,6 +44,8 @@ pub(super) struct Shared {
     pub(super) hang_release: watch::Sender<u64>,
     pub(super) ignore_pings: watch::Sender<bool>,
     pub(super) shutdown: watch::Sender<bool>,
+    /// Publisher peers and their switches (real media with feature `webrtc`).
+    pub(super) media: Media,
     director_requests: AtomicU64,
     view_requests: AtomicU64,
     next_id: AtomicU64,
@@ -93,6 +96,7 @@ impl Shared {
             hang_release: watch::Sender::new(0),
             ignore_pings: watch::Sender::new(false),
             shutdown: watch::Sender::new(false),
+            media: Media::default(),
             director_requests: AtomicU64::new(0),
             view_requests: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
@@ -104,7 +108,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn changed(&self) {
+    pub(super) fn changed(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 

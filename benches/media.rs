@@ -1,0 +1,202 @@
+//! Media on loopback: how fast a viewer gets RTP again after each kind of interruption, with
+//! the real WebRTC peer against the testkit server and its publisher peers.
+//!
+//! ```sh
+//! cargo bench --bench media --features webrtc,testkit           # 20 runs of each
+//! MEDIA_BENCH_RUNS=50 cargo bench --bench media --features webrtc,testkit
+//! ```
+//!
+//! - first media: a new viewer of a live stream, from `start` to its first RTP packet
+//!   (Director, WebSocket, `view`, ICE, DTLS, first packet);
+//! - encoder restart: a frozen publisher resumes on the same session, to the next packet;
+//! - publisher restart: the publisher leaves (`inactive`, RTP stops) and comes back (`active`)
+//!   within the stall grace, to the first packet on the same session;
+//! - reconnect cycle: every signaling socket dropped, to the first packet of the new session.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use relive::millicast::{MillicastMedia, MillicastSource};
+use relive::testkit::millicast::MillicastServer;
+use relive::webrtc::{ReceivePeers, WebRtcMedia};
+use relive::{Event, Policy, Reconnector, State, Viewer};
+use tokio::time::{Instant, timeout};
+
+type Source = MillicastSource<ReceivePeers>;
+type Media = MillicastMedia<WebRtcMedia>;
+
+const CAM: &str = "cam";
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn policy() -> Policy {
+    Policy::builder()
+        .stall_after(Duration::from_millis(600))
+        .first_media_within(Duration::from_secs(3))
+        .stall_grace(Duration::from_secs(30))
+        .backoff(Duration::from_millis(50), 2.0, Duration::from_millis(250))
+        .build()
+        .expect("a valid policy")
+}
+
+/// A viewer and the media of its current session.
+struct Bench {
+    server: MillicastServer,
+    viewer: Viewer<Source>,
+    media: Option<Media>,
+}
+
+impl Bench {
+    async fn start(server: &MillicastServer) -> Bench {
+        let peers = ReceivePeers::new().bind_ip(Ipv4Addr::LOCALHOST.into());
+        let source = MillicastSource::new(server.account_id(), CAM)
+            .director_url(server.director_url())
+            .offer_provider(peers);
+        Bench {
+            server: server.clone(),
+            viewer: Reconnector::new(source, policy()).spawn(),
+            media: None,
+        }
+    }
+
+    /// Waits for the next RTP packet of the current (or a new) session.
+    async fn first_packet(&mut self) -> Instant {
+        let wait = async {
+            loop {
+                let packet = async {
+                    match self.media.as_mut() {
+                        Some(media) => media.media.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    Some(_) = packet => return Instant::now(),
+                    event = self.viewer.next() => match event {
+                        Some(Event::Session(media)) => self.media = Some(media),
+                        Some(_) => {}
+                        None => panic!("viewer ended"),
+                    },
+                }
+            }
+        };
+        timeout(PATIENCE, wait)
+            .await
+            .expect("media within the patience")
+    }
+
+    async fn until_state(&mut self, f: impl Fn(&State) -> bool) {
+        let wait = async {
+            while let Some(event) = self.viewer.next().await {
+                match event {
+                    Event::Session(media) => self.media = Some(media),
+                    Event::State { to, .. } if f(&to) => return,
+                    _ => {}
+                }
+            }
+        };
+        timeout(PATIENCE, wait)
+            .await
+            .expect("the state within the patience");
+    }
+
+    fn forget_media(&mut self) {
+        if let Some(media) = self.media.as_mut() {
+            while media.media.try_recv().is_some() {}
+        }
+    }
+}
+
+async fn first_media(runs: usize) -> Vec<Duration> {
+    let server = MillicastServer::start().await.expect("server");
+    server.publish(CAM);
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let mut bench = Bench::start(&server).await;
+        samples.push(bench.first_packet().await - start);
+        bench.viewer.stop().await;
+    }
+    samples
+}
+
+async fn encoder_restart(bench: &mut Bench, runs: usize) -> Vec<Duration> {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        bench.server.freeze(CAM);
+        bench
+            .until_state(|s| matches!(s, State::Stalled { .. }))
+            .await;
+        bench.forget_media();
+        let start = Instant::now();
+        bench.server.unfreeze(CAM);
+        samples.push(bench.first_packet().await - start);
+    }
+    samples
+}
+
+async fn publisher_restart(bench: &mut Bench, runs: usize) -> Vec<Duration> {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        bench.server.unpublish(CAM);
+        bench
+            .until_state(|s| matches!(s, State::Stalled { .. }))
+            .await;
+        bench.forget_media();
+        let start = Instant::now();
+        bench.server.publish(CAM);
+        samples.push(bench.first_packet().await - start);
+    }
+    samples
+}
+
+async fn reconnect_cycle(bench: &mut Bench, runs: usize) -> Vec<Duration> {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        bench.first_packet().await;
+        bench.media = None;
+        let start = Instant::now();
+        bench.server.drop_all_sockets();
+        samples.push(bench.first_packet().await - start);
+    }
+    samples
+}
+
+fn report(what: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| {
+        let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[index.min(samples.len() - 1)]
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{what:<22} n={:<4} p50 {:>7.1} ms   p95 {:>7.1} ms   max {:>7.1} ms",
+        samples.len(),
+        ms(at(0.5)),
+        ms(at(0.95)),
+        ms(at(1.0)),
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; any other argument is a filter we do not support.
+    let runs = std::env::var("MEDIA_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20usize)
+        .max(1);
+    println!("media on loopback, {runs} runs each");
+    println!("command: cargo bench --bench media --features webrtc,testkit");
+    report("first media", first_media(runs).await);
+    let server = MillicastServer::start().await.expect("server");
+    server.publish(CAM);
+    let mut bench = Bench::start(&server).await;
+    bench.first_packet().await;
+    report("encoder restart", encoder_restart(&mut bench, runs).await);
+    report(
+        "publisher restart",
+        publisher_restart(&mut bench, runs).await,
+    );
+    report("reconnect cycle", reconnect_cycle(&mut bench, runs).await);
+    bench.viewer.stop().await;
+}

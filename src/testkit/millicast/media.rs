@@ -1,0 +1,141 @@
+//! The server's media side: with feature `webrtc`, each accepted `view` or WHEP offer gets a
+//! publisher peer that sends real RTP, steered per stream (live, frozen, black-holed); without
+//! it, the answer is the fixed SDP of [`frames::sdp_answer`] and no media follows.
+
+#[cfg(feature = "webrtc")]
+use std::collections::HashMap;
+#[cfg(feature = "webrtc")]
+use std::sync::atomic::AtomicU64;
+#[cfg(feature = "webrtc")]
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+#[cfg(feature = "webrtc")]
+use tokio::sync::watch;
+
+use super::frames;
+#[cfg(feature = "webrtc")]
+use crate::testkit::publisher::{Feed, PublisherError, PublisherPeer};
+
+/// What keeps a viewer's media flowing: its publisher peer, or nothing without `webrtc`.
+#[cfg(feature = "webrtc")]
+pub(super) type Peer = PublisherPeer;
+/// What keeps a viewer's media flowing: nothing without `webrtc`.
+#[cfg(not(feature = "webrtc"))]
+pub(super) type Peer = ();
+
+/// The media state of every stream, and the WHEP resources.
+#[derive(Default)]
+pub(super) struct Media {
+    #[cfg(feature = "webrtc")]
+    streams: Mutex<HashMap<String, StreamMedia>>,
+    #[cfg(feature = "webrtc")]
+    pub(super) whep: Mutex<HashMap<u64, (String, PublisherPeer)>>,
+    #[cfg(feature = "webrtc")]
+    pub(super) whep_requests: AtomicU64,
+    #[cfg(feature = "webrtc")]
+    pub(super) whep_deletes: AtomicU64,
+}
+
+/// One stream's switches; the feed its peers follow is derived from them.
+#[cfg(feature = "webrtc")]
+struct StreamMedia {
+    live: bool,
+    frozen: bool,
+    blackhole: bool,
+    feed: watch::Sender<Feed>,
+}
+
+#[cfg(feature = "webrtc")]
+impl Default for StreamMedia {
+    fn default() -> Self {
+        StreamMedia {
+            live: false,
+            frozen: false,
+            blackhole: false,
+            feed: watch::Sender::new(Feed::default()),
+        }
+    }
+}
+
+/// A switch of a stream's media.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
+pub(super) enum Switch {
+    /// Published (`true`, which also unfreezes) or not.
+    Live(bool),
+    /// Frozen: the connection stays, RTP stops.
+    Frozen(bool),
+    /// The UDP path drops everything.
+    Blackhole(bool),
+}
+
+impl Media {
+    /// Flips a switch of `stream`; its peers follow at once.
+    #[cfg(feature = "webrtc")]
+    pub(super) fn set(&self, stream: &str, switch: Switch) {
+        let mut streams = self.streams();
+        let media = streams.entry(stream.to_owned()).or_default();
+        match switch {
+            Switch::Live(live) => {
+                media.live = live;
+                media.frozen &= !live;
+            }
+            Switch::Frozen(frozen) => media.frozen = frozen,
+            Switch::Blackhole(on) => media.blackhole = on,
+        }
+        let feed = Feed {
+            sending: media.live && !media.frozen,
+            blackhole: media.blackhole,
+        };
+        media.feed.send_replace(feed);
+    }
+
+    /// Without `webrtc` there is no media to switch.
+    #[cfg(not(feature = "webrtc"))]
+    pub(super) fn set(&self, _stream: &str, _switch: Switch) {}
+
+    #[cfg(feature = "webrtc")]
+    fn streams(&self) -> MutexGuard<'_, HashMap<String, StreamMedia>> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A publisher peer for `offer` on `stream`, and its answer.
+    #[cfg(feature = "webrtc")]
+    pub(super) fn publisher(
+        &self,
+        stream: &str,
+        offer: &str,
+    ) -> Result<(PublisherPeer, String), PublisherError> {
+        let feed = self
+            .streams()
+            .entry(stream.to_owned())
+            .or_default()
+            .feed
+            .subscribe();
+        PublisherPeer::answer(offer, std::net::Ipv4Addr::LOCALHOST.into(), feed)
+    }
+
+    /// The answer to a `view` offer, and the peer that keeps its media flowing. An offer no peer
+    /// can answer (a signaling-only client's fixed offer) gets the fixed answer and no media.
+    #[cfg(feature = "webrtc")]
+    pub(super) fn answer_view(&self, stream: &str, offer: &str, id: u64) -> (String, Option<Peer>) {
+        match self.publisher(stream, offer) {
+            Ok((peer, answer)) => (answer, Some(peer)),
+            Err(error) => {
+                tracing::debug!(%error, "no publisher peer for this offer; fixed answer");
+                (frames::sdp_answer(offer, id), None)
+            }
+        }
+    }
+
+    /// The fixed answer to a `view` offer; no media without `webrtc`.
+    #[cfg(not(feature = "webrtc"))]
+    pub(super) fn answer_view(
+        &self,
+        _stream: &str,
+        offer: &str,
+        id: u64,
+    ) -> (String, Option<Peer>) {
+        (frames::sdp_answer(offer, id), None)
+    }
+}

@@ -1,0 +1,134 @@
+//! Why a WHEP attempt or session failed, and how each failure is retried. No variant carries the
+//! bearer token, nor the endpoint URL (which may hold one in its query).
+
+use crate::source::{Classify, Retry};
+
+/// The longest server message kept in an error.
+const MESSAGE_LIMIT: usize = 200;
+
+/// A WHEP connect attempt or session failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WhepError {
+    /// 404 or 409 (`Stream not found`): nobody is publishing yet.
+    #[error("stream not published (HTTP {status}): {message}")]
+    NotPublished {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message, shortened.
+        message: String,
+    },
+    /// 401 or 403: the token is missing, bad or expired.
+    #[error("unauthorized (HTTP {status}): {message}")]
+    Unauthorized {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message, shortened.
+        message: String,
+    },
+    /// 5xx, 408 or 429: the server is in trouble; retry later.
+    #[error("server error (HTTP {status}): {message}")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message, shortened.
+        message: String,
+    },
+    /// Any other status (400, 415, ...): the server refuses our offer; retrying cannot help.
+    #[error("offer rejected (HTTP {status}): {message}")]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message, shortened.
+        message: String,
+    },
+    /// The request did not complete: DNS, TCP, TLS, timeout. (The URL is stripped.)
+    #[error("WHEP request failed: {0}")]
+    Request(#[source] reqwest::Error),
+    /// A 201 without what WHEP requires (a `Location`, an SDP body).
+    #[error("bad WHEP response: {0}")]
+    BadResponse(String),
+    /// The WebRTC peer failed: no socket, an answer it refuses, a lost media path.
+    #[error("media: {0}")]
+    Media(String),
+    /// The HTTP client could not be built (TLS initialisation).
+    #[error("http client: {0}")]
+    Client(String),
+}
+
+impl WhepError {
+    /// The error for a non-201 answer with `status` and `body`.
+    pub(crate) fn from_status(status: u16, body: &str) -> WhepError {
+        let message = shorten(body);
+        match status {
+            404 | 409 => WhepError::NotPublished { status, message },
+            401 | 403 => WhepError::Unauthorized { status, message },
+            408 | 429 | 500..=599 => WhepError::Server { status, message },
+            _ => WhepError::Rejected { status, message },
+        }
+    }
+}
+
+impl Classify for WhepError {
+    fn retry(&self) -> Retry {
+        match self {
+            WhepError::NotPublished { .. } => Retry::WaitForPublisher,
+            WhepError::Unauthorized { .. } | WhepError::Rejected { .. } | WhepError::Client(_) => {
+                Retry::Never
+            }
+            WhepError::Server { .. }
+            | WhepError::Request(_)
+            | WhepError::BadResponse(_)
+            | WhepError::Media(_) => Retry::Later,
+        }
+    }
+}
+
+impl From<reqwest::Error> for WhepError {
+    fn from(e: reqwest::Error) -> Self {
+        WhepError::Request(e.without_url())
+    }
+}
+
+/// The first line of a server message, at most [`MESSAGE_LIMIT`] characters.
+fn shorten(body: &str) -> String {
+    let line = body.lines().next().unwrap_or("").trim();
+    line.chars().take(MESSAGE_LIMIT).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_status_has_the_class_millicast_md_gives_it() {
+        let cases = [
+            (404, Retry::WaitForPublisher),
+            (409, Retry::WaitForPublisher),
+            (401, Retry::Never),
+            (403, Retry::Never),
+            (400, Retry::Never),
+            (415, Retry::Never),
+            (408, Retry::Later),
+            (429, Retry::Later),
+            (500, Retry::Later),
+            (503, Retry::Later),
+        ];
+        for (status, class) in cases {
+            let error = WhepError::from_status(status, "Stream not found");
+            assert_eq!(error.retry(), class, "{status}: {error}");
+        }
+        assert_eq!(WhepError::Media("ice".into()).retry(), Retry::Later);
+        assert_eq!(WhepError::BadResponse("x".into()).retry(), Retry::Later);
+    }
+
+    #[test]
+    fn a_server_message_is_kept_short_and_on_one_line() {
+        let long = format!("{}\nsecond line", "x".repeat(1000));
+        let WhepError::Server { message, .. } = WhepError::from_status(500, &long) else {
+            panic!("not a server error")
+        };
+        assert_eq!(message.len(), MESSAGE_LIMIT);
+        assert!(!message.contains("second"));
+    }
+}

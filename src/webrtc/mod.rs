@@ -1,0 +1,38 @@
+//! WebRTC media for relive: a receive-only str0m peer whose RTP timestamps become progress
+//! ticks, behind the Millicast [`OfferProvider`](crate::millicast::OfferProvider) seam, and the
+//! WHEP source on the same peer.
+//!
+//! - [`ReceivePeers`] makes one peer per connect attempt: a UDP socket, one host candidate, a
+//!   recvonly offer (video mid `"0"`, audio mid `"1"`), and once the answer is in, one tokio task
+//!   running str0m's loop. Give it to
+//!   [`MillicastSource::offer_provider`](crate::millicast::MillicastSource::offer_provider).
+//! - [`WebRtcMedia`] is what the application gets for each session: the negotiated [`Track`]s
+//!   and a bounded queue of received [`MediaPacket`]s.
+//! - [`WhepSource`] watches a WHEP endpoint (`POST` the offer as `application/sdp`, `DELETE` the
+//!   resource on leave).
+//!
+//! Media time is the RTP timestamp of each track, unwrapped and divided by its clock rate,
+//! counted from the track's first packet; the session's progress is the largest over its tracks,
+//! ticked at most every 100 ms. A dead path is noticed by the reconnect machine from media time
+//! standing still (`stall_after` plus one tick), not by ICE, which str0m reports only 14–23 s
+//! after a cut; ICE disconnection, a DTLS close or failure and socket errors end the session as
+//! `Lost`, a backstop.
+//!
+//! | what | relive |
+//! |---|---|
+//! | RTP packet | queued for the application; media time → `Progress` (≤ 1 per 100 ms) |
+//! | ICE `Disconnected`, DTLS closed or failed, socket error | `Lost` → reconnect |
+//! | session dropped by the reconnector | DTLS close sent, socket closed, task ended |
+
+mod error;
+mod media;
+mod peer;
+mod progress;
+mod provider;
+mod sdp;
+mod whep;
+
+pub use error::WhepError;
+pub use media::{Codec, MediaPacket, Track, TrackKind, WebRtcMedia};
+pub use provider::{AUDIO_MID, PendingPeer, ReceivePeers, VIDEO_MID};
+pub use whep::{WhepEvents, WhepSource};

@@ -1,0 +1,265 @@
+//! The task of one receive-only peer: the str0m run loop over its UDP socket.
+//!
+//! It reads datagrams into `handle_input`, drains `poll_output` (transmits, events, the next
+//! timeout) after every input, turns RTP timestamps into progress ticks and queues packets for
+//! the application. It ends when the session's events are dropped (closing the DTLS session
+//! politely), or when the path fails, after reporting `Lost`.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::rtp::RtpPacket;
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::millicast::MediaEvent;
+use crate::webrtc::media::{MediaPacket, Queue};
+use crate::webrtc::progress::{MediaClocks, ProgressTicker};
+
+/// Larger than any datagram WebRTC sends (str0m's MTU target is ~1150 bytes).
+const RECV_BUFFER: usize = 2048;
+
+/// How many outputs a closing peer drains at most before it gives up on a polite close.
+const CLOSE_DRAIN_LIMIT: usize = 256;
+
+/// Counts a running peer task while alive.
+pub(crate) struct LiveGuard(Arc<AtomicUsize>);
+
+impl LiveGuard {
+    pub(crate) fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        LiveGuard(Arc::clone(live))
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One negotiated peer and everything its loop needs.
+pub(crate) struct Peer {
+    pub(crate) rtc: Rtc,
+    pub(crate) socket: UdpSocket,
+    /// The local candidate address: the destination of every datagram we read.
+    pub(crate) local: SocketAddr,
+    pub(crate) events: mpsc::Sender<MediaEvent>,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) ticker: ProgressTicker,
+    /// Payload type → RTP clock rate, from the negotiated codecs.
+    pub(crate) clock_rates: HashMap<u8, u32>,
+    pub(crate) clocks: MediaClocks,
+}
+
+/// Why the loop ended.
+enum End {
+    /// The session's events were dropped: the session is over on our side.
+    Dropped,
+    /// The media path failed.
+    Lost(String),
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Peer {
+    /// Runs the peer until its session is dropped or its path fails. The application's packet
+    /// queue ends last, once the socket is closed and the task no longer counts as live: a
+    /// reader that sees the end knows the peer is gone.
+    pub(crate) async fn run(mut self, live: LiveGuard) {
+        let end = self.serve().await;
+        match end {
+            End::Dropped => {
+                tracing::debug!(local = %self.local, "webrtc session dropped; closing the peer");
+                self.close();
+            }
+            End::Lost(reason) => {
+                tracing::info!(local = %self.local, %reason, "webrtc media path lost");
+                self.rtc.disconnect();
+                let _ = self.events.send(MediaEvent::Lost(reason)).await;
+            }
+        }
+        let queue = Arc::clone(&self.queue);
+        drop(self);
+        drop(live);
+        queue.close();
+    }
+
+    async fn serve(&mut self) -> End {
+        let mut buf = vec![0u8; RECV_BUFFER];
+        loop {
+            let deadline = match self.drain() {
+                Ok(deadline) => deadline,
+                Err(reason) => return End::Lost(reason),
+            };
+            let wake = self
+                .ticker
+                .poll_timeout()
+                .map_or(deadline, |tick| tick.min(deadline));
+            let result = tokio::select! {
+                biased;
+                () = self.events.closed() => return End::Dropped,
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, source)) => self.receive(&buf[..n], source),
+                    Err(e) if is_transient(&e) => Ok(()),
+                    Err(e) => Err(format!("UDP socket failed: {e}")),
+                },
+                () = tokio::time::sleep_until(wake.into()) => self.handle_timeout(),
+            };
+            if let Err(reason) = result {
+                return End::Lost(reason);
+            }
+        }
+    }
+
+    /// Feeds one datagram. Anything that is not STUN, DTLS, RTP or RTCP, or that is not for
+    /// this peer, is ignored: network input never ends a session by itself being odd.
+    fn receive(&mut self, data: &[u8], source: SocketAddr) -> Result<(), String> {
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            tracing::trace!(%source, len = data.len(), "ignoring an unknown datagram");
+            return Ok(());
+        };
+        let input = Input::Receive(
+            now(),
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        if !self.rtc.accepts(&input) {
+            tracing::trace!(%source, "ignoring a datagram for another peer");
+            return Ok(());
+        }
+        self.rtc
+            .handle_input(input)
+            .map_err(|e| format!("WebRTC failed: {e}"))
+    }
+
+    fn handle_timeout(&mut self) -> Result<(), String> {
+        let now = now();
+        if let Some(media) = self.ticker.handle_timeout(now) {
+            self.tick(media);
+        }
+        self.rtc
+            .handle_input(Input::Timeout(now))
+            .map_err(|e| format!("WebRTC failed: {e}"))
+    }
+
+    /// Drains `poll_output` until the next timeout, as str0m requires after every input.
+    fn drain(&mut self) -> Result<Instant, String> {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(deadline)) => return Ok(deadline),
+                Ok(Output::Transmit(transmit)) => {
+                    // UDP is lossy anyway: a full buffer drops the datagram like the network
+                    // would; an unreachable candidate (say IPv6 on an IPv4 socket) is ICE's
+                    // business, not a failure of the session.
+                    if let Err(e) = self
+                        .socket
+                        .try_send_to(&transmit.contents, transmit.destination)
+                    {
+                        tracing::debug!(destination = %transmit.destination, error = %e, "UDP send failed");
+                    }
+                }
+                Ok(Output::Event(event)) => self.on_event(event)?,
+                Err(e) => return Err(format!("WebRTC failed: {e}")),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Result<(), String> {
+        match event {
+            Event::RtpPacket(packet) => self.on_rtp(packet),
+            Event::Connected => tracing::debug!(local = %self.local, "ICE and DTLS connected"),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                // str0m never heals this state by itself: the session is over.
+                return Err("ICE disconnected (consent lost)".to_owned());
+            }
+            Event::IceConnectionStateChange(state) => {
+                tracing::debug!(local = %self.local, ?state, "ICE state");
+            }
+            Event::Closed => return Err("the remote peer closed the DTLS session".to_owned()),
+            Event::StreamPaused(paused) => {
+                tracing::debug!(mid = %paused.mid, paused = paused.paused, "stream paused");
+            }
+            other => tracing::trace!(event = ?other, "webrtc event"),
+        }
+        Ok(())
+    }
+
+    fn on_rtp(&mut self, packet: RtpPacket) {
+        let ssrc = *packet.header.ssrc;
+        let mid = match packet.header.ext_vals.mid {
+            Some(mid) => mid,
+            None => match self.rtc.direct_api().stream_rx(&packet.header.ssrc) {
+                Some(stream) => stream.mid(),
+                None => return,
+            },
+        };
+        let payload_type = *packet.header.payload_type;
+        let clock_rate = self
+            .clock_rates
+            .get(&payload_type)
+            .copied()
+            .unwrap_or_else(|| packet.time.frequency().get());
+        let timestamp = packet.header.timestamp;
+        let (media_time, session_time) = self.clocks.on_packet(&mid, ssrc, timestamp, clock_rate);
+        self.queue.push(MediaPacket {
+            mid: mid.to_string(),
+            payload_type,
+            ssrc,
+            sequence: *packet.seq_no,
+            rtp_timestamp: timestamp,
+            media_time,
+            marker: packet.header.marker,
+            payload: packet.payload,
+        });
+        if let Some(media) = self.ticker.on_media(now(), session_time) {
+            self.tick(media);
+        }
+    }
+
+    /// Sends a progress tick; a full channel drops it, as the next one carries a later time.
+    fn tick(&mut self, media: Duration) {
+        let _ = self.events.try_send(MediaEvent::Progress(media));
+    }
+
+    /// Starts str0m's polite close (RTCP BYE, DTLS close_notify) and sends what it produces.
+    fn close(&mut self) {
+        if self.rtc.close().is_err() {
+            return;
+        }
+        for _ in 0..CLOSE_DRAIN_LIMIT {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(transmit)) => {
+                    let _ = self
+                        .socket
+                        .try_send_to(&transmit.contents, transmit.destination);
+                }
+                Ok(Output::Event(_)) => {}
+                Ok(Output::Timeout(_)) | Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Errors a UDP receive can report for an earlier send (ICMP) that say nothing about this socket.
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::WouldBlock
+            | ErrorKind::Interrupted
+            | ErrorKind::ConnectionRefused
+            | ErrorKind::ConnectionReset
+    )
+}

@@ -1,0 +1,309 @@
+//! [`WhepSource`]: a WHEP endpoint (WebRTC-HTTP Egress Protocol) as a [`StreamSource`], on the
+//! same receive-only peer as Millicast.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use futures::stream::BoxStream;
+use reqwest::header;
+
+use crate::millicast::wire::Secret;
+use crate::millicast::{MediaEvent, PendingOffer};
+use crate::source::{Session, SourceEvent, StreamSource};
+use crate::webrtc::error::WhepError;
+use crate::webrtc::media::WebRtcMedia;
+use crate::webrtc::provider::ReceivePeers;
+
+/// The largest answer body read.
+const BODY_LIMIT: usize = 256 * 1024;
+/// How long the best-effort `DELETE` of a left session may take.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A stream behind a WHEP endpoint: each connect attempt `POST`s a recvonly offer as
+/// `application/sdp`, expects `201 Created` with the answer and a `Location`, and starts a
+/// receive-only peer ([`ReceivePeers`]). When the session is dropped, the resource is
+/// `DELETE`d (best effort, in the background).
+///
+/// | answer | relive |
+/// |---|---|
+/// | 201 + SDP + `Location` | session; progress from RTP |
+/// | 404, 409 (`Stream not found`) | wait for the publisher |
+/// | 401, 403 | give up (bad token) |
+/// | 5xx, 408, 429, timeouts, connection failures | retry with backoff |
+/// | other 4xx | give up (the server refuses our offer) |
+///
+/// WHEP has no event channel: a publisher that stops shows as media time standing still, and
+/// the session is dropped after the stall grace.
+///
+/// ```no_run
+/// # fn demo() {
+/// use relive::webrtc::WhepSource;
+/// use relive::{Policy, Reconnector};
+///
+/// let source = WhepSource::new("https://example.com/whep/stream").token("a bearer token");
+/// let viewer = Reconnector::new(source, Policy::default()).spawn();
+/// # }
+/// ```
+pub struct WhepSource {
+    config: Arc<Config>,
+    http: Option<reqwest::Client>,
+}
+
+struct Config {
+    endpoint: String,
+    token: Option<Secret>,
+    request_timeout: Duration,
+    peers: ReceivePeers,
+}
+
+impl WhepSource {
+    /// Watches the WHEP endpoint at `endpoint` with default peers ([`ReceivePeers::new`]).
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        WhepSource {
+            config: Arc::new(Config {
+                endpoint: endpoint.into(),
+                token: None,
+                request_timeout: Duration::from_secs(5),
+                peers: ReceivePeers::new(),
+            }),
+            http: None,
+        }
+    }
+
+    fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        match Arc::get_mut(&mut self.config) {
+            Some(config) => f(config),
+            None => tracing::warn!("WhepSource reconfigured while in use; ignored"),
+        }
+        self
+    }
+
+    /// The bearer token sent as `Authorization: Bearer ...`. Never logged, never in errors.
+    #[must_use]
+    pub fn token(self, token: impl Into<String>) -> Self {
+        let token = Secret::new(token);
+        self.configure(|c| c.token = Some(token))
+    }
+
+    /// The peers to make (bind address, queue, tick period).
+    #[must_use]
+    pub fn peers(self, peers: ReceivePeers) -> Self {
+        self.configure(|c| c.peers = peers)
+    }
+
+    /// How long the `POST` may take (default 5 s).
+    #[must_use]
+    pub fn request_timeout(self, timeout: Duration) -> Self {
+        self.configure(|c| c.request_timeout = timeout)
+    }
+
+    fn client(&mut self) -> Result<reqwest::Client, WhepError> {
+        if let Some(http) = &self.http {
+            return Ok(http.clone());
+        }
+        let http = reqwest::Client::builder()
+            .timeout(self.config.request_timeout)
+            .connect_timeout(self.config.request_timeout)
+            .build()
+            .map_err(|e| WhepError::Client(e.without_url().to_string()))?;
+        self.http = Some(http.clone());
+        Ok(http)
+    }
+}
+
+/// The endpoint without its query, which may carry a token.
+fn redacted(endpoint: &str) -> &str {
+    endpoint.split(['?', '#']).next().unwrap_or(endpoint)
+}
+
+impl fmt::Debug for WhepSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let token = if self.config.token.is_some() {
+            "***"
+        } else {
+            "none"
+        };
+        f.debug_struct("WhepSource")
+            .field("endpoint", &redacted(&self.config.endpoint))
+            .field("token", &token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamSource for WhepSource {
+    type Media = WebRtcMedia;
+    type Events = WhepEvents;
+    type Error = WhepError;
+
+    fn connect(
+        &mut self,
+        attempt: u32,
+    ) -> impl Future<Output = Result<Session<WebRtcMedia, WhepEvents>, WhepError>> + Send + 'static
+    {
+        let config = Arc::clone(&self.config);
+        let http = self.client();
+        async move {
+            let http = http?;
+            tracing::debug!(attempt, "WHEP offer");
+            let offer = config
+                .peers
+                .offer()
+                .await
+                .map_err(|e| WhepError::Media(e.0))?;
+            let (answer, resource) = post(&http, &config, offer.sdp()).await?;
+            let session = offer.start(&answer).map_err(|e| WhepError::Media(e.0))?;
+            Ok(Session {
+                media: session.media,
+                events: WhepEvents {
+                    events: session.events,
+                    ended: false,
+                    _resource: resource,
+                },
+            })
+        }
+    }
+
+    fn describe(&self) -> String {
+        redacted(&self.config.endpoint).to_owned()
+    }
+}
+
+/// The `POST`: the answer and the resource to delete on leave.
+async fn post(
+    http: &reqwest::Client,
+    config: &Config,
+    offer: &str,
+) -> Result<(String, Resource), WhepError> {
+    let mut request = http
+        .post(&config.endpoint)
+        .header(header::CONTENT_TYPE, "application/sdp")
+        .header(header::ACCEPT, "application/sdp")
+        .body(offer.to_owned());
+    if let Some(token) = &config.token {
+        request = request.bearer_auth(token.expose());
+    }
+    let mut response = request.send().await?;
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let url = response.url().clone();
+    let body = read_limited(&mut response).await?;
+    if status != 201 {
+        tracing::debug!(status, "WHEP offer refused");
+        return Err(WhepError::from_status(status, &body));
+    }
+    let location =
+        location.ok_or_else(|| WhepError::BadResponse("201 without a Location".to_owned()))?;
+    let resource = Resource {
+        http: http.clone(),
+        url: url
+            .join(&location)
+            .map_err(|_| WhepError::BadResponse("unusable Location".to_owned()))?,
+        token: config.token.clone(),
+    };
+    if !body.trim_start().starts_with("v=0") {
+        // `resource` is dropped here: the server's session is deleted.
+        return Err(WhepError::BadResponse("the answer is not SDP".to_owned()));
+    }
+    Ok((body, resource))
+}
+
+/// The body as text, at most [`BODY_LIMIT`] bytes.
+async fn read_limited(response: &mut reqwest::Response) -> Result<String, WhepError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(WhepError::BadResponse(format!(
+                "answer over {BODY_LIMIT} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A created WHEP resource: `DELETE`d in the background when dropped.
+struct Resource {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    token: Option<Secret>,
+}
+
+impl Drop for Resource {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!("no runtime to DELETE the WHEP resource");
+            return;
+        };
+        let mut request = self.http.delete(self.url.clone()).timeout(DELETE_TIMEOUT);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        runtime.spawn(async move {
+            match request.send().await {
+                Ok(response) => {
+                    tracing::debug!(status = response.status().as_u16(), "WHEP resource deleted");
+                }
+                Err(e) => tracing::debug!(error = %e.without_url(), "WHEP DELETE failed"),
+            }
+        });
+    }
+}
+
+/// The events of one WHEP session: progress from RTP, and the loss of the media path.
+/// Dropping it ends the peer and `DELETE`s the resource.
+pub struct WhepEvents {
+    events: BoxStream<'static, MediaEvent>,
+    ended: bool,
+    _resource: Resource,
+}
+
+impl fmt::Debug for WhepEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WhepEvents")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for WhepEvents {
+    type Item = SourceEvent<WebRtcMedia, WhepError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let event = match self.events.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(MediaEvent::Progress(t))) => SourceEvent::Progress(t),
+            Poll::Ready(Some(MediaEvent::Lost(why))) => SourceEvent::Lost(WhepError::Media(why)),
+            Poll::Ready(None) => SourceEvent::Lost(WhepError::Media("media path ended".to_owned())),
+        };
+        self.ended = matches!(event, SourceEvent::Lost(_));
+        Poll::Ready(Some(event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_is_shown_without_its_query() {
+        let source = WhepSource::new("https://h/whep/s?token=hunter2#x").token("secret-token");
+        let debug = format!("{source:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("secret-token"),
+            "{debug}"
+        );
+        assert_eq!(source.describe(), "https://h/whep/s");
+    }
+}
