@@ -252,3 +252,28 @@ fn start_restarts_the_outage_clock() {
         .count();
     assert_eq!(gave_ups, 1);
 }
+
+/// A session that connects but never shows a frame (ICE up, no media) is no
+/// end of the outage: `give_up_after` must still fire. Losing it must not
+/// restart the outage clock, or such a viewer retries forever.
+#[test]
+fn give_up_after_still_fires_when_sessions_connect_but_never_show_media() {
+    let mut sim = Sim::new(build(policy().give_up_after(secs(20))));
+    sim.input(Input::Start);
+    while !sim.state().is_idle() && sim.elapsed() < secs(3_600) {
+        if let State::Connecting { .. } = sim.state() {
+            // Up, but not a single advancing tick: first_media_within runs
+            // out, the grace runs out, the session is dropped.
+            sim.input(Input::Connected);
+        } else {
+            sim.jump_to_deadline();
+        }
+    }
+    let (at, reason) = gave_up(&sim).expect("never gave up");
+    assert_eq!(reason, GiveUpReason::MaxOutage);
+    // Each cycle: 5 s without a first frame, 3 s of grace, a backoff (≤ 10 s).
+    assert!(
+        at >= secs(20) && at <= secs(20) + secs(18),
+        "gave up at {at:?}"
+    );
+}

@@ -39,6 +39,8 @@ pub(crate) struct World {
     pub(crate) furthest_media: Duration,
     /// Media advanced at least once since the session (re)started watching.
     pub(crate) seen_media: bool,
+    /// Media advanced at least once on this session (since `Connected`).
+    pub(crate) session_showed_media: bool,
     /// When media last advanced, playing began, or the user resumed. A tick
     /// records its own instant, and only when later than this one.
     pub(crate) last_progress: Instant,
@@ -103,6 +105,18 @@ pub(crate) enum Event {
     Fatal,
 }
 
+impl World {
+    /// A session is gone. The outage starts now (the time played before it is
+    /// none) if the session was stable or showed media: a session that never
+    /// showed a frame ends no outage, or `give_up_after` would never fire for
+    /// a viewer whose sessions connect but stay black.
+    fn session_lost(&mut self, now: Instant, attempts: u32) {
+        if attempts == 0 || self.session_showed_media {
+            self.outage_since = now;
+        }
+    }
+}
+
 impl Harness {
     pub(crate) fn new(setup: &Setup) -> Self {
         #[allow(clippy::disallowed_methods)] // one real base; all else is offsets from it
@@ -126,6 +140,7 @@ impl Harness {
                 last_tick_media: Duration::ZERO,
                 furthest_media: Duration::ZERO,
                 seen_media: false,
+                session_showed_media: false,
                 last_progress: base,
                 playing_since: base,
             },
@@ -259,6 +274,9 @@ impl Harness {
             w.furthest_media = media;
         }
         let session = matches!(before, State::Playing { .. } | State::Stalled { .. });
+        if advanced && session {
+            self.world.session_showed_media = true;
+        }
         let label = match (advanced, new_timeline) {
             (true, _) => None,
             (false, true) => Some("tick: a jump back starts a new timeline"),
@@ -331,6 +349,7 @@ impl Harness {
                     w.session_held = true;
                     w.last_tick_media = Duration::ZERO;
                     w.furthest_media = Duration::ZERO;
+                    w.session_showed_media = false;
                 }
                 Input::Connected
             }
@@ -377,8 +396,7 @@ impl Harness {
             (Step::ConnectFailed(retry), State::Connecting { .. }, _) => retry,
             (_, State::Connecting { .. }, Some(Timer::ConnectTimeout)) => Retry::Later,
             (Step::TransportLost(retry), State::Playing { .. } | State::Stalled { .. }, _) => {
-                // The outage starts now: the time played before it is none.
-                w.outage_since = now;
+                w.session_lost(now, call.attempts);
                 if retry == Retry::Never {
                     return Event::Fatal;
                 }
@@ -388,7 +406,7 @@ impl Harness {
                 retry
             }
             (_, State::Stalled { .. }, Some(Timer::StallGrace)) => {
-                w.outage_since = now;
+                w.session_lost(now, call.attempts);
                 if call.attempts == 0 {
                     return Event::LostAfterStable(Retry::Later);
                 }
