@@ -1,6 +1,11 @@
-//! What the core costs: a progress tick while playing (alone, and with the
-//! `poll_timeout` a driver reads after it), a whole drop → backoff → connect →
-//! playing cycle, and one backoff delay per jitter kind.
+//! What the core costs: a progress tick while playing (alone, with the
+//! `poll_timeout` a driver reads after it, and a tick whose media time does
+//! not pass the furthest point), a whole drop → backoff → connect → playing
+//! cycle, and one backoff delay per jitter kind.
+//!
+//! A tick takes its `now` as it comes (no offset arithmetic): it compares the
+//! media time with the furthest point of the timeline and, while playing,
+//! stores the instant if it is later than the last progress.
 //!
 //! `cargo bench --bench machine -- --warm-up-time 1 --measurement-time 3`
 
@@ -73,6 +78,17 @@ fn ticks(c: &mut Criterion) {
         })
     });
 
+    // A frozen picture: media time stays at the furthest point, the tick only
+    // compares. (The stall deadline passes unhandled: nothing wakes it here.)
+    let (mut machine, mut now) = playing(t0);
+    let media = now - t0;
+    group.bench_function("progress_not_advancing", |b| {
+        b.iter(|| {
+            now += TICK;
+            machine.handle_input(black_box(now), Input::Progress(black_box(media)));
+        })
+    });
+
     let (mut machine, mut now) = playing(t0);
     let mut media = now - t0;
     group.bench_function("progress+poll_timeout", |b| {
@@ -94,7 +110,8 @@ fn cycle(c: &mut Criterion) {
         b.iter(|| {
             machine.handle_input(now, Input::TransportLost(Retry::Later));
             drain(&mut machine);
-            // Past the first drop the session is unstable: a real backoff.
+            // The first drop (after stable play) waits within the reconnect
+            // spread; past it the session is unstable: a real backoff.
             if let State::Backoff { until, .. } = machine.state() {
                 now = until;
                 machine.handle_timeout(now);

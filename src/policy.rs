@@ -51,8 +51,10 @@ pub struct GiveUpRule {
     /// playback. Attempts that found nobody publishing do not count: waiting for
     /// a publisher has its own limit, `wait_for_publisher`.
     pub max_attempts: Option<u32>,
-    /// Give up when no session has been up for this long. Time spent waiting
-    /// for a publisher (the service answering "not published") does not count.
+    /// Give up when no session has been up for this long (a session counts
+    /// once it was stable or showed media: one that never shows a frame ends
+    /// no outage). Time spent waiting for a publisher (the service answering
+    /// "not published") does not count.
     pub max_outage: Option<Duration>,
 }
 

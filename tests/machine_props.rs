@@ -4,9 +4,13 @@
 //! machine's own deadline and at arbitrary instants, time going forward,
 //! standing still and going backwards) drive one machine. After each step the
 //! harness drains every output, as the contract says, and keeps a reference
-//! model of what the outside world holds (an attempt in flight? a session?)
-//! and of the timers the machine should have. The invariants of DESIGN.md §3
-//! are checked against that model after every step.
+//! model of what the outside world holds (an attempt in flight? a session?),
+//! of the timers the machine should have (media time as a high-water mark
+//! per timeline, ticks taken at their own instant), and of the counters the
+//! give-up rules read (failures other than a missing publisher, the outage
+//! clock, the wait for a publisher). The invariants of DESIGN.md §3 are
+//! checked against that model after every step, and the machine must give
+//! up exactly when, and why, the model does.
 
 // A test crate's root lives in tests/, so its modules need a path.
 #[path = "machine_props/checks.rs"]
@@ -23,12 +27,21 @@ use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use relive::{Jitter, Policy, Retry};
 
-/// How a progress tick's media time relates to the previous tick's.
+/// How a progress tick's media time relates to the previous tick's, or to
+/// the furthest point of the session's timeline.
 #[derive(Clone, Copy, Debug)]
 enum Media {
+    /// This many ms after the previous tick.
     Advance(u16),
+    /// The previous tick's media time again.
     Same,
+    /// This many ms before the previous tick.
     Back(u16),
+    /// This many ms before the furthest point (a flicker, or a new timeline
+    /// beyond one second).
+    BelowFurthest(u16),
+    /// Exactly the furthest point: no progress.
+    Furthest,
 }
 
 /// One thing that happens to the machine.
@@ -101,6 +114,7 @@ fn policy() -> impl Strategy<Value = Policy> {
     let backoff = (0..1_000u64, 1.0..3.0f64, 1..5_000u64, jitter());
     let patience = (
         prop_oneof![Just(0u64), 1..2_000u64],
+        prop_oneof![Just(0u64), 1..3_000u64],
         proptest::option::of(1..6u32),
         proptest::option::of(1..20_000u64),
         proptest::option::of(1..3_000u64),
@@ -108,7 +122,7 @@ fn policy() -> impl Strategy<Value = Policy> {
     (timing, backoff, patience).prop_map(|(t, b, p)| {
         let (stall_after, first_media, grace, connect_timeout, reset_after) = t;
         let (initial, multiplier, extra_cap, jitter) = b;
-        let (spread, max_attempts, max_outage, wait_for_publisher) = p;
+        let (spread, reconnect_spread, max_attempts, max_outage, wait_for_publisher) = p;
         let mut builder = Policy::builder()
             .stall_after(ms(stall_after))
             .first_media_within(ms(first_media))
@@ -118,6 +132,7 @@ fn policy() -> impl Strategy<Value = Policy> {
             .backoff(ms(initial), multiplier, ms(initial + extra_cap))
             .jitter(jitter)
             .hint_spread(ms(spread))
+            .reconnect_spread(ms(reconnect_spread))
             .wait_for_publisher(wait_for_publisher.map(ms));
         if let Some(n) = max_attempts {
             builder = builder.give_up_after_attempts(n);
@@ -132,10 +147,14 @@ fn policy() -> impl Strategy<Value = Policy> {
 }
 
 fn media() -> impl Strategy<Value = Media> {
+    // Around the one-second jump that starts a new timeline, and at it.
+    let below = prop_oneof![1..2_000u16, Just(1_000u16), Just(1_001u16)];
     prop_oneof![
         6 => (1..1_000u16).prop_map(Media::Advance),
         2 => Just(Media::Same),
         1 => (1..5_000u16).prop_map(Media::Back),
+        1 => below.prop_map(Media::BelowFurthest),
+        1 => Just(Media::Furthest),
     ]
 }
 
@@ -263,16 +282,34 @@ fn random_sequences_reach_every_transition_that_the_invariants_talk_about() {
         "playing -> stalled: stall: stream stopped",
         "playing -> connecting: transport lost (retry later)",
         "playing -> backoff: transport lost (retry later)",
+        "playing -> backoff: transport lost (retry now)",
+        "playing -> backoff: transport lost (wait for publisher)",
+        "spread after transport lost (retry later)",
+        "spread after stalled too long: no progress",
+        "spread after stalled too long: no active layers",
+        "at once after a stable session was lost",
         "playing -> idle: gave up: fatal error",
         "stalled -> playing: media advances again",
         "stalled -> playing: layers are back",
         "stalled -> playing: publisher active",
+        "stalled -> playing: live hint",
         "stalled -> playing: paused by the user",
         "stalled -> connecting: stalled too long: no progress",
         "stalled -> backoff: stalled too long: no active layers",
         "connecting -> idle: gave up: too many attempts",
         "connecting -> idle: gave up: outage too long",
         "connecting -> idle: gave up: publisher never came",
+        "playing -> idle: gave up: too many attempts",
+        "gave up on attempts after waiting for a publisher",
+        "attempt past max after waiting for a publisher",
+        "a publisher answer restarted the outage clock",
+        "a pause held across start",
+        "tick: a jump back starts a new timeline",
+        "tick: back within a second, no progress",
+        "tick: at the furthest point, no progress",
+        "tick: ahead of the machine's clock",
+        "tick: behind the machine's clock, counted",
+        "tick: older than the last progress",
         "stop in connecting",
         "stop in playing",
         "stop in stalled",

@@ -1,6 +1,9 @@
 //! The machine's hot paths allocate nothing: a counting global allocator
 //! watches the test thread while a playing machine takes 100 000 progress
-//! ticks, and while it goes through drop → backoff → connect → playing.
+//! ticks, while ticks flicker, jump back to a new timeline, arrive out of
+//! order, stall and heal, and while it goes through drop → backoff → connect
+//! → playing, both as a flapping session and through the reconnect spread
+//! after stable play.
 //!
 //! Unsafe code is needed here, and only here, to implement `GlobalAlloc`; the
 //! library itself keeps `#![forbid(unsafe_code)]`.
@@ -166,4 +169,95 @@ fn a_drop_backoff_connect_play_cycle_allocates_nothing_after_warm_up() {
     });
     assert_eq!(n, 0, "allocations in 10 000 cycles");
     assert_eq!(full_cycles, 10_000, "each cycle went through backoff");
+}
+
+#[test]
+fn ticks_that_flicker_jump_back_arrive_out_of_order_stall_and_heal_allocate_nothing() {
+    let t0 = base();
+    let mut machine = playing_machine(t0);
+    let ms = Duration::from_millis;
+    let mut now = t0;
+    let mut media = Duration::ZERO;
+    let mut stalls = 0u32;
+    let mut heals = 0u32;
+    let mut round = |machine: &mut Machine| {
+        // Two seconds of healthy ticks, then one stamped before the one it follows.
+        for _ in 0..20 {
+            now += ms(100);
+            media += ms(100);
+            machine.handle_input(now, Input::Progress(media));
+        }
+        machine.handle_input(now - ms(50), Input::Progress(media + ms(1)));
+        media += ms(1);
+        // A frozen picture whose clock flickers: a stall.
+        for i in 0..30u32 {
+            now += ms(100);
+            let flicker = if i % 2 == 0 { media - ms(20) } else { media };
+            machine.handle_input(now, Input::Progress(flicker));
+            if machine.poll_timeout().is_some_and(|d| d <= now) {
+                machine.handle_timeout(now);
+                stalls += u32::from(matches!(machine.state(), State::Stalled { .. }));
+            }
+            drain(machine);
+        }
+        // The publisher restarts: a new timeline, then media heals the stall.
+        media = Duration::ZERO;
+        machine.handle_input(now, Input::Progress(media));
+        now += ms(100);
+        media += ms(40);
+        machine.handle_input(now, Input::Progress(media));
+        heals += u32::from(machine.state().is_playing());
+        drain(machine);
+    };
+    round(&mut machine);
+    let n = allocations_during(|| {
+        for _ in 0..1_000 {
+            round(&mut machine);
+        }
+    });
+    assert_eq!(n, 0, "allocations in 1 000 rounds");
+    assert_eq!(
+        (stalls, heals),
+        (1_001, 1_001),
+        "every round stalled and healed"
+    );
+}
+
+#[test]
+fn a_drop_after_stable_play_through_the_reconnect_spread_allocates_nothing() {
+    let policy = Policy::builder()
+        .reset_after(Duration::from_millis(1))
+        .build()
+        .expect("a valid policy");
+    let t0 = base();
+    let mut machine = Machine::new(policy, 1);
+    machine.handle_input(t0, Input::Start);
+    drain(&mut machine);
+    let mut now = t0;
+    let mut cycle = |machine: &mut Machine| {
+        machine.handle_input(now, Input::Connected);
+        drain(machine);
+        now += Duration::from_millis(100);
+        machine.handle_input(now, Input::Progress(Duration::from_millis(100)));
+        // `reset_after` passed: the session is stable.
+        machine.handle_timeout(now);
+        drain(machine);
+        let stable = machine.attempt() == 0;
+        machine.handle_input(now, Input::TransportLost(Retry::Later));
+        drain(machine);
+        let spread = matches!(machine.state(), State::Backoff { attempt: 1, .. });
+        now = machine.poll_timeout().expect("the spread's deadline");
+        machine.handle_timeout(now);
+        drain(machine);
+        stable && spread && matches!(machine.state(), State::Connecting { attempt: 1, .. })
+    };
+    assert!(cycle(&mut machine), "warm-up cycle");
+    let mut full_cycles = 0;
+    let n = allocations_during(|| {
+        for _ in 0..10_000 {
+            full_cycles += u32::from(cycle(&mut machine));
+        }
+    });
+    assert_eq!(n, 0, "allocations in 10 000 cycles");
+    assert_eq!(full_cycles, 10_000, "each cycle went through the spread");
 }

@@ -83,8 +83,9 @@ pub struct Machine {
     last_progress: Option<Instant>,
     /// The furthest media time of this session's timeline.
     last_media: Duration,
-    /// When the current outage began: the last session lost, or the last
-    /// answer that nobody publishes (waiting is not an outage).
+    /// When the current outage began: the last session lost that was stable
+    /// or showed media, or the last answer that nobody publishes (waiting is
+    /// not an outage).
     outage_since: Nanos,
     /// When an attempt first found nobody publishing, in this outage; `NEVER` if not.
     publisher_missing_since: Nanos,
@@ -108,6 +109,8 @@ struct Flags {
     seen_media: bool,
     /// Playing has not yet lasted `reset_after` since it began.
     stable_pending: bool,
+    /// Media advanced at least once on this session (since `Connected`).
+    session_showed_media: bool,
 }
 
 impl Machine {

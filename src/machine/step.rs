@@ -35,10 +35,12 @@ impl Machine {
                     self.last_progress = Some(now);
                 }
                 self.flags.seen_media = true;
+                self.flags.session_showed_media = true;
             }
             Phase::Stalled { .. } => {
                 let now = self.clock(now);
                 self.flags.seen_media = true;
+                self.flags.session_showed_media = true;
                 self.enter_playing(now, Reason::ProgressResumed);
             }
             _ => {}
@@ -98,6 +100,7 @@ impl Machine {
         if let Phase::Connecting { .. } = self.phase {
             self.last_media = Duration::ZERO;
             self.flags.seen_media = false;
+            self.flags.session_showed_media = false;
             self.enter_playing(now, Reason::Connected);
         }
     }
@@ -208,8 +211,12 @@ impl Machine {
     /// A session that was up is gone: the first drop after stable playback
     /// reconnects at once; a session that keeps dropping backs off.
     fn session_lost(&mut self, now: Nanos, reason: Reason, retry: Retry) {
-        // The outage starts now: the time played before it is no outage.
-        self.outage_since = now;
+        // The outage starts now: the time played before it is no outage. A
+        // session that never showed a frame played nothing and ends no outage,
+        // or a viewer whose sessions connect but stay black never gives up.
+        if self.attempt == 0 || self.flags.session_showed_media {
+            self.outage_since = now;
+        }
         match retry {
             Retry::Never => self.give_up(GiveUpReason::Fatal),
             _ if self.attempt == 0 => self.reconnect_soon(now, reason),

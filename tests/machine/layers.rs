@@ -4,7 +4,7 @@
 use relive::{Input, Output, Reason, StallCause, State};
 
 use crate::sim::Sim;
-use crate::{TICK, build, ms, policy, secs};
+use crate::{SPREAD, TICK, build, ms, policy, secs};
 
 fn no_layers(sim: &Sim) -> bool {
     matches!(
@@ -80,7 +80,12 @@ fn layers_that_stay_away_past_the_grace_drop_the_session_and_reconnect() {
         .find(|(_, o)| *o == drop)
         .map(|(t, _)| t);
     assert_eq!(dropped_at, Some(stalled_at + secs(3)));
-    assert_eq!(sim.connects().last(), Some(&(stalled_at + secs(3), 1)));
+    // Stable play before: one reconnect, attempt 1, within the spread.
+    assert!(matches!(sim.state(), State::Backoff { attempt: 1, .. }));
+    sim.advance(SPREAD);
+    let (at, attempt) = *sim.connects().last().expect("a reconnect");
+    assert_eq!(attempt, 1);
+    assert!(at > stalled_at + secs(3) && at <= stalled_at + secs(3) + SPREAD);
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! Live hints (a relay's publish event, Millicast `active`) cut a backoff
-//! short, spread over `hint_spread` when set, and do nothing elsewhere.
+//! short, spread over `hint_spread` when set; they heal a session stalled
+//! because the publisher or its layers went away; elsewhere they do nothing.
 
-use relive::{Input, Output, Reason, Retry, State};
+use relive::{Input, Output, Reason, Retry, StallCause, State};
 
 use crate::sim::Sim;
-use crate::{build, policy, secs};
+use crate::{SPREAD, TICK, build, ms, policy, secs};
 
-/// A machine backing off for its fourth attempt, 2 s away.
+/// A machine backing off for its fourth attempt, 4 s away.
 fn backing_off(sim: &mut Sim) {
     sim.input(Input::Start);
     for _ in 0..2 {
@@ -14,7 +15,8 @@ fn backing_off(sim: &mut Sim) {
         sim.jump_to_deadline();
     }
     sim.input(Input::ConnectFailed(Retry::Later));
-    assert_eq!(sim.state().retry_in(sim.now()), Some(secs(2)));
+    assert!(matches!(sim.state(), State::Backoff { attempt: 4, .. }));
+    assert_eq!(sim.state().retry_in(sim.now()), Some(secs(4)));
 }
 
 #[test]
@@ -35,15 +37,116 @@ fn a_live_hint_during_a_transport_backoff_connects_at_once() {
 }
 
 #[test]
-fn a_live_hint_outside_backoff_changes_nothing() {
+fn a_live_hint_while_idle_connecting_playing_or_frozen_changes_nothing() {
     let mut sim = Sim::new(build(policy()));
     assert!(sim.input(Input::LiveHint).is_empty(), "idle");
     sim.input(Input::Start);
     assert!(sim.input(Input::LiveHint).is_empty(), "connecting");
     sim.connect_and_play();
     assert!(sim.input(Input::LiveHint).is_empty(), "playing");
-    sim.input(Input::Layers { active: 0 });
-    assert!(sim.input(Input::LiveHint).is_empty(), "stalled");
+    sim.freeze(secs(3), TICK);
+    let frozen = sim.state();
+    assert!(matches!(
+        frozen,
+        State::Stalled {
+            cause: StallCause::NoProgress,
+            ..
+        }
+    ));
+    // The publisher being live says nothing about a picture frozen on this session.
+    assert!(
+        sim.input(Input::LiveHint).is_empty(),
+        "stalled, no progress"
+    );
+    assert_eq!(sim.state(), frozen);
+}
+
+#[test]
+fn a_live_hint_heals_a_stall_on_the_publisher_side_with_the_first_media_window() {
+    for (cause, input) in [
+        (StallCause::Inactive, Input::Inactive),
+        (StallCause::Stopped, Input::Stopped),
+        (StallCause::NoLayers, Input::Layers { active: 0 }),
+    ] {
+        let mut sim = Sim::new(build(policy()));
+        sim.start_playing();
+        sim.play(secs(1), TICK);
+        sim.input(input);
+        assert!(
+            matches!(sim.state(), State::Stalled { cause: c, .. } if c == cause),
+            "{cause:?}"
+        );
+        sim.advance(secs(2));
+        let hinted_at = sim.elapsed();
+        let out = sim.input(Input::LiveHint);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Output::StateChanged {
+                    from: State::Stalled { .. },
+                    to: State::Playing { .. },
+                    reason: Reason::LiveHint,
+                }]
+            ),
+            "{cause:?}: {out:?}"
+        );
+        assert_eq!(sim.connects().len(), 1, "{cause:?}: the same session");
+        // The publisher is back: media gets first_media_within (5 s), not
+        // stall_after (2 s), and the grace no longer runs.
+        sim.advance(ms(4_999));
+        assert!(sim.state().is_playing(), "{cause:?}");
+        sim.advance(ms(1));
+        assert_eq!(
+            sim.entered(|s| matches!(
+                s,
+                State::Stalled {
+                    cause: StallCause::NoProgress,
+                    ..
+                }
+            )),
+            Some((hinted_at + secs(5), Reason::Stall(StallCause::NoProgress))),
+            "{cause:?}"
+        );
+    }
+}
+
+#[test]
+fn a_live_hint_that_healed_a_stall_is_followed_by_media_on_the_same_session() {
+    let mut sim = Sim::new(build(policy()));
+    sim.start_playing();
+    sim.play(secs(1), TICK);
+    sim.input(Input::Inactive);
+    sim.input(Input::LiveHint);
+    sim.play(secs(30), TICK);
+    assert!(sim.state().is_playing());
+    let dropped = |(_, o): &(_, Output)| matches!(o, Output::DropSession { .. });
+    assert!(!sim.outputs().iter().any(dropped));
+}
+
+#[test]
+fn a_live_hint_during_the_reconnect_spread_connects_at_once() {
+    for hint in [Input::LiveHint, Input::Active] {
+        let mut sim = Sim::new(build(policy().reconnect_spread(secs(60))));
+        sim.start_playing();
+        sim.play(secs(11), TICK);
+        sim.input(Input::TransportLost(Retry::Later));
+        assert!(matches!(sim.state(), State::Backoff { attempt: 1, .. }));
+        assert!(sim.state().retry_in(sim.now()) > Some(SPREAD));
+        let out = sim.input(hint);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [
+                    Output::StateChanged {
+                        reason: Reason::LiveHint,
+                        ..
+                    },
+                    Output::Connect { attempt: 1 }
+                ]
+            ),
+            "{hint:?}: {out:?}"
+        );
+    }
 }
 
 #[test]

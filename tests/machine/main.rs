@@ -12,6 +12,7 @@ mod sim;
 mod stall;
 mod stop;
 mod time;
+mod timeline;
 
 use std::time::Duration;
 
@@ -19,6 +20,10 @@ use relive::{Jitter, Policy, PolicyBuilder};
 
 /// How often a player reports its media time in these tests.
 const TICK: Duration = Duration::from_millis(250);
+
+/// The default `reconnect_spread`: the widest delay before the first
+/// reconnect after a session that played stably is lost.
+const SPREAD: Duration = Duration::from_millis(1_500);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -28,14 +33,58 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// The test policy: the defaults, without jitter so that delays are exact.
+/// The test policy: the defaults, without backoff jitter so that the delays
+/// between attempts are exact.
 ///
 /// stall_after 2 s, first_media_within 5 s, stall_grace 3 s, connect_timeout
-/// 10 s, backoff 500 ms × 2 up to 10 s, reset_after 10 s, no hint spread.
+/// 10 s, backoff 1 s × 2 up to 10 s, reset_after 10 s, no hint spread, and the
+/// default `reconnect_spread` of 1.5 s (random, but fixed by the sim's seed).
+/// Tests that rely on the first reconnect being immediate pin
+/// `reconnect_spread(Duration::ZERO)` themselves, see [`at_once`].
 fn policy() -> PolicyBuilder {
     Policy::builder().jitter(Jitter::None)
 }
 
+/// [`policy`] with the first reconnect after stable play at once (the
+/// behaviour before `reconnect_spread`).
+fn at_once() -> PolicyBuilder {
+    policy().reconnect_spread(Duration::ZERO)
+}
+
 fn build(builder: PolicyBuilder) -> Policy {
     builder.build().expect("a valid test policy")
+}
+
+#[test]
+fn the_test_policy_is_the_default_policy_without_jitter() {
+    let p = build(policy());
+    let d = Policy::default();
+    assert_eq!(p.jitter(), Jitter::None);
+    assert_eq!(build(policy().jitter(d.jitter())), d);
+}
+
+#[test]
+fn the_defaults_are_what_these_tests_assume() {
+    let d = Policy::default();
+    assert_eq!(d.stall_after(), secs(2));
+    assert_eq!(d.first_media_within(), secs(5));
+    assert_eq!(d.stall_grace(), secs(3));
+    assert_eq!(d.connect_timeout(), secs(10));
+    assert_eq!(d.initial_backoff(), secs(1));
+    assert!((d.multiplier() - 2.0).abs() < f64::EPSILON);
+    assert_eq!(d.backoff_cap(), secs(10));
+    assert_eq!(d.jitter(), Jitter::Decorrelated);
+    assert_eq!(d.reconnect_spread(), SPREAD);
+    assert_eq!(d.reset_after(), secs(10));
+    assert_eq!(d.hint_spread(), Duration::ZERO);
+    assert_eq!(d.give_up(), relive::GiveUpRule::NEVER);
+    assert_eq!(d.wait_for_publisher(), None);
+    assert!(d.progress_watchdog());
+}
+
+#[cfg(all(target_pointer_width = "64", target_os = "linux"))]
+#[test]
+fn the_machine_is_232_bytes_on_64_bit_linux() {
+    assert_eq!(relive::MACHINE_SIZE, 232);
+    assert_eq!(relive::MACHINE_SIZE, std::mem::size_of::<relive::Machine>());
 }

@@ -102,3 +102,35 @@ fn without_wait_for_publisher_a_viewer_waits_forever() {
     let gave_up = |(_, o): &(_, Output)| matches!(o, Output::GaveUp { .. });
     assert!(!sim.outputs().iter().any(gave_up));
 }
+
+#[test]
+fn another_failure_restarts_the_wait_for_the_publisher() {
+    let p = policy().wait_for_publisher(Some(secs(30)));
+    let mut sim = Sim::new(build(p));
+    sim.input(Input::Start);
+    while sim.elapsed() < secs(25) {
+        sim.input(NOT_PUBLISHED);
+        sim.jump_to_deadline();
+    }
+    // The service fails otherwise: the publisher was not found missing then.
+    sim.input(Input::ConnectFailed(Retry::Later));
+    sim.jump_to_deadline();
+    let waiting_again = sim.elapsed();
+    while !sim.state().is_idle() {
+        sim.input(NOT_PUBLISHED);
+        if !sim.state().is_idle() {
+            sim.jump_to_deadline();
+        }
+        assert!(sim.elapsed() < secs(300), "never gave up");
+    }
+    let (at, reason) = sim
+        .outputs()
+        .into_iter()
+        .find_map(|(at, o)| match o {
+            Output::GaveUp { reason } => Some((at, reason)),
+            _ => None,
+        })
+        .expect("gave up");
+    assert_eq!(reason, GiveUpReason::PublisherNeverCame);
+    assert!(at >= waiting_again + secs(30), "gave up at {at:?}");
+}

@@ -87,3 +87,41 @@ fn a_pause_lasts_across_a_reconnect() {
     assert!(sim.state().is_playing());
     assert!(sim.machine().is_paused());
 }
+
+#[test]
+fn a_pause_before_start_holds_across_start() {
+    let mut sim = Sim::new(build(policy()));
+    let out = sim.input(Input::Pause);
+    assert!(
+        out.is_empty(),
+        "an idle machine only notes the pause: {out:?}"
+    );
+    assert!(sim.machine().is_paused());
+    sim.input(Input::Start);
+    assert!(sim.machine().is_paused(), "Start cleared the pause");
+    sim.input(Input::Connected);
+    // No first frame while paused is no stall, however long.
+    sim.freeze(secs(600), TICK);
+    assert!(sim.state().is_playing());
+    assert_eq!(sim.entered(stalled_for_progress), None);
+    // Resume watches again: a new session gets first_media_within (5 s).
+    sim.input(Input::Resume);
+    let resumed = sim.elapsed();
+    sim.freeze(secs(6), TICK);
+    let (at, _) = sim
+        .entered(stalled_for_progress)
+        .expect("a stall after resume");
+    assert_eq!(at, resumed + secs(5));
+}
+
+#[test]
+fn a_resume_before_start_leaves_the_viewer_unpaused() {
+    let mut sim = Sim::new(build(policy()));
+    sim.input(Input::Pause);
+    sim.input(Input::Resume);
+    sim.input(Input::Start);
+    assert!(!sim.machine().is_paused());
+    sim.input(Input::Connected);
+    sim.advance(secs(5));
+    assert!(stalled_for_progress(&sim.state()), "watched from the start");
+}

@@ -4,7 +4,7 @@
 use relive::{Input, Output, Reason, StallCause, State};
 
 use crate::sim::Sim;
-use crate::{TICK, build, ms, policy, secs};
+use crate::{SPREAD, TICK, at_once, build, ms, policy, secs};
 
 fn is_stalled(cause: StallCause) -> impl Fn(&State) -> bool {
     move |s| matches!(s, State::Stalled { cause: c, .. } if *c == cause)
@@ -34,7 +34,7 @@ fn media_freeze_is_detected_within_stall_after() {
 }
 
 #[test]
-fn a_frozen_session_is_dropped_after_the_grace_and_reconnected_at_once() {
+fn a_frozen_session_is_dropped_after_the_grace_and_reconnected_within_the_spread() {
     let mut sim = Sim::new(build(policy()));
     sim.start_playing();
     sim.play(secs(20), TICK);
@@ -50,12 +50,42 @@ fn a_frozen_session_is_dropped_after_the_grace_and_reconnected_at_once() {
     });
     let (dropped_at, _) = dropped.expect("the session dropped");
     assert_eq!(dropped_at, stalled_at + secs(3), "grace is 3 s");
-    // The session had played stably: the first attempt of a new outage, at once.
-    assert_eq!(sim.connects().last(), Some(&(dropped_at, 1)));
+    // The session had played stably: the first attempt of a new outage, after
+    // a random delay within the spread.
+    let (backoff_at, reason) = sim
+        .entered(|s| matches!(s, State::Backoff { attempt: 1, .. }))
+        .expect("the spread");
+    assert_eq!(
+        (backoff_at, reason),
+        (dropped_at, Reason::GraceExpired(StallCause::NoProgress))
+    );
+    let (connect_at, attempt) = *sim.connects().last().expect("a reconnect");
+    assert_eq!(attempt, 1);
+    assert!(
+        connect_at > dropped_at && connect_at <= dropped_at + SPREAD,
+        "reconnected at {connect_at:?}"
+    );
 
     sim.connect_and_play();
     sim.play(secs(1), TICK);
     assert!(sim.state().is_playing());
+}
+
+#[test]
+fn without_a_spread_a_frozen_session_is_reconnected_at_once_after_the_grace() {
+    let mut sim = Sim::new(build(at_once()));
+    sim.start_playing();
+    sim.play(secs(20), TICK);
+    sim.freeze(secs(6), TICK);
+    let (stalled_at, _) = sim
+        .entered(is_stalled(StallCause::NoProgress))
+        .expect("a stall");
+    assert_eq!(sim.connects().last(), Some(&(stalled_at + secs(3), 1)));
+    assert_eq!(
+        sim.entered(|s| matches!(s, State::Backoff { .. })),
+        None,
+        "no backoff at all"
+    );
 }
 
 #[test]

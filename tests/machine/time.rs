@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use relive::{Input, Output, Retry, StallCause, State, Timer};
+use relive::{Input, Output, Reason, Retry, StallCause, State, Timer};
 
 use crate::sim::Sim;
 use crate::{TICK, build, ms, policy, secs};
@@ -14,12 +14,119 @@ fn an_input_from_the_past_counts_as_now() {
     sim.start_playing();
     sim.play(secs(5), TICK);
     let now = sim.now();
-    sim.input_at(now - secs(4), Input::Progress(secs(60)));
-    // The tick counts as progress at +5 s, not at +1 s.
+    // Ticks leave the machine's clock alone: another input moves it to +5 s.
+    sim.input(Input::Layers { active: 1 });
+    sim.input_at(now - secs(4), Input::Inactive);
+    // The stall began at +5 s, not at +1 s: the grace runs from now.
+    let State::Stalled { since, .. } = sim.state() else {
+        panic!("not stalled");
+    };
+    assert_eq!(since, now);
     assert_eq!(
         sim.machine().poll_timeout_reason(),
-        Some((now + secs(2), Timer::Stall))
+        Some((now + secs(3), Timer::StallGrace))
     );
+}
+
+#[test]
+fn a_tick_older_than_the_last_progress_moves_nothing() {
+    let mut sim = Sim::new(build(policy()));
+    sim.start_playing();
+    sim.play(secs(5), TICK);
+    let last_progress = sim.now();
+    sim.advance(secs(1));
+    // Another input moves the machine's clock to +6 s…
+    sim.input(Input::Layers { active: 2 });
+    // …and media advances, but the tick is stamped before the last progress:
+    // it is not taken as a tick at +6 s either.
+    sim.input_at(last_progress - secs(4), Input::Progress(secs(60)));
+    assert_eq!(
+        sim.machine().poll_timeout_reason(),
+        Some((last_progress + secs(2), Timer::Stall))
+    );
+}
+
+#[test]
+fn a_tick_counts_at_its_own_instant_not_at_the_latest_now() {
+    let mut sim = Sim::new(build(policy()));
+    sim.start_playing();
+    sim.play(secs(5), TICK);
+    let last_progress = sim.now();
+    sim.advance(secs(1));
+    // Another input moves the machine's clock to +6 s.
+    sim.input(Input::Layers { active: 2 });
+    // A tick stamped +5.5 s: later than the last progress, earlier than now.
+    let stamped = last_progress + ms(500);
+    sim.input_at(stamped, Input::Progress(secs(60)));
+    assert_eq!(
+        sim.machine().poll_timeout_reason(),
+        Some((stamped + secs(2), Timer::Stall))
+    );
+}
+
+#[test]
+fn a_tick_does_not_move_the_latest_now() {
+    let mut sim = Sim::new(build(policy()));
+    sim.start_playing();
+    // Past `reset_after`: the stall deadline is the only one.
+    sim.play(secs(11), TICK);
+    let now = sim.now();
+    // A tick stamped 20 s ahead of every other input counts as progress there…
+    sim.input_at(now + secs(20), Input::Progress(secs(60)));
+    assert_eq!(
+        sim.machine().poll_timeout_reason(),
+        Some((now + secs(22), Timer::Stall))
+    );
+    // …but the machine's clock stays: the next input happens at its own now.
+    sim.advance(secs(1));
+    sim.input(Input::Layers { active: 0 });
+    let State::Stalled { since, .. } = sim.state() else {
+        panic!("not stalled");
+    };
+    assert_eq!(since, now + secs(1));
+}
+
+#[test]
+fn an_advancing_tick_from_the_past_heals_a_stall_at_the_latest_now() {
+    let mut sim = Sim::new(build(policy()));
+    sim.start_playing();
+    sim.play(secs(5), TICK);
+    sim.freeze(secs(3), TICK);
+    // The stall timeout at +7 s is the latest `now` the machine has seen: the
+    // frozen ticks since do not move its clock.
+    let State::Stalled { since: latest, .. } = sim.state() else {
+        panic!("not stalled");
+    };
+    assert_eq!(sim.offset(latest), secs(7));
+    let out = sim.input_at(latest - secs(2), Input::Progress(secs(60)));
+    assert!(matches!(
+        out.as_slice(),
+        [Output::StateChanged {
+            to: State::Playing { .. },
+            reason: Reason::ProgressResumed,
+            ..
+        }]
+    ));
+    // Playing again from the latest now, not from the tick's stale instant.
+    assert_eq!(sim.state(), State::Playing { since: latest });
+    assert_eq!(
+        sim.machine().poll_timeout_reason(),
+        Some((latest + secs(2), Timer::Stall))
+    );
+}
+
+#[test]
+fn an_advancing_tick_from_the_future_heals_a_stall_and_moves_the_clock() {
+    let mut sim = Sim::new(build(policy()));
+    sim.start_playing();
+    sim.play(secs(5), TICK);
+    sim.freeze(secs(3), TICK);
+    let later = sim.now() + secs(1);
+    sim.input_at(later, Input::Progress(secs(60)));
+    assert_eq!(sim.state(), State::Playing { since: later });
+    // Like any other input in `Stalled`: the clock moved with it.
+    sim.input_at(later - secs(1), Input::Inactive);
+    assert!(matches!(sim.state(), State::Stalled { since, .. } if since == later));
 }
 
 #[test]
@@ -32,7 +139,7 @@ fn an_instant_before_the_first_one_seen_is_clamped_to_it() {
     let State::Backoff { until, .. } = sim.state() else {
         panic!("not backing off");
     };
-    assert_eq!(until, first + ms(500));
+    assert_eq!(until, first + secs(1));
 }
 
 #[test]

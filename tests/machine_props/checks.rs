@@ -4,44 +4,57 @@ use std::time::Duration;
 
 use relive::{Backoff, GiveUpReason, Jitter, Output, Reason, Retry, StallCause, State, Timer};
 
-use crate::harness::{Call, Ctx, Harness};
+use crate::harness::{Call, Ctx, Event, Harness};
 use crate::{Step, ms};
+
+/// A stall the publisher's side caused, which a live hint or `Active` heals.
+fn publisher_side(cause: StallCause) -> bool {
+    cause != StallCause::NoProgress
+}
 
 impl Harness {
     pub(crate) fn check_quiet_calls(&self, call: &Call, outputs: &[Output], ctx: &Ctx<'_>) {
         if call.before == State::Idle && !matches!(call.step, Step::Start) {
             assert!(outputs.is_empty(), "an idle machine acted\n{ctx}");
         }
-        if call.is_timeout && call.before_deadline.is_none_or(|d| call.now < d) {
+        if call.is_timeout && call.due().is_none() {
             assert!(
                 outputs.is_empty(),
                 "timeout before the deadline acted\n{ctx}"
             );
             assert_eq!(self.machine.state(), call.before, "{ctx}");
         }
+        let stale_hint = match call.before {
+            State::Backoff { .. } => false,
+            State::Stalled { cause, .. } => !publisher_side(cause),
+            _ => true,
+        };
+        if matches!(call.step, Step::LiveHint | Step::Active) && stale_hint {
+            assert!(outputs.is_empty(), "a hint acted outside its states\n{ctx}");
+        }
     }
 
-    pub(crate) fn check_give_up_reason(&self, call: &Call, reason: GiveUpReason, ctx: &Ctx<'_>) {
-        let rules = self.policy.give_up();
-        let allowed = match reason {
-            GiveUpReason::Fatal => matches!(
-                call.step,
-                Step::ConnectFailed(Retry::Never) | Step::TransportLost(Retry::Never)
-            ),
-            GiveUpReason::MaxAttempts => {
-                rules.max_attempts.is_some_and(|n| self.world.attempts >= n)
-            }
-            GiveUpReason::MaxOutage => rules.max_outage.is_some(),
-            GiveUpReason::PublisherNeverCame => {
-                matches!(
-                    call.step,
-                    Step::ConnectFailed(Retry::WaitForPublisher)
-                        | Step::TransportLost(Retry::WaitForPublisher)
-                ) && self.policy.wait_for_publisher().is_some()
-            }
-            _ => false,
+    /// The machine gives up exactly when the model's rules say so, and for
+    /// the model's reason.
+    pub(crate) fn check_give_up(&mut self, event: Event, outputs: &[Output], ctx: &Ctx<'_>) {
+        let gave_up = outputs.iter().find_map(|o| match o {
+            Output::GaveUp { reason } => Some(*reason),
+            _ => None,
+        });
+        let expected = match event {
+            Event::Failed { give_up, .. } => give_up,
+            Event::Fatal => Some(GiveUpReason::Fatal),
+            _ => None,
         };
-        assert!(allowed, "gave up for {reason:?} against the policy\n{ctx}");
+        assert_eq!(gave_up, expected, "give-up against the model\n{ctx}");
+        if let Some(why) = gave_up {
+            assert_eq!(self.machine.state(), State::Idle, "{ctx}");
+            self.note(|| format!("gave up: {why:?}"));
+            let max = self.policy.give_up().max_attempts;
+            if why == GiveUpReason::MaxAttempts && max.is_some_and(|n| ctx.call.attempts > n) {
+                self.note(|| "gave up on attempts after waiting for a publisher".into());
+            }
+        }
     }
 
     /// Checks one entered state and updates the timer model.
@@ -57,12 +70,34 @@ impl Harness {
         match to {
             State::Playing { since } => {
                 assert_eq!(since, now, "{ctx}");
+                let allowed = match (reason, from) {
+                    (Reason::Connected, State::Connecting { .. }) => true,
+                    (Reason::ProgressResumed, State::Stalled { .. }) => {
+                        matches!(call.step, Step::Progress(_))
+                    }
+                    (Reason::UserPaused, State::Stalled { cause, .. }) => {
+                        cause == StallCause::NoProgress && matches!(call.step, Step::Pause)
+                    }
+                    (Reason::LayersBack, State::Stalled { cause, .. }) => publisher_side(cause),
+                    (Reason::PublisherActive, State::Stalled { cause, .. }) => {
+                        publisher_side(cause) && matches!(call.step, Step::Active)
+                    }
+                    (Reason::LiveHint, State::Stalled { cause, .. }) => {
+                        publisher_side(cause) && matches!(call.step, Step::LiveHint)
+                    }
+                    _ => false,
+                };
+                assert!(
+                    allowed,
+                    "Playing entered by {reason:?} from {from:?}\n{ctx}"
+                );
                 let w = &mut self.world;
                 w.playing_since = since;
                 w.last_progress = since;
                 match reason {
                     Reason::ProgressResumed => w.seen_media = true,
                     Reason::UserPaused => {}
+                    // A returning feed (and a new session) gets first_media_within.
                     _ => w.seen_media = false,
                 }
             }
@@ -79,21 +114,64 @@ impl Harness {
                 assert_eq!(since, now, "{ctx}");
                 assert_eq!(attempt, self.world.attempts + 1, "{ctx}");
             }
-            State::Backoff { until, attempt, .. } => {
+            State::Backoff {
+                until,
+                attempt,
+                waiting_for_publisher,
+            } => {
                 assert!(until >= now, "backoff ends in the past\n{ctx}");
                 let delay = until - now;
-                assert!(delay <= self.policy.backoff_cap(), "delay above cap\n{ctx}");
-                if reason == Reason::LiveHint {
-                    let State::Backoff { until: old, .. } = from else {
-                        panic!("a live hint entered Backoff from elsewhere\n{ctx}");
-                    };
-                    assert!(until < old, "a hint delayed the attempt\n{ctx}");
-                    assert!(delay <= self.policy.hint_spread(), "{ctx}");
-                } else {
-                    self.check_delay(attempt, delay, ctx);
+                assert_eq!(attempt, self.world.attempts + 1, "{ctx}");
+                match reason {
+                    Reason::LiveHint => {
+                        let State::Backoff {
+                            until: old,
+                            attempt: old_attempt,
+                            waiting_for_publisher: old_waiting,
+                        } = from
+                        else {
+                            panic!("a live hint entered Backoff from elsewhere\n{ctx}");
+                        };
+                        assert!(until < old, "a hint delayed the attempt\n{ctx}");
+                        assert!(delay <= self.policy.hint_spread(), "{ctx}");
+                        assert_eq!(attempt, old_attempt, "{ctx}");
+                        assert_eq!(waiting_for_publisher, old_waiting, "{ctx}");
+                    }
+                    Reason::TransportLost(_) | Reason::GraceExpired(_) if call.attempts == 0 => {
+                        // The first reconnect after stable play: the spread.
+                        assert!(matches!(ctx.event, Event::LostAfterStable(_)), "{ctx}");
+                        assert_eq!(attempt, 1, "{ctx}");
+                        assert!(!waiting_for_publisher, "{ctx}");
+                        assert!(
+                            !delay.is_zero(),
+                            "a zero spread must connect at once\n{ctx}"
+                        );
+                        assert!(
+                            delay <= self.policy.reconnect_spread(),
+                            "delay above the spread\n{ctx}"
+                        );
+                        self.note(|| format!("spread after {reason}"));
+                    }
+                    _ => {
+                        let Event::Failed { retry, .. } = ctx.event else {
+                            panic!("a backoff without a failure\n{ctx}");
+                        };
+                        assert_eq!(
+                            waiting_for_publisher,
+                            retry == Retry::WaitForPublisher,
+                            "{ctx}"
+                        );
+                        assert!(delay <= self.policy.backoff_cap(), "delay above cap\n{ctx}");
+                        self.check_delay(attempt, delay, ctx);
+                    }
                 }
             }
-            State::Idle => self.world.attempts = 0,
+            State::Idle => {
+                let w = &mut self.world;
+                w.attempts = 0;
+                w.failures = 0;
+                w.publisher_missing_since = None;
+            }
         }
     }
 
@@ -116,7 +194,13 @@ impl Harness {
     }
 
     /// After the outputs: the world, the model and the machine agree.
-    pub(crate) fn check_state(&mut self, call: &Call, outputs: &[Output], ctx: &Ctx<'_>) {
+    pub(crate) fn check_state(
+        &mut self,
+        call: &Call,
+        event: Event,
+        outputs: &[Output],
+        ctx: &Ctx<'_>,
+    ) {
         let m = &self.machine;
         let state = m.state();
         assert_eq!(
@@ -130,10 +214,10 @@ impl Harness {
         assert_eq!(self.world.attempt_in_flight, connecting, "attempt\n{ctx}");
         assert_eq!(self.world.session_held, session, "session\n{ctx}");
 
-        self.check_attempt_counter(call, ctx);
-        match call.step {
-            Step::Stop => assert_eq!(state, State::Idle, "stop reaches Idle\n{ctx}"),
-            Step::Pause => assert!(
+        self.check_attempt_counter(call, event, ctx);
+        match (call.step, call.before) {
+            (Step::Stop, _) => assert_eq!(state, State::Idle, "stop reaches Idle\n{ctx}"),
+            (Step::Pause, _) => assert!(
                 !matches!(
                     state,
                     State::Stalled {
@@ -143,80 +227,96 @@ impl Harness {
                 ),
                 "still stalled after a pause\n{ctx}"
             ),
-            Step::ConnectFailed(Retry::Never) | Step::TransportLost(Retry::Never)
-                if !outputs.is_empty() =>
+            (Step::LiveHint | Step::Active, State::Stalled { cause, .. })
+                if publisher_side(cause) =>
             {
-                assert!(
-                    outputs.contains(&Output::GaveUp {
-                        reason: GiveUpReason::Fatal
-                    }),
-                    "Retry::Never did not give up\n{ctx}"
-                );
+                // The publisher is back: the same session watches again.
+                assert!(state.is_playing(), "a hint left a {cause:?} stall\n{ctx}");
             }
             _ => {}
         }
-        self.check_reconnect_pace(call, outputs, ctx);
+        self.check_reconnect_pace(call, event, outputs, ctx);
         self.check_timer(ctx);
     }
 
-    /// A session lost after stable play comes back at once; `Retry::Now` is
-    /// honoured on the first attempt of an outage; a repeated loss backs off
-    /// unless its delay may be zero.
-    pub(crate) fn check_reconnect_pace(&self, call: &Call, outputs: &[Output], ctx: &Ctx<'_>) {
+    /// A session lost after stable play comes back within `reconnect_spread`
+    /// (at once without one); `Retry::Now` is honoured on the first attempt
+    /// of an outage; any other failure backs off unless its delay may be zero.
+    pub(crate) fn check_reconnect_pace(
+        &mut self,
+        call: &Call,
+        event: Event,
+        outputs: &[Output],
+        ctx: &Ctx<'_>,
+    ) {
         let state = self.machine.state();
         let connected_at_once = outputs.iter().any(|o| matches!(o, Output::Connect { .. }));
-        let session_lost = outputs.iter().any(|o| {
-            matches!(
-                o,
-                Output::DropSession {
-                    reason: Reason::TransportLost(_) | Reason::GraceExpired(_)
+        match event {
+            Event::LostAfterStable(_) => {
+                let dropped = outputs
+                    .iter()
+                    .any(|o| matches!(o, Output::DropSession { .. }));
+                assert!(dropped, "a lost session was not dropped\n{ctx}");
+                if self.policy.reconnect_spread().is_zero() {
+                    assert!(
+                        matches!(state, State::Connecting { attempt: 1, .. }),
+                        "without a spread the first loss reconnects at once\n{ctx}"
+                    );
+                    self.note(|| "at once after a stable session was lost".into());
+                } else {
+                    // A zero draw from [0, spread] (spread >= 1 ms) has a chance
+                    // below one in a million: a spread means a backoff.
+                    assert!(
+                        matches!(state, State::Backoff { attempt: 1, .. }),
+                        "a stable session lost must wait within the spread\n{ctx}"
+                    );
+                    assert!(!connected_at_once, "{ctx}");
                 }
-            )
-        });
-        let retry = match call.step {
-            Step::TransportLost(r) | Step::ConnectFailed(r) => r,
-            _ => Retry::Later,
-        };
-        if retry == Retry::Never {
-            return;
-        }
-        if session_lost && call.attempts == 0 {
-            assert!(
-                matches!(state, State::Connecting { attempt: 1, .. }),
-                "first loss after stable play must reconnect at once\n{ctx}"
-            );
-        }
-        let failed_now = matches!(call.step, Step::ConnectFailed(Retry::Now))
-            && matches!(call.before, State::Connecting { attempt: 1, .. });
-        if failed_now && state != State::Idle {
-            assert!(connected_at_once, "Retry::Now not honoured\n{ctx}");
-        }
-        let may_be_zero =
-            self.policy.initial_backoff().is_zero() || self.policy.jitter() == Jitter::Full;
-        let lost_again = session_lost && call.attempts > 0;
-        let now_again = retry == Retry::Now && call.attempts <= 1;
-        if lost_again && !now_again && !may_be_zero {
-            assert!(
-                !connected_at_once,
-                "a flapping session must back off\n{ctx}"
-            );
+            }
+            Event::Failed {
+                retry,
+                give_up: None,
+            } => {
+                let now_again = retry == Retry::Now && call.attempts <= 1;
+                let may_be_zero =
+                    self.policy.initial_backoff().is_zero() || self.policy.jitter() == Jitter::Full;
+                if now_again {
+                    assert!(connected_at_once, "Retry::Now not honoured\n{ctx}");
+                    assert!(
+                        matches!(state, State::Connecting { attempt, .. } if attempt == call.attempts + 1),
+                        "{ctx}"
+                    );
+                } else if !may_be_zero {
+                    assert!(!connected_at_once, "a failure must back off\n{ctx}");
+                    assert!(matches!(state, State::Backoff { .. }), "{ctx}");
+                } else {
+                    assert!(
+                        matches!(state, State::Backoff { .. } | State::Connecting { .. }),
+                        "{ctx}"
+                    );
+                }
+                if retry == Retry::WaitForPublisher && self.policy.give_up().max_outage.is_some() {
+                    self.note(|| "a publisher answer restarted the outage clock".into());
+                }
+            }
+            _ => {}
         }
     }
 
-    pub(crate) fn check_attempt_counter(&mut self, call: &Call, ctx: &Ctx<'_>) {
+    /// The machine's attempt count is the model's: it moves by `Connect`,
+    /// and starts over on `Idle` and after `reset_after` of stable playback.
+    pub(crate) fn check_attempt_counter(&mut self, call: &Call, event: Event, ctx: &Ctx<'_>) {
         let m = &self.machine;
         let state = m.state();
-        if m.attempt() != self.world.attempts {
-            let State::Playing { since } = state else {
-                panic!("attempt counter changed outside Playing\n{ctx}");
+        assert_eq!(m.attempt(), self.world.attempts, "attempt count\n{ctx}");
+        if event == Event::Stable {
+            let State::Playing { since } = call.before else {
+                unreachable!("a stable timer outside Playing");
             };
-            assert_eq!(m.attempt(), 0, "{ctx}");
-            assert!(call.is_timeout, "{ctx}");
             assert!(
                 since + self.policy.reset_after() <= call.now,
                 "attempt count reset before reset_after of stable play\n{ctx}"
             );
-            self.world.attempts = 0;
         }
         match state {
             State::Connecting { attempt, .. } => assert_eq!(attempt, m.attempt(), "{ctx}"),

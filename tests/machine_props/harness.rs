@@ -4,12 +4,15 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use relive::{GiveUpReason, Input, Machine, Output, Policy, Reason, Retry, State};
+use relive::{GiveUpReason, Input, Machine, Output, Policy, Reason, Retry, State, Timer};
 
 use crate::{Media, Setup, Step, ms};
 
+/// A jump back in media time larger than this starts a new timeline.
+pub(crate) const NEW_TIMELINE: Duration = Duration::from_secs(1);
+
 /// What the outside world holds and what the machine should be doing, as
-/// learnt from the outputs only.
+/// learnt from the outputs and the inputs fed.
 #[derive(Debug)]
 pub(crate) struct World {
     /// A `Connect` was carried out and neither answered nor aborted.
@@ -20,16 +23,28 @@ pub(crate) struct World {
     pub(crate) state: State,
     /// The attempt number of the last `Connect` in this outage; 0 after a reset.
     pub(crate) attempts: u32,
+    /// Attempts of this outage that failed for another reason than a missing
+    /// publisher: what `give_up_after_attempts` counts.
+    pub(crate) failures: u32,
+    /// When the current outage began: `Start`, the last session lost, the
+    /// last answer that nobody publishes.
+    pub(crate) outage_since: Instant,
+    /// The first "nobody publishes" answer since the last other failure.
+    pub(crate) publisher_missing_since: Option<Instant>,
     pub(crate) paused: bool,
-    /// The media time of the last progress tick fed (0 after `Connected`).
-    pub(crate) last_media: Duration,
+    /// The media time of the last progress tick fed (0 after `Connected`):
+    /// what the generator moves from.
+    pub(crate) last_tick_media: Duration,
+    /// The furthest media time of this session's timeline (0 after `Connected`).
+    pub(crate) furthest_media: Duration,
     /// Media advanced at least once since the session (re)started watching.
     pub(crate) seen_media: bool,
-    /// When media last advanced, playing began, or the user resumed.
+    /// Media advanced at least once on this session (since `Connected`).
+    pub(crate) session_showed_media: bool,
+    /// When media last advanced, playing began, or the user resumed. A tick
+    /// records its own instant, and only when later than this one.
     pub(crate) last_progress: Instant,
     pub(crate) playing_since: Instant,
-    /// The retry class of the latest failure (a timeout or grace counts as `Later`).
-    pub(crate) last_failure: Retry,
 }
 
 pub(crate) struct Harness {
@@ -38,7 +53,8 @@ pub(crate) struct Harness {
     pub(crate) base: Instant,
     /// The caller's clock, in ms after `base` (never below 0 so `Instant` math holds).
     pub(crate) clock_ms: i64,
-    /// The latest instant handed to the machine: its clamped `now`.
+    /// The machine's clamped `now`: the latest instant of every input but
+    /// progress ticks (which move it only when they heal a stall).
     pub(crate) latest: Option<Instant>,
     pub(crate) world: World,
     pub(crate) steps: usize,
@@ -52,9 +68,53 @@ pub(crate) struct Call {
     /// The attempt count before the call.
     pub(crate) attempts: u32,
     pub(crate) before: State,
-    pub(crate) before_deadline: Option<Instant>,
+    pub(crate) before_deadline: Option<(Instant, Timer)>,
+    /// The machine's `now` for this call: clamped, except for a progress
+    /// tick that does not heal a stall, which is taken at its own instant.
     pub(crate) now: Instant,
     pub(crate) is_timeout: bool,
+}
+
+impl Call {
+    /// The timer this call handles, if it is a timeout at or past the deadline.
+    pub(crate) fn due(&self) -> Option<Timer> {
+        let (deadline, timer) = self.before_deadline?;
+        (self.is_timeout && deadline <= self.now).then_some(timer)
+    }
+}
+
+/// What a call does to the outage, by the model: derived from the step and
+/// the state before, never from the machine's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Nothing that counts.
+    Nothing,
+    /// `Start` from `Idle`: a new outage.
+    Started,
+    /// Playback held for `reset_after`: the outage is over.
+    Stable,
+    /// A session lost after stable playback: the spread, then attempt 1.
+    LostAfterStable(Retry),
+    /// A failed attempt (or a lost session that had not been stable), and
+    /// the give-up it must lead to.
+    Failed {
+        retry: Retry,
+        give_up: Option<GiveUpReason>,
+    },
+    /// `Retry::Never` on a lost session.
+    Fatal,
+}
+
+impl World {
+    /// A session is gone. The outage starts now (the time played before it is
+    /// none) if the session was stable or showed media: a session that never
+    /// showed a frame ends no outage, or `give_up_after` would never fire for
+    /// a viewer whose sessions connect but stay black.
+    fn session_lost(&mut self, now: Instant, attempts: u32) {
+        if attempts == 0 || self.session_showed_media {
+            self.outage_since = now;
+        }
+    }
 }
 
 impl Harness {
@@ -73,19 +133,23 @@ impl Harness {
                 session_held: false,
                 state: State::Idle,
                 attempts: 0,
+                failures: 0,
+                outage_since: base,
+                publisher_missing_since: None,
                 paused: false,
-                last_media: Duration::ZERO,
+                last_tick_media: Duration::ZERO,
+                furthest_media: Duration::ZERO,
                 seen_media: false,
+                session_showed_media: false,
                 last_progress: base,
                 playing_since: base,
-                last_failure: Retry::Later,
             },
             steps: 0,
             seen: None,
         }
     }
 
-    fn note(&mut self, label: impl FnOnce() -> String) {
+    pub(crate) fn note(&mut self, label: impl FnOnce() -> String) {
         if let Some(seen) = &mut self.seen {
             seen.insert(label());
         }
@@ -125,6 +189,7 @@ impl Harness {
                 self.timeout(step, t);
             }
             Step::FireDue => self.fire_due(),
+            Step::Progress(change) => self.tick(step, change),
             _ => self.input(step),
         }
     }
@@ -155,7 +220,7 @@ impl Harness {
 
     fn timeout(&mut self, step: Step, t: Instant) {
         let before = self.machine.state();
-        let before_deadline = self.machine.poll_timeout();
+        let before_deadline = self.machine.poll_timeout_reason();
         let now = self.enter(t);
         self.machine.handle_timeout(t);
         let call = Call {
@@ -172,10 +237,74 @@ impl Harness {
     fn input(&mut self, step: Step) {
         let t = self.clock();
         let before = self.machine.state();
-        let before_deadline = self.machine.poll_timeout();
+        let before_deadline = self.machine.poll_timeout_reason();
         let now = self.enter(t);
         let input = self.world_sees(step, before, now);
         self.machine.handle_input(t, input);
+        let call = Call {
+            step,
+            attempts: self.world.attempts,
+            before,
+            before_deadline,
+            now,
+            is_timeout: false,
+        };
+        self.after(&call);
+    }
+
+    /// A progress tick: media time as a high-water mark per timeline, taken
+    /// at its own instant (no clamping) unless it heals a stall.
+    fn tick(&mut self, step: Step, change: Media) {
+        let t = self.clock();
+        let before = self.machine.state();
+        let before_deadline = self.machine.poll_timeout_reason();
+        let w = &mut self.world;
+        let furthest = w.furthest_media;
+        let media = match change {
+            Media::Advance(d) => w.last_tick_media + ms(d.into()),
+            Media::Same => w.last_tick_media,
+            Media::Back(d) => w.last_tick_media.saturating_sub(ms(d.into())),
+            Media::BelowFurthest(d) => furthest.saturating_sub(ms(d.into())),
+            Media::Furthest => furthest,
+        };
+        w.last_tick_media = media;
+        let advanced = media > furthest;
+        let new_timeline = !advanced && furthest.saturating_sub(media) > NEW_TIMELINE;
+        if advanced || new_timeline {
+            w.furthest_media = media;
+        }
+        let session = matches!(before, State::Playing { .. } | State::Stalled { .. });
+        if advanced && session {
+            self.world.session_showed_media = true;
+        }
+        let label = match (advanced, new_timeline) {
+            (true, _) => None,
+            (false, true) => Some("tick: a jump back starts a new timeline"),
+            (false, false) if media < furthest => Some("tick: back within a second, no progress"),
+            (false, false) => Some("tick: at the furthest point, no progress"),
+        };
+        if let Some(label) = label.filter(|_| session) {
+            self.note(|| label.into());
+        }
+        let now = match before {
+            State::Stalled { .. } if advanced => self.enter(t),
+            _ => t,
+        };
+        if advanced && matches!(before, State::Playing { .. }) {
+            let w = &mut self.world;
+            w.seen_media = true;
+            if t > w.last_progress {
+                if self.latest.is_some_and(|latest| t > latest) {
+                    self.note(|| "tick: ahead of the machine's clock".into());
+                } else if self.latest.is_some_and(|latest| t < latest) {
+                    self.note(|| "tick: behind the machine's clock, counted".into());
+                }
+                self.world.last_progress = t;
+            } else {
+                self.note(|| "tick: older than the last progress".into());
+            }
+        }
+        self.machine.handle_input(t, Input::Progress(media));
         let call = Call {
             step,
             attempts: self.world.attempts,
@@ -194,8 +323,11 @@ impl Harness {
         match step {
             Step::Start => {
                 if before == State::Idle {
-                    w.paused = false;
+                    // A pause given before `Start` holds across it.
                     w.seen_media = false;
+                    if w.paused {
+                        self.note(|| "a pause held across start".into());
+                    }
                 }
                 Input::Start
             }
@@ -215,29 +347,15 @@ impl Harness {
                 if w.attempt_in_flight {
                     w.attempt_in_flight = false;
                     w.session_held = true;
-                    w.last_media = Duration::ZERO;
+                    w.last_tick_media = Duration::ZERO;
+                    w.furthest_media = Duration::ZERO;
+                    w.session_showed_media = false;
                 }
                 Input::Connected
             }
             Step::ConnectFailed(retry) => {
-                if w.attempt_in_flight {
-                    w.last_failure = retry;
-                }
                 w.attempt_in_flight = false;
                 Input::ConnectFailed(retry)
-            }
-            Step::Progress(change) => {
-                let media = match change {
-                    Media::Advance(d) => w.last_media + ms(d.into()),
-                    Media::Same => w.last_media,
-                    Media::Back(d) => w.last_media.saturating_sub(ms(d.into())),
-                };
-                if media > w.last_media && matches!(before, State::Playing { .. }) {
-                    w.last_progress = now;
-                    w.seen_media = true;
-                }
-                w.last_media = media;
-                Input::Progress(media)
             }
             Step::Layers(active) => Input::Layers { active },
             Step::Active => Input::Active,
@@ -245,17 +363,87 @@ impl Harness {
             Step::Stopped => Input::Stopped,
             // The world's transport died; the driver still holds the session
             // until the machine says to drop it.
-            Step::TransportLost(retry) => {
-                if w.session_held {
-                    w.last_failure = retry;
-                }
-                Input::TransportLost(retry)
-            }
+            Step::TransportLost(retry) => Input::TransportLost(retry),
             Step::LiveHint => Input::LiveHint,
-            Step::Wait(_) | Step::TimeoutAtDeadline | Step::TimeoutAt(_) | Step::FireDue => {
+            Step::Progress(_)
+            | Step::Wait(_)
+            | Step::TimeoutAtDeadline
+            | Step::TimeoutAt(_)
+            | Step::FireDue => {
                 unreachable!("not an input")
             }
         }
+    }
+
+    /// The model's view of what the call does to the outage: updates the
+    /// counters the give-up rules read, and says what must follow.
+    fn outage_event(&mut self, call: &Call) -> Event {
+        let now = call.now;
+        let w = &mut self.world;
+        let retry = match (call.step, call.before, call.due()) {
+            (Step::Start, State::Idle, _) => {
+                w.failures = 0;
+                w.outage_since = now;
+                w.publisher_missing_since = None;
+                return Event::Started;
+            }
+            (_, State::Playing { .. }, Some(Timer::Stable)) => {
+                w.attempts = 0;
+                w.failures = 0;
+                w.publisher_missing_since = None;
+                return Event::Stable;
+            }
+            (Step::ConnectFailed(retry), State::Connecting { .. }, _) => retry,
+            (_, State::Connecting { .. }, Some(Timer::ConnectTimeout)) => Retry::Later,
+            (Step::TransportLost(retry), State::Playing { .. } | State::Stalled { .. }, _) => {
+                w.session_lost(now, call.attempts);
+                if retry == Retry::Never {
+                    return Event::Fatal;
+                }
+                if call.attempts == 0 {
+                    return Event::LostAfterStable(retry);
+                }
+                retry
+            }
+            (_, State::Stalled { .. }, Some(Timer::StallGrace)) => {
+                w.session_lost(now, call.attempts);
+                if call.attempts == 0 {
+                    return Event::LostAfterStable(Retry::Later);
+                }
+                Retry::Later
+            }
+            _ => return Event::Nothing,
+        };
+        if retry == Retry::WaitForPublisher {
+            w.publisher_missing_since.get_or_insert(now);
+            // The service answered: waiting for a publisher is not an outage.
+            w.outage_since = now;
+        } else {
+            w.publisher_missing_since = None;
+            w.failures = w.failures.saturating_add(1);
+        }
+        let rules = self.policy.give_up();
+        let give_up = match retry {
+            Retry::Never => Some(GiveUpReason::Fatal),
+            Retry::WaitForPublisher => {
+                let since = w.publisher_missing_since.unwrap_or(now);
+                self.policy
+                    .wait_for_publisher()
+                    .filter(|wait| now.saturating_duration_since(since) >= *wait)
+                    .map(|_| GiveUpReason::PublisherNeverCame)
+            }
+            _ if rules.max_attempts.is_some_and(|max| w.failures >= max) => {
+                Some(GiveUpReason::MaxAttempts)
+            }
+            _ if rules
+                .max_outage
+                .is_some_and(|max| now.saturating_duration_since(w.outage_since) >= max) =>
+            {
+                Some(GiveUpReason::MaxOutage)
+            }
+            _ => None,
+        };
+        Event::Failed { retry, give_up }
     }
 
     fn after(&mut self, call: &Call) {
@@ -263,9 +451,11 @@ impl Harness {
         while let Some(output) = self.machine.poll_output() {
             outputs.push(output);
         }
+        let event = self.outage_event(call);
         let ctx = &Ctx {
             step: self.steps,
             call,
+            event,
             at: call.now.duration_since(self.base),
             outputs: &outputs,
         };
@@ -278,10 +468,10 @@ impl Harness {
             gave_up_pending, None,
             "gave up without GaveUp output\n{ctx}"
         );
-        self.check_state(call, &outputs, ctx);
+        self.check_give_up(event, &outputs, ctx);
+        self.check_state(call, event, &outputs, ctx);
     }
 
-    /// Calls that must do nothing.
     fn carry_out(
         &mut self,
         call: &Call,
@@ -298,12 +488,14 @@ impl Harness {
                     "Connect while an attempt is in flight\n{ctx}"
                 );
                 assert_eq!(attempt, w.attempts + 1, "attempts count up by one\n{ctx}");
-                if let Some(max) = self.policy.give_up().max_attempts
-                    && attempt > max
-                {
-                    // Only waiting for a publisher goes past the attempt limit.
-                    assert_eq!(w.last_failure, Retry::WaitForPublisher, "past max\n{ctx}");
+                if let Some(max) = self.policy.give_up().max_attempts {
+                    // Attempts that found nobody publishing do not count.
+                    assert!(w.failures < max, "Connect past max failures\n{ctx}");
+                    if attempt > max {
+                        self.note(|| "attempt past max after waiting for a publisher".into());
+                    }
                 }
+                let w = &mut self.world;
                 w.attempts = attempt;
                 w.attempt_in_flight = true;
                 if let State::Backoff { until, .. } = call.before
@@ -319,17 +511,11 @@ impl Harness {
                     panic!("a spread hint connected at once\n{ctx}");
                 }
             }
-            Output::AbortConnect { reason } => {
-                if reason == Reason::ConnectTimedOut {
-                    self.world.last_failure = Retry::Later;
-                }
+            Output::AbortConnect { .. } => {
                 assert!(self.world.attempt_in_flight, "abort without attempt\n{ctx}");
                 self.world.attempt_in_flight = false;
             }
-            Output::DropSession { reason } => {
-                if let Reason::GraceExpired(_) = reason {
-                    self.world.last_failure = Retry::Later;
-                }
+            Output::DropSession { .. } => {
                 assert!(self.world.session_held, "drop without session\n{ctx}");
                 self.world.session_held = false;
             }
@@ -341,7 +527,6 @@ impl Harness {
                 assert_eq!(from, self.world.state, "transitions chain\n{ctx}");
                 if let Reason::GaveUp(why) = reason {
                     assert_eq!(to, State::Idle, "giving up goes Idle\n{ctx}");
-                    self.check_give_up_reason(call, why, ctx);
                     *gave_up_pending = Some(why);
                 }
                 self.entered(call, from, to, reason, ctx);
@@ -360,6 +545,7 @@ impl Harness {
 pub(crate) struct Ctx<'a> {
     pub(crate) step: usize,
     pub(crate) call: &'a Call,
+    pub(crate) event: Event,
     pub(crate) at: Duration,
     pub(crate) outputs: &'a [Output],
 }
@@ -368,8 +554,8 @@ impl std::fmt::Display for Ctx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "step #{} {:?} at +{:?} from {:?}\noutputs: {:#?}",
-            self.step, self.call.step, self.at, self.call.before, self.outputs
+            "step #{} {:?} at +{:?} from {:?} ({:?})\noutputs: {:#?}",
+            self.step, self.call.step, self.at, self.call.before, self.event, self.outputs
         )
     }
 }
