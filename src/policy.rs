@@ -242,7 +242,8 @@ impl PolicyBuilder {
 
     /// The first reconnect after a session drops (after stable playback) waits a
     /// random delay in `[0, spread]`; zero reconnects at once. A whole audience
-    /// dropped by one server event then returns spread out instead of in one instant.
+    /// dropped by one server event then returns spread out instead of in one
+    /// instant. It is independent of the backoff cap.
     pub fn reconnect_spread(mut self, spread: Duration) -> Self {
         self.policy.reconnect_spread = spread;
         self

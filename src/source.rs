@@ -13,7 +13,7 @@ use futures::Stream;
 ///
 /// | class | when | what the machine does |
 /// |---|---|---|
-/// | `Now` | the server asked us to move (a migrate, a redirect) | reconnects at once, once per outage; then as `Later` |
+/// | `Now` | the server asked us to move (a redirect) | reconnects at once (within `reconnect_spread` when a stable session drops), once per outage; then as `Later` |
 /// | `Later` | transport trouble: 5xx, timeouts, resets, closed sockets | backs off and retries |
 /// | `WaitForPublisher` | nobody is publishing yet: "stream not being published", "Feed not found", WHEP 404/409 | backs off, reacts at once to a live hint, gives up only after `wait_for_publisher` |
 /// | `Never` | retrying cannot help: bad or expired token, forbidden | gives up |

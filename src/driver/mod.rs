@@ -266,7 +266,9 @@ impl Control {
         self.send(Command::Input(Input::Progress(media_time)));
     }
 
-    /// The user paused playback: standing media time is not a stall until [`resume`](Control::resume).
+    /// The user paused playback: standing media time is not a stall until
+    /// [`resume`](Control::resume). The pause is the user's and outlives
+    /// `stop()`/`start()`.
     pub fn pause(&self) {
         self.send(Command::Input(Input::Pause));
     }

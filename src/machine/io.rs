@@ -27,7 +27,9 @@ pub enum Input {
     /// The connect attempt in flight failed, with how to retry.
     ConnectFailed(Retry),
     /// The media time of the current session (RTP time, a player's clock).
-    /// It counts as progress only when it is later than the previous tick's.
+    /// It counts as progress only past the furthest media time of the
+    /// session's timeline (a frozen picture whose clock flickers is no
+    /// progress); a jump back of more than one second starts a new timeline.
     Progress(Duration),
     /// The current set of layers the server offers; zero means the feed is gone.
     Layers {

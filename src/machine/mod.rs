@@ -37,7 +37,10 @@ pub use state::{StallCause, State};
 ///
 /// Calling `handle_timeout` early, late or twice is harmless: the machine acts
 /// on whatever deadlines have passed at `now`, and nothing else. Time never
-/// runs backwards inside: each `now` is raised to the latest one seen.
+/// runs backwards inside: each `now` is raised to the latest one seen by a
+/// `handle_timeout` or a non-tick input. A progress tick, the hot path, is
+/// taken at its own instant and only ever moves the stall watchdog forward
+/// (an older tick moves nothing); feed inputs in the order they happened.
 ///
 /// # Size
 ///
