@@ -19,6 +19,8 @@ use crate::relay::session::{Flow, Session};
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// How long a kicked (slow) connection gets for its `slow_consumer` frame.
 const KICK_GRACE: Duration = Duration::from_millis(100);
+/// How long an overflowed socket stays open after its close frame.
+const LINGER: Duration = Duration::from_millis(250);
 
 /// Why a connection ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +33,9 @@ enum End {
     Slow,
     /// The relay shuts down.
     Shutdown,
+    /// A frame beyond the hard limit: its unread rest makes the kernel reset the socket on
+    /// close, so the close lingers a little for the client to read why.
+    Overflow,
 }
 
 /// What woke the connection's loop.
@@ -203,7 +208,8 @@ impl Connection {
         match inner.downcast_ref::<WsError>() {
             Some(WsError::Capacity(_)) => {
                 let hard = self.limits().hard_frame();
-                self.fatal(ErrorCode::TooLarge, &format!("frame over {hard} bytes"))
+                self.fatal(ErrorCode::TooLarge, &format!("frame over {hard} bytes"));
+                End::Overflow
             }
             _ => {
                 tracing::debug!(error = %inner, "read failed");
@@ -234,6 +240,11 @@ impl Connection {
                 };
                 self.session.send(&frame);
                 (close_code::AWAY, "shutdown")
+            }
+            End::Overflow => {
+                let _ = timeout(CLOSE_GRACE, self.close(close_code::SIZE, "too large")).await;
+                tokio::time::sleep(LINGER).await;
+                return;
             }
             End::Fatal(ErrorCode::TooLarge) => (close_code::SIZE, "too large"),
             End::Fatal(_) => (close_code::POLICY, "refused"),
