@@ -216,10 +216,10 @@ impl World {
                 }
                 Output::AbortConnect { .. } => self.attempt = None,
                 Output::DropSession { .. } => self.session = false,
-                Output::StateChanged { to, .. } => {
-                    if to.is_playing() && self.now >= self.back_at && self.resumed.is_none() {
-                        self.resumed = Some(self.now);
-                    }
+                Output::StateChanged { to, .. }
+                    if to.is_playing() && self.now >= self.back_at && self.resumed.is_none() =>
+                {
+                    self.resumed = Some(self.now);
                 }
                 _ => {}
             }

@@ -60,7 +60,10 @@ async fn connect(url: &str, origin: Option<&str>) -> Result<ClientWs, RelayError
             .map_err(|_| RelayError::Connect("invalid origin".to_owned()))?;
         request.headers_mut().insert("origin", value);
     }
+    // Small buffers: a client mostly idles, and the 128 KiB defaults are per connection.
     let config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
         .max_message_size(Some(MAX_SERVER_FRAME))
         .max_frame_size(Some(MAX_SERVER_FRAME));
     let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
