@@ -25,8 +25,10 @@ const LINGER: Duration = Duration::from_millis(250);
 /// Why a connection ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum End {
-    /// The client closed, or the socket failed: nothing more to say.
+    /// The socket failed or ended: nothing more to say.
     Gone,
+    /// The client sent a close frame: the reply is flushed, then the socket dropped.
+    Closed,
     /// A fatal `error` frame is queued.
     Fatal(ErrorCode),
     /// The client does not read: its queue filled or a write stalled.
@@ -168,7 +170,7 @@ impl Connection {
         let flow = match message {
             // Pongs are how a silent client shows it is alive; a close ends the loop.
             Message::Pong(_) => return Ok(()),
-            Message::Close(_) => return Err(End::Gone),
+            Message::Close(_) => return Err(End::Closed),
             // Pings are answered by the WebSocket layer, but count towards the rate.
             Message::Ping(_) => match self.session.admit() {
                 Ok(()) | Err(Flow::Continue) => Flow::Continue,
@@ -222,6 +224,11 @@ impl Connection {
     async fn finish(&mut self, end: End) {
         let (code, reason) = match end {
             End::Gone => return,
+            End::Closed => {
+                // The WebSocket layer queued the close reply as it read the client's close.
+                let _ = timeout(KICK_GRACE, futures::SinkExt::flush(&mut self.socket)).await;
+                return;
+            }
             End::Slow => {
                 let frame = ServerFrame::Error {
                     code: ErrorCode::SlowConsumer,
