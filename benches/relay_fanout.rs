@@ -129,6 +129,15 @@ struct Arrivals {
     changed: Notify,
 }
 
+/// What the rounds share.
+struct Setup {
+    url: String,
+    pid: u32,
+    stream: StreamName,
+    viewers: usize,
+    arrivals: Arc<Arrivals>,
+}
+
 async fn bench() {
     let wanted = env_usize("RELAY_FANOUT_VIEWERS", 10_000);
     let rounds = env_usize("RELAY_FANOUT_ROUNDS", 5);
@@ -137,111 +146,115 @@ async fn bench() {
     let viewers = limit.map_or(wanted, |l| wanted.min(l.saturating_sub(200)));
     println!("open-file soft limit: {limit:?}; viewers: {viewers} (asked {wanted}); not raised");
     let mut relay = spawn_relay();
-    let pid = relay.child.id();
-    let stream = StreamName::new("bench-1").expect("a stream name");
-    let arrivals = Arc::new(Arrivals {
-        rounds: (0..rounds)
-            .map(|_| Mutex::new(Vec::with_capacity(viewers)))
-            .collect(),
-        counts: (0..rounds).map(|_| AtomicUsize::new(0)).collect(),
-        ready: AtomicUsize::new(0),
-        changed: Notify::new(),
-    });
-    let publisher = RelayPublisher::connect(&relay.url, TOKEN)
+    let setup = Setup {
+        url: relay.url.clone(),
+        pid: relay.child.id(),
+        stream: StreamName::new("bench-1").expect("a stream name"),
+        viewers,
+        arrivals: Arc::new(Arrivals {
+            rounds: (0..rounds)
+                .map(|_| Mutex::new(Vec::with_capacity(viewers)))
+                .collect(),
+            counts: (0..rounds).map(|_| AtomicUsize::new(0)).collect(),
+            ready: AtomicUsize::new(0),
+            changed: Notify::new(),
+        }),
+    };
+    let publisher = RelayPublisher::connect(&setup.url, TOKEN)
         .await
         .expect("the publisher connects");
-    let rss_before = rss(pid);
-    let client_before = rss(std::process::id());
-    let connecting = Instant::now();
-    let mut clients = Vec::with_capacity(viewers);
-    for batch in (0..viewers).collect::<Vec<_>>().chunks(BATCH) {
-        for _ in batch {
-            let client = RelayClient::builder(relay.url.clone())
-                .stream(stream.clone())
-                .keepalive(Duration::from_secs(120), Duration::from_secs(30))
-                .spawn();
-            clients.push(tokio::spawn(watch(client, Arc::clone(&arrivals))));
-        }
-        wait_for(&arrivals, |a| {
-            a.ready.load(Ordering::Relaxed) >= clients.len()
-        })
-        .await;
-    }
-    let connected_in = connecting.elapsed();
-    let rss_idle = rss(pid);
-    let client_idle = rss(std::process::id());
-    let per_conn = rss_idle.saturating_sub(rss_before) as f64 / viewers as f64;
-    let client_per_conn = client_idle.saturating_sub(client_before) as f64 / viewers as f64;
-    println!(
-        "connected {viewers} viewers in {:.2} s",
-        connected_in.as_secs_f64()
-    );
-    println!(
-        "relay RSS: {:.1} MiB before, {:.1} MiB with {viewers} idle viewers → {:.1} KiB per connection",
-        mib(rss_before),
-        mib(rss_idle),
-        per_conn / 1024.0
-    );
-    println!(
-        "client RSS per RelayClient (this process): {:.1} KiB",
-        client_per_conn / 1024.0
-    );
+    let clients = connect_viewers(&setup).await;
+    let (relay_cpu, client_cpu) = (cpu(setup.pid), cpu(std::process::id()));
+    let mut lasts: Vec<Duration> = Vec::new();
     println!("\n| round | last delivery | p50 | p99 | max |\n|---|---|---|---|---|");
-    let mut lasts = Vec::new();
-    let (relay_cpu, client_cpu) = (cpu(pid), cpu(std::process::id()));
     for round in 0..rounds {
-        let details = Details {
-            metadata: serde_json::json!({ "round": round }),
-            ..Details::default()
-        };
-        let sent = Instant::now();
-        publisher.publish(&stream, &details).await.expect("publish");
-        let done = tokio::time::timeout(
-            Duration::from_secs(60),
-            wait_for(&arrivals, |a| {
-                a.counts[round].load(Ordering::Relaxed) >= viewers
-            }),
-        )
-        .await;
-        let got = lock(&arrivals.rounds[round]).clone();
-        if done.is_err() {
-            println!(
-                "| {round} | only {} of {viewers} within 60 s | | | |",
-                got.len()
-            );
-            continue;
-        }
-        let mut delays: Vec<Duration> = got.iter().map(|t| t.duration_since(sent)).collect();
-        delays.sort();
-        let at = |q: usize| delays[(delays.len() * q / 100).min(delays.len() - 1)];
-        let last = delays[delays.len() - 1];
-        lasts.push(last);
-        println!(
-            "| {round} | {} | {} | {} | {} |",
-            ms(last),
-            ms(at(50)),
-            ms(at(99)),
-            ms(last)
-        );
+        lasts.extend(run_round(&setup, &publisher, round).await);
     }
     let deliveries = (viewers * rounds) as f64;
     let per = |d: Duration| d.as_secs_f64() * 1e6 / deliveries;
     println!(
         "\nCPU per delivered event: relay {:.1} µs, RelayClient side {:.1} µs",
-        per(cpu(pid).saturating_sub(relay_cpu)),
+        per(cpu(setup.pid).saturating_sub(relay_cpu)),
         per(cpu(std::process::id()).saturating_sub(client_cpu)),
     );
     lasts.sort();
     if let Some(median) = lasts.get(lasts.len() / 2) {
-        println!(
-            "\nmedian time until the last of {viewers} viewers has the event: {}",
-            ms(*median)
-        );
+        let median = ms(*median);
+        println!("\nmedian time until the last of {viewers} viewers has the event: {median}");
     }
     for client in &clients {
         client.abort();
     }
     stop(&mut relay);
+}
+
+/// Connects the viewers in batches (the listen backlog is finite) and reports memory.
+async fn connect_viewers(setup: &Setup) -> Vec<tokio::task::JoinHandle<()>> {
+    let (pid, viewers) = (setup.pid, setup.viewers);
+    let (rss_before, client_before) = (rss(pid), rss(std::process::id()));
+    let connecting = Instant::now();
+    let mut clients = Vec::with_capacity(viewers);
+    while clients.len() < viewers {
+        for _ in 0..BATCH.min(viewers - clients.len()) {
+            let client = RelayClient::builder(setup.url.clone())
+                .stream(setup.stream.clone())
+                .keepalive(Duration::from_secs(120), Duration::from_secs(30))
+                .spawn();
+            clients.push(tokio::spawn(watch(client, Arc::clone(&setup.arrivals))));
+        }
+        let connected = clients.len();
+        wait_for(&setup.arrivals, |a| {
+            a.ready.load(Ordering::Relaxed) >= connected
+        })
+        .await;
+    }
+    let secs = connecting.elapsed().as_secs_f64();
+    let (rss_idle, client_idle) = (rss(pid), rss(std::process::id()));
+    let per_conn = rss_idle.saturating_sub(rss_before) as f64 / viewers as f64 / 1024.0;
+    let client_per_conn =
+        client_idle.saturating_sub(client_before) as f64 / viewers as f64 / 1024.0;
+    println!("connected {viewers} viewers in {secs:.2} s");
+    println!(
+        "relay RSS: {:.1} MiB before, {:.1} MiB with {viewers} idle viewers → {per_conn:.1} KiB per connection",
+        mib(rss_before),
+        mib(rss_idle),
+    );
+    println!("client RSS per RelayClient (this process): {client_per_conn:.1} KiB");
+    clients
+}
+
+/// One event to every viewer; prints its row and returns the last delivery.
+async fn run_round(setup: &Setup, publisher: &RelayPublisher, round: usize) -> Option<Duration> {
+    let details = Details {
+        metadata: serde_json::json!({ "round": round }),
+        ..Details::default()
+    };
+    let arrivals = &setup.arrivals;
+    let sent = Instant::now();
+    publisher
+        .publish(&setup.stream, &details)
+        .await
+        .expect("publish");
+    let all = wait_for(arrivals, |a| {
+        a.counts[round].load(Ordering::Relaxed) >= setup.viewers
+    });
+    let done = tokio::time::timeout(Duration::from_secs(60), all).await;
+    let got = lock(&arrivals.rounds[round]).clone();
+    if done.is_err() {
+        let viewers = setup.viewers;
+        println!(
+            "| {round} | only {} of {viewers} within 60 s | | | |",
+            got.len()
+        );
+        return None;
+    }
+    let mut delays: Vec<Duration> = got.iter().map(|t| t.duration_since(sent)).collect();
+    delays.sort();
+    let at = |q: usize| delays[(delays.len() * q / 100).min(delays.len() - 1)];
+    let last = delays[delays.len() - 1];
+    let (p50, p99) = (ms(at(50)), ms(at(99)));
+    println!("| {round} | {} | {p50} | {p99} | {} |", ms(last), ms(last));
+    Some(last)
 }
 
 /// One viewer: counts its snapshot as ready, then records each round's event.

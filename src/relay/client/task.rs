@@ -12,7 +12,7 @@ use super::{Command, RelayClientBuilder, RelayEvent};
 use crate::millicast::wire::DirectorSuccess;
 use crate::relay::RelayError;
 use crate::relay::error::describe;
-use crate::relay::protocol::{ClientFrame, Role, ServerFrame, StreamName};
+use crate::relay::protocol::{ClientFrame, ErrorCode, Role, ServerFrame, StreamName};
 use crate::relay::ws::{self, ClientWs};
 use crate::{Backoff, Rng};
 
@@ -206,24 +206,7 @@ impl Task {
                 stream,
                 id,
                 fatal,
-            } => {
-                if id.is_some() {
-                    let refused = RelayError::Refused { code, message };
-                    self.answer(id, Err(refused));
-                    return Ok(());
-                }
-                let event = RelayEvent::Refused {
-                    code,
-                    message: message.clone(),
-                    stream,
-                };
-                self.emit(event).await;
-                return if fatal {
-                    Err(RelayError::Refused { code, message })
-                } else {
-                    Ok(())
-                };
-            }
+            } => return self.on_error(code, message, stream, id, fatal).await,
             ServerFrame::Shutdown { .. } => {
                 self.emit(RelayEvent::Shutdown).await;
                 return Err(ws::closed(Some((1001, "relay shutting down".to_owned()))));
@@ -234,6 +217,32 @@ impl Task {
             Ok(())
         } else {
             Err(RelayError::Stopped)
+        }
+    }
+
+    /// An `error` frame: the answer to a request, or an event; a fatal one ends the connection.
+    async fn on_error(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        stream: Option<StreamName>,
+        id: Option<u64>,
+        fatal: bool,
+    ) -> Result<(), RelayError> {
+        if id.is_some() {
+            self.answer(id, Err(RelayError::Refused { code, message }));
+            return Ok(());
+        }
+        let event = RelayEvent::Refused {
+            code,
+            message: message.clone(),
+            stream,
+        };
+        self.emit(event).await;
+        if fatal {
+            Err(RelayError::Refused { code, message })
+        } else {
+            Ok(())
         }
     }
 

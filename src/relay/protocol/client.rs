@@ -12,7 +12,7 @@ use crate::millicast::wire::Secret;
 pub enum ClientFrame {
     /// The first frame: who the client is and which protocol it speaks.
     Hello {
-        /// The protocol version ([`PROTOCOL_VERSION`]).
+        /// The protocol version ([`PROTOCOL_VERSION`](super::PROTOCOL_VERSION)).
         version: u32,
         /// Publisher or viewer.
         role: Role,
