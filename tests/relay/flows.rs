@@ -190,3 +190,40 @@ async fn graceful_shutdown_tells_every_client_before_closing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_relay_client_reconnects_and_views_again_after_a_relay_restart() {
+    let relay = start(config()).await;
+    let addr = relay.addr();
+    let mut client = RelayClient::builder(relay.url())
+        .stream(cam(1))
+        .backoff(Duration::from_millis(20), Duration::from_millis(100))
+        .spawn();
+    next_event(&mut client, "snapshot", |e| {
+        matches!(e, RelayEvent::Snapshot { .. })
+    })
+    .await;
+    relay.shutdown().await;
+    next_event(&mut client, "shutdown", |e| {
+        matches!(e, RelayEvent::Shutdown)
+    })
+    .await;
+    next_event(&mut client, "disconnected", |e| {
+        matches!(e, RelayEvent::Disconnected { .. })
+    })
+    .await;
+    let mut config = config();
+    config.listen = addr;
+    let relay = start(config).await;
+    next_event(&mut client, "connected again", |e| {
+        matches!(e, RelayEvent::Connected { .. })
+    })
+    .await;
+    next_event(&mut client, "a new snapshot", |e| {
+        matches!(e, RelayEvent::Snapshot { .. })
+    })
+    .await;
+    let publisher = RelayPublisher::connect(&relay.url(), TOKEN).await.unwrap();
+    publisher.publish(&cam(1), &details("again")).await.unwrap();
+    next_event(&mut client, "publish", |e| e.live_stream().is_some()).await;
+}
