@@ -88,7 +88,7 @@
 //! |---|---|
 //! | `millicast` | Millicast signaling: Director API + WebSocket `view` command and events |
 //! | `webrtc` | a receive-only WebRTC peer (str0m) whose RTP timestamps give progress ticks, for Millicast and the WHEP source (implies `millicast`) |
-//! | `relay` | the publisher/viewer WebSocket relay and its live-hint client |
+//! | `relay` | the publisher/viewer WebSocket relay ([`relay::RelayServer`], the `relive-relay` binary), its viewer and publisher clients and [`relay::hints`] for instant resume; implies `millicast` |
 //! | `testkit` | in-process test servers, a fault-injecting proxy and an in-memory scripted source |
 //!
 //! # Panics and errors
@@ -110,6 +110,8 @@ mod stats;
 
 #[cfg(feature = "millicast")]
 pub mod millicast;
+#[cfg(feature = "relay")]
+pub mod relay;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 #[cfg(feature = "webrtc")]

@@ -21,7 +21,7 @@
 //! refresher supplies a new token; everything else is retried with backoff.
 //! Tokens and JWTs are [`Secret`](wire::Secret)s: never in logs, `Debug` or errors.
 
-mod director;
+pub(crate) mod director;
 mod error;
 mod offer;
 mod session;

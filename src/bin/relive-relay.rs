@@ -1,0 +1,248 @@
+//! `relive-relay`: the relay server — publishers announce their live streams, viewers hear of
+//! them at once (see `relive::relay::protocol` for the protocol).
+//!
+//! ```text
+//! relive-relay --config relay.json                 # a JSON RelayConfig
+//! relive-relay --listen 0.0.0.0:8787 --publish-token 'cam-*=s3cret' --allow-origin https://player.example
+//! ```
+//!
+//! Flags override the file. Tokens may also come from the environment
+//! (`RELIVE_RELAY_PUBLISH_TOKENS`, `RELIVE_RELAY_SUBSCRIBE_TOKENS`, comma-separated
+//! `PATTERN=TOKEN`), which other local users cannot read the way they can read a command line.
+//! SIGTERM or ctrl-c shuts down gracefully: every client gets a `shutdown` frame first.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use relive::millicast::wire::Secret;
+use relive::relay::{DirectorConfig, RelayConfig, RelayError, RelayServer, TokenRule};
+use tracing_subscriber::EnvFilter;
+
+/// The relay server of relive: publishers announce, viewers resume at once.
+#[derive(Debug, Parser)]
+#[command(name = "relive-relay", version)]
+struct Args {
+    /// A JSON config file (a RelayConfig); flags override its values.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Where to listen.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Lets streams matching PATTERN (`cam-1`, `cam-*`) be published with TOKEN. Repeatable;
+    /// replaces the file's list.
+    #[arg(long = "publish-token", value_name = "PATTERN=TOKEN", value_parser = token_rule,
+          env = "RELIVE_RELAY_PUBLISH_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    publish_tokens: Vec<TokenRule>,
+    /// A browser origin allowed to connect (`https://host[:port]`). Repeatable; replaces the
+    /// file's list.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// The Millicast Director base URL for the Director proxy.
+    #[arg(long, value_name = "URL")]
+    director_url: Option<String>,
+    /// The Millicast account id of the streams (enables the Director proxy).
+    #[arg(long, value_name = "ID")]
+    director_account: Option<String>,
+    /// A subscribe token for streams matching PATTERN. Repeatable; replaces the file's list.
+    #[arg(long = "subscribe-token", value_name = "PATTERN=TOKEN", value_parser = token_rule,
+          env = "RELIVE_RELAY_SUBSCRIBE_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    subscribe_tokens: Vec<TokenRule>,
+    /// The largest frame accepted, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_frame: Option<usize>,
+    /// Frames per second per connection.
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
+    /// Frames per connection in a burst.
+    #[arg(long, value_name = "N")]
+    burst: Option<u32>,
+    /// Connections at once.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Frames queued per connection before it is dropped as a slow consumer.
+    #[arg(long, value_name = "N")]
+    queue: Option<usize>,
+    /// Log filter when RUST_LOG is not set (`info`, `relive=debug`, ...).
+    #[arg(long, value_name = "FILTER", default_value = "info")]
+    log: String,
+}
+
+fn token_rule(text: &str) -> Result<TokenRule, String> {
+    let (stream, token) = text
+        .split_once('=')
+        .ok_or_else(|| "expected PATTERN=TOKEN".to_owned())?;
+    Ok(TokenRule {
+        stream: stream.to_owned(),
+        token: Secret::new(token),
+    })
+}
+
+impl Args {
+    /// The file's config with the flags applied over it, checked.
+    fn into_config(self) -> Result<RelayConfig, RelayError> {
+        let mut config = match &self.config {
+            Some(path) => RelayConfig::from_file(path)?,
+            None => RelayConfig::default(),
+        };
+        apply_limits(&mut config, &self);
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if !self.publish_tokens.is_empty() {
+            config.publish_tokens = self.publish_tokens;
+        }
+        if !self.allowed_origins.is_empty() {
+            config.allowed_origins = self.allowed_origins;
+        }
+        let proxy = self.director_url.is_some()
+            || self.director_account.is_some()
+            || !self.subscribe_tokens.is_empty();
+        if proxy {
+            let mut director = config.director.take().unwrap_or_default();
+            if let Some(url) = self.director_url {
+                director.url = url;
+            }
+            if let Some(account) = self.director_account {
+                director.account_id = account;
+            }
+            if !self.subscribe_tokens.is_empty() {
+                director.subscribe_tokens = self.subscribe_tokens;
+            }
+            config.director = Some(director);
+        }
+        check_director(config.director.as_ref())?;
+        config.check()?;
+        Ok(config)
+    }
+}
+
+fn apply_limits(config: &mut RelayConfig, args: &Args) {
+    let limits = &mut config.limits;
+    limits.max_frame = args.max_frame.unwrap_or(limits.max_frame);
+    limits.rate_per_sec = args.rate.unwrap_or(limits.rate_per_sec);
+    limits.burst = args.burst.unwrap_or(limits.burst);
+    limits.max_connections = args.max_connections.unwrap_or(limits.max_connections);
+    limits.queue = args.queue.unwrap_or(limits.queue);
+}
+
+fn check_director(director: Option<&DirectorConfig>) -> Result<(), RelayError> {
+    match director {
+        Some(d) if d.account_id.is_empty() => Err(RelayError::Config(
+            "the Director proxy needs an account id (--director-account)".to_owned(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log));
+    let subscriber = tracing_subscriber::fmt().with_target(false);
+    match filter {
+        Ok(filter) => subscriber.with_env_filter(filter).init(),
+        Err(_) => subscriber.init(),
+    }
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("relive-relay: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let relay = match RelayServer::start(config).await {
+        Ok(relay) => relay,
+        Err(error) => {
+            eprintln!("relive-relay: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("relive-relay listening on {}", relay.url());
+    signal().await;
+    tracing::info!("signal received; shutting down");
+    relay.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("relive-relay").chain(list.iter().copied()))
+            .expect("valid flags")
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let path = std::env::temp_dir().join(format!("relive-relay-{}.json", std::process::id()));
+        let file = r#"{"listen":"127.0.0.1:9000","publish_tokens":[{"stream":"cam-*","token":"file"}],
+                       "limits":{"burst":7,"rate_per_sec":3}}"#;
+        std::fs::write(&path, file).expect("temp file");
+        let path_arg = path.to_string_lossy().into_owned();
+        let config = args(&[
+            "--config",
+            &path_arg,
+            "--listen",
+            "127.0.0.1:9001",
+            "--burst",
+            "9",
+        ])
+        .into_config()
+        .expect("valid config");
+        assert_eq!(config.listen.port(), 9001);
+        assert_eq!(config.limits.burst, 9);
+        assert_eq!(config.limits.rate_per_sec, 3.0, "the file's value stays");
+        assert_eq!(config.publish_tokens[0].token.expose(), "file");
+        let config = args(&["--config", &path_arg, "--publish-token", "mic=flag"])
+            .into_config()
+            .expect("valid config");
+        assert_eq!(config.publish_tokens.len(), 1);
+        assert_eq!(config.publish_tokens[0].stream, "mic");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_director_needs_an_account_and_tokens_need_a_pattern() {
+        assert!(
+            args(&["--director-url", "http://127.0.0.1:1"])
+                .into_config()
+                .is_err()
+        );
+        let ok = args(&["--director-account", "acct", "--subscribe-token", "cam-*=t"]);
+        let director = ok
+            .into_config()
+            .expect("valid")
+            .director
+            .expect("a director");
+        assert_eq!(director.account_id, "acct");
+        assert!(Args::try_parse_from(["relive-relay", "--publish-token", "no-equals"]).is_err());
+    }
+}

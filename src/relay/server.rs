@@ -1,0 +1,325 @@
+//! [`RelayServer`]: the axum app — `GET /ws` upgrades to the relay protocol, `GET /healthz`
+//! reports counts — and the handle that shuts it down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::relay::broker::{Broker, BrokerCounts};
+use crate::relay::config::RelayConfig;
+use crate::relay::director::DirectorProxy;
+use crate::relay::protocol::Role;
+use crate::relay::{LocalBroker, RelayError, connection};
+
+/// A running relay: the handle of an in-process server, for tests, benches and the
+/// `relive-relay` binary.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), relive::relay::RelayError> {
+/// use relive::relay::{RelayConfig, RelayServer};
+///
+/// let mut config = RelayConfig::default().publish_token("cam-*", "s3cret");
+/// config.listen = "127.0.0.1:0".parse().unwrap();
+/// let relay = RelayServer::start(config).await?;
+/// println!("relay on {}", relay.url());
+/// relay.shutdown().await; // every client gets a `shutdown` frame first
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RelayServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    serve: JoinHandle<()>,
+}
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub(crate) config: RelayConfig,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) director: Option<Arc<DirectorProxy>>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Open connections (WebSocket tasks); shutdown waits for zero.
+    connections: watch::Sender<usize>,
+    publishers: AtomicUsize,
+    viewers: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("connections", &*self.connections.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `GET /healthz` answers, as JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `"ok"`, or `"shutting_down"`.
+    pub status: &'static str,
+    /// Open WebSocket connections.
+    pub connections: usize,
+    /// Connections that said `hello` as publishers.
+    pub publishers: usize,
+    /// Connections that said `hello` as viewers.
+    pub viewers: usize,
+    /// What the broker holds.
+    #[serde(flatten)]
+    pub broker: BrokerCounts,
+}
+
+impl RelayServer {
+    /// Binds `config.listen` and serves, with an in-process [`LocalBroker`].
+    pub async fn start(config: RelayConfig) -> Result<RelayServer, RelayError> {
+        let broker = Arc::new(LocalBroker::new(config.limits.max_streams));
+        Self::start_with_broker(config, broker).await
+    }
+
+    /// Like [`start`](RelayServer::start), with the stream state in `broker`.
+    pub async fn start_with_broker(
+        config: RelayConfig,
+        broker: Arc<dyn Broker>,
+    ) -> Result<RelayServer, RelayError> {
+        config.check()?;
+        if config.publish_tokens.is_empty() {
+            tracing::warn!("no publish_tokens configured: nobody can publish");
+        }
+        let director = match &config.director {
+            Some(director) => Some(Arc::new(DirectorProxy::new(director.clone())?)),
+            None => None,
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(RelayError::Bind)?;
+        let addr = listener.local_addr().map_err(RelayError::Bind)?;
+        let shared = Arc::new(Shared {
+            config,
+            broker,
+            director,
+            shutdown: watch::Sender::new(false),
+            connections: watch::Sender::new(0),
+            publishers: AtomicUsize::new(0),
+            viewers: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+        });
+        let router = Router::new()
+            .route("/ws", get(upgrade))
+            .route("/healthz", get(healthz))
+            .with_state(Arc::clone(&shared));
+        let mut stop = shared.shutdown.subscribe();
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { while stop.wait_for(|s| *s).await.is_err() {} });
+        let serve = tokio::spawn(async move {
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "relay server failed");
+            }
+        });
+        tracing::info!(%addr, "relay listening");
+        Ok(RelayServer {
+            addr,
+            shared,
+            serve,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The WebSocket URL clients connect to: `ws://ADDR/ws`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// The counts `/healthz` reports.
+    pub fn health(&self) -> Health {
+        self.shared.health()
+    }
+
+    /// Stops: no new connections, every client gets a `shutdown` frame and a close (1001), and
+    /// this returns once all are closed or `shutdown_grace_ms` passed.
+    pub async fn shutdown(self) {
+        let grace = self.shared.config.limits.shutdown_grace();
+        let mut open = self.shared.connections.subscribe();
+        self.shared.shutdown.send_replace(true);
+        tracing::info!(connections = *open.borrow(), "relay shutting down");
+        let closed = tokio::time::timeout(grace, open.wait_for(|n| *n == 0))
+            .await
+            .is_ok();
+        if !closed {
+            tracing::warn!(
+                left = *open.borrow(),
+                "shutdown grace over; dropping the rest"
+            );
+        }
+        let _ = tokio::time::timeout(grace, self.serve).await;
+    }
+}
+
+impl Shared {
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    fn health(&self) -> Health {
+        Health {
+            status: if self.is_shutting_down() {
+                "shutting_down"
+            } else {
+                "ok"
+            },
+            connections: *self.connections.borrow(),
+            publishers: self.publishers.load(Ordering::Relaxed),
+            viewers: self.viewers.load(Ordering::Relaxed),
+            broker: self.broker.counts(),
+        }
+    }
+
+    /// Counts a connection that said `hello` as `role`, until the guard drops.
+    pub(crate) fn count_role(self: &Arc<Self>, role: Role) -> RoleGuard {
+        self.role_counter(role).fetch_add(1, Ordering::Relaxed);
+        RoleGuard {
+            shared: Arc::clone(self),
+            role,
+        }
+    }
+
+    fn role_counter(&self, role: Role) -> &AtomicUsize {
+        match role {
+            Role::Publisher => &self.publishers,
+            Role::Viewer => &self.viewers,
+        }
+    }
+
+    /// Reserves a connection slot, unless the relay is full.
+    fn reserve(self: &Arc<Self>) -> Option<Slot> {
+        let max = self.config.limits.max_connections;
+        let reserved = self.connections.send_if_modified(|n| {
+            let room = *n < max;
+            if room {
+                *n += 1;
+            }
+            room
+        });
+        reserved.then(|| Slot(Arc::clone(self)))
+    }
+}
+
+/// A connection slot; frees itself when the connection ends.
+pub(crate) struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connections.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Counts a connection under its role while it lives.
+pub(crate) struct RoleGuard {
+    shared: Arc<Shared>,
+    role: Role,
+}
+
+impl Drop for RoleGuard {
+    fn drop(&mut self) {
+        self.shared
+            .role_counter(self.role)
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `GET /healthz`.
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.health()).into_response()
+}
+
+/// `GET /ws`: checks the origin and the connection limit, then upgrades with the frame limits.
+async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if shared.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if !origin_allowed(&shared.config.allowed_origins, &headers) {
+        tracing::info!(%remote, "connection refused: origin not allowed");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    let Some(slot) = shared.reserve() else {
+        tracing::warn!(%remote, "connection refused: relay full");
+        return (StatusCode::SERVICE_UNAVAILABLE, "relay full").into_response();
+    };
+    let hard = shared.config.limits.hard_frame();
+    upgrade
+        .max_message_size(hard)
+        .max_frame_size(hard)
+        // Small buffers: most connections idle, and memory per connection is what scales.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(hard.saturating_mul(2))
+        .on_upgrade(move |socket| connection::run(shared, slot, socket, remote))
+}
+
+/// No list, or no `Origin` header (not a browser), or an `Origin` on the list.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin
+            .to_str()
+            .is_ok_and(|origin| allowed.iter().any(|a| a == origin)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn origins_are_checked_only_when_listed_and_present() {
+        let allowed = vec!["https://a.example".to_owned()];
+        let mut headers = HeaderMap::new();
+        assert!(origin_allowed(&[], &headers));
+        assert!(origin_allowed(&allowed, &headers));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://a.example"),
+        );
+        assert!(origin_allowed(&allowed, &headers));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(!origin_allowed(&allowed, &headers));
+        assert!(origin_allowed(&[], &headers));
+    }
+}

@@ -1,0 +1,108 @@
+//! Publish tokens, subscribe tokens and relayed JWTs never reach logs, `Debug` or errors: a
+//! relay session traced at TRACE level for every crate, with a refused token and a Director
+//! call through the relay.
+#![allow(clippy::unwrap_used)]
+#![cfg(all(feature = "relay", feature = "testkit"))]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use relive::millicast::wire::Secret;
+use relive::relay::{
+    Details, DirectorConfig, RelayClient, RelayConfig, RelayEvent, RelayPublisher, RelayServer,
+    StreamName, TokenRule,
+};
+use relive::testkit::millicast::MillicastServer;
+
+const PUBLISH_TOKEN: &str = "publish-token-7c41aa";
+const WRONG_TOKEN: &str = "wrong-token-e2210b";
+const SUBSCRIBE_TOKEN: &str = "subscribe-token-0d93f1";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut log) = self.0.lock() {
+            log.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn relay_tokens_and_relayed_jwts_appear_in_no_log_debug_or_error() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+
+    let millicast = MillicastServer::builder()
+        .account("acct")
+        .secure_token(SUBSCRIBE_TOKEN)
+        .start()
+        .await
+        .unwrap();
+    millicast.publish("cam-1");
+    let mut director = DirectorConfig::new(millicast.director_url(), "acct");
+    director.subscribe_tokens = vec![TokenRule {
+        stream: "cam-*".to_owned(),
+        token: Secret::new(SUBSCRIBE_TOKEN),
+    }];
+    let mut config = RelayConfig::default().publish_token("cam-*", PUBLISH_TOKEN);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.director = Some(director);
+    let config_debug = format!("{config:?}");
+    let relay = RelayServer::start(config).await.unwrap();
+
+    let refused = RelayPublisher::connect(&relay.url(), WRONG_TOKEN)
+        .await
+        .unwrap_err();
+    let cam = StreamName::new("cam-1").unwrap();
+    let mut viewer = RelayClient::builder(relay.url())
+        .stream(cam.clone())
+        .spawn();
+    let publisher = RelayPublisher::connect(&relay.url(), PUBLISH_TOKEN)
+        .await
+        .unwrap();
+    publisher.publish(&cam, &Details::default()).await.unwrap();
+    while let Some(event) = viewer.next().await {
+        if let RelayEvent::Publish { .. } = event {
+            break;
+        }
+    }
+    let answer = viewer.director(cam.clone()).await.unwrap();
+    let jwt = answer.jwt.expose().to_owned();
+    let answer_debug = format!("{answer:?}");
+    publisher.disconnect().await;
+    relay.shutdown().await;
+
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(
+        log.contains("relay_conn{id="),
+        "a span per connection: {log}"
+    );
+    assert!(log.contains("publish"), "the capture works: {log}");
+    let everything = format!("{log}\n{config_debug}\n{refused}\n{refused:?}\n{answer_debug}");
+    for secret in [
+        PUBLISH_TOKEN,
+        WRONG_TOKEN,
+        SUBSCRIBE_TOKEN,
+        jwt.as_str(),
+        "Bearer ",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "{secret:?} leaked:\n{everything}"
+        );
+    }
+    assert!(!everything.contains("eyJ"), "a JWT leaked:\n{everything}");
+}
