@@ -76,3 +76,9 @@ fn every_director_response_seed_holds_the_target_properties() {
 fn every_command_seed_holds_the_target_properties() {
     run_seeds("command", checks::command);
 }
+
+#[cfg(feature = "relay")]
+#[test]
+fn every_relay_frame_seed_passes_the_relay_frame_checks() {
+    run_seeds("relay_frame", checks::relay_frame);
+}

@@ -377,3 +377,65 @@ fn has_float(value: &Value) -> bool {
         _ => false,
     }
 }
+
+/// `relay_frame`: a relay client frame (and, from the same bytes, a server frame), if UTF-8.
+///
+/// - `parse_client_frame` and `parse_server_frame` never panic; their errors format and have a
+///   code.
+/// - `to_text` then `parse_client_frame` gives the same frame back (a frame whose metadata
+///   holds floats may read back a float one step off, see the module docs).
+/// - A `hello` token never shows in the frame's `Debug`: swapping it for another of the same
+///   length leaves the `Debug` text unchanged.
+/// - The checks of a frame `parse_client_frame` accepts (stream names, details bounds) hold
+///   for what `to_text` wrote: it re-parses.
+#[cfg(feature = "relay")]
+pub fn relay_frame(input: &[u8]) {
+    use relive::millicast::wire::Secret;
+    use relive::relay::protocol::{ClientFrame, parse_client_frame, parse_server_frame};
+
+    let Ok(text) = std::str::from_utf8(input) else {
+        return;
+    };
+    if let Ok(frame) = parse_server_frame(text) {
+        let _ = parse_server_frame(&frame.to_text());
+    }
+    let frame = match parse_client_frame(text) {
+        Ok(frame) => frame,
+        Err(error) => {
+            let _ = (error.to_string(), error.code());
+            return;
+        }
+    };
+    if let ClientFrame::Hello {
+        token: Some(token), ..
+    } = &frame
+    {
+        let mut other = frame.clone();
+        let stand_in = "x".repeat(token.expose().len());
+        let stand_in = if stand_in == token.expose() {
+            "y".repeat(stand_in.len())
+        } else {
+            stand_in
+        };
+        if let ClientFrame::Hello { token, .. } = &mut other {
+            *token = Some(Secret::new(stand_in));
+        }
+        assert_eq!(
+            format!("{frame:?}"),
+            format!("{other:?}"),
+            "the hello token shows in Debug"
+        );
+    }
+    let written = frame.to_text();
+    let floats = serde_json::from_str::<Value>(&written).map_or(true, |v| has_float(&v));
+    match parse_client_frame(&written) {
+        Ok(again) => assert!(
+            again == frame || floats,
+            "round trip changed the frame:\n  read    {frame:?}\n  wrote   {written}\n  re-read {again:?}"
+        ),
+        Err(error) => assert!(
+            floats,
+            "to_text wrote a frame that does not parse ({error}):\n  read  {frame:?}\n  wrote {written}"
+        ),
+    }
+}
