@@ -37,6 +37,8 @@ fn strategies() -> Vec<Strategy> {
     let js = Policy::builder()
         .backoff(Duration::from_secs(1), 2.0, Duration::from_secs(32))
         .jitter(Jitter::None)
+        // No jitter anywhere: every viewer's first reconnect comes at once.
+        .reconnect_spread(Duration::ZERO)
         .build();
     let gentle = Policy::builder()
         .backoff(Duration::from_secs(1), 2.0, Duration::from_secs(60))
