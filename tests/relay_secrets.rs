@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used)]
 #![cfg(all(feature = "relay", feature = "testkit"))]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod support;
 
 use futures::StreamExt;
 use relive::millicast::wire::Secret;
@@ -19,31 +18,9 @@ const PUBLISH_TOKEN: &str = "publish-token-7c41aa";
 const WRONG_TOKEN: &str = "wrong-token-e2210b";
 const SUBSCRIBE_TOKEN: &str = "subscribe-token-0d93f1";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut log) = self.0.lock() {
-            log.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn relay_tokens_and_relayed_jwts_appear_in_no_log_debug_or_error() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    let captured = support::CapturedLogs::install();
 
     let millicast = MillicastServer::builder()
         .account("acct")
@@ -85,7 +62,7 @@ async fn relay_tokens_and_relayed_jwts_appear_in_no_log_debug_or_error() {
     publisher.disconnect().await;
     relay.shutdown().await;
 
-    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let log = captured.text();
     assert!(
         log.contains("relay_conn{id="),
         "a span per connection: {log}"

@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use relive::millicast::MillicastSource;
@@ -18,31 +16,9 @@ use support::Watch;
 const OLD_TOKEN: &str = "subscribe-token-OLD-5f1d2c";
 const NEW_TOKEN: &str = "subscribe-token-NEW-93ab7e";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut log) = self.0.lock() {
-            log.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn tokens_and_jwts_appear_in_no_log_debug_or_error() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    let captured = support::CapturedLogs::install();
 
     let server = MillicastServer::builder()
         .secure_token(NEW_TOKEN)
@@ -67,7 +43,7 @@ async fn tokens_and_jwts_appear_in_no_log_debug_or_error() {
     let jwt = fetch_jwt(&server).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
 
-    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let log = captured.text();
     assert!(log.contains("state"), "the capture works: {log}");
     assert!(log.contains("viewer{stream="), "a span per viewer: {log}");
     let everything = format!(

@@ -100,3 +100,43 @@ where
         self.timeline.join("\n")
     }
 }
+
+/// Every tracing event of the process, at TRACE level for every crate, kept in
+/// memory: for the tests that prove secrets never reach a log. Installs the
+/// global subscriber, so one such test per test binary.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Installs the capture as the process's global subscriber.
+    pub fn install() -> Self {
+        let captured = CapturedLogs::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        captured
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        let log = self.0.lock().map(|l| l.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&log).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut log) = self.0.lock() {
+            log.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
