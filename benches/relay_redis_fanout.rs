@@ -1,1 +1,2 @@
+//! Placeholder, replaced by the three-node fan-out bench.
 fn main() {}

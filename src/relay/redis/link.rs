@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ::redis::aio::{MultiplexedConnection, PubSubSink};
@@ -53,7 +52,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client, mut queue: mpsc::Re
                 failures = 0;
                 backoff.reset();
                 let error = link.serve(&mut queue, messages).await;
-                shared.connected.store(false, Ordering::Relaxed);
+                shared.connected.send_replace(false);
                 match error {
                     Some(error) => error,
                     None => return,
@@ -131,7 +130,7 @@ impl<'a> Link<'a> {
             announce: Script::new(wire::ANNOUNCE),
             close: Script::new(wire::CLOSE),
         };
-        shared.connected.store(true, Ordering::Relaxed);
+        shared.connected.send_replace(true);
         link.resync(true).await?;
         tracing::info!(node = %shared.node, "redis connected; state re-synced");
         Ok((link, messages))

@@ -19,13 +19,13 @@ mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::millicast::wire::Secret;
@@ -134,7 +134,8 @@ struct Shared {
     local: LocalBroker,
     state: Mutex<State>,
     commands: mpsc::Sender<Command>,
-    connected: AtomicBool,
+    /// Whether both Redis connections are up.
+    connected: watch::Sender<bool>,
     dropped: AtomicU64,
 }
 
@@ -199,7 +200,7 @@ impl RedisBroker {
             local: LocalBroker::new(max_streams),
             state: Mutex::new(State::default()),
             commands,
-            connected: AtomicBool::new(false),
+            connected: watch::Sender::new(false),
             dropped: AtomicU64::new(0),
         });
         let link = tokio::spawn(link::run(Arc::clone(&shared), client, queue));
@@ -213,7 +214,15 @@ impl RedisBroker {
 
     /// Whether the Redis connections are up now.
     pub fn is_connected(&self) -> bool {
-        self.shared.connected.load(Ordering::Relaxed)
+        *self.shared.connected.borrow()
+    }
+
+    /// Resolves once the Redis connections are up (at once if they are), for tests and
+    /// readiness checks.
+    pub async fn connected(&self) {
+        let mut connected = self.shared.connected.subscribe();
+        // The sender lives in `self`: it cannot be dropped while this waits.
+        let _ = connected.wait_for(|up| *up).await;
     }
 }
 
