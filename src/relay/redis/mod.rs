@@ -14,6 +14,7 @@
 //!   with `INCR`; a write with a lower epoch than the key's is refused atomically (Lua), and the
 //!   node that lost tells its publisher `replaced`.
 
+mod config;
 mod link;
 mod wire;
 
@@ -21,86 +22,17 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::millicast::wire::Secret;
 use crate::relay::broker::{Broker, BrokerCounts, BrokerError, Peer, Published};
 use crate::relay::local::LocalBroker;
 use crate::relay::protocol::{CloseReason, Details, StreamName};
+pub use config::{RedisConfig, RedisError};
 use wire::{Record, Version};
-
-/// Where the Redis of a group of relay nodes is, and how its shared state is kept fresh.
-///
-/// ```
-/// use relive::relay::RedisConfig;
-/// let config = RedisConfig::new("redis://127.0.0.1:6379");
-/// assert!(config.check().is_ok());
-/// assert!(!format!("{config:?}").contains("127.0.0.1"), "the URL may hold a password");
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`; a secret, since it may hold a password.
-    pub url: Secret,
-    /// How long a stream's key outlives its last refresh (default 5 s).
-    pub ttl: Duration,
-    /// How often a node refreshes its streams' keys and checks those it watches (default 1 s).
-    /// A dead node's streams close for every viewer within `ttl + heartbeat`.
-    pub heartbeat: Duration,
-    /// Commands queued for Redis at most; beyond, they are dropped and counted (default 4096).
-    pub queue: usize,
-    /// How long a first viewer of a stream waits for Redis to answer before it gets what this
-    /// node knows (default 1 s).
-    pub view_wait: Duration,
-}
-
-impl RedisConfig {
-    /// The defaults, with Redis at `url`.
-    pub fn new(url: impl Into<String>) -> Self {
-        RedisConfig {
-            url: Secret::new(url),
-            ttl: Duration::from_secs(5),
-            heartbeat: Duration::from_secs(1),
-            queue: 4096,
-            view_wait: Duration::from_secs(1),
-        }
-    }
-
-    /// Checks the URL and that the heartbeat is shorter than the TTL.
-    pub fn check(&self) -> Result<(), RedisError> {
-        ::redis::Client::open(self.url.expose()).map_err(|_| RedisError::Url)?;
-        let ms = |d: Duration| d.as_millis();
-        if ms(self.heartbeat) == 0 || self.heartbeat >= self.ttl {
-            return Err(RedisError::Config("heartbeat must be > 0 and < ttl"));
-        }
-        if self.queue == 0 || ms(self.view_wait) == 0 {
-            return Err(RedisError::Config("queue and view_wait must be > 0"));
-        }
-        Ok(())
-    }
-
-    /// Upper bound between a node's death and `close` for every viewer of its streams.
-    pub fn close_bound(&self) -> Duration {
-        self.ttl + self.heartbeat
-    }
-}
-
-/// Why a [`RedisBroker`] could not start.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RedisError {
-    /// The URL does not parse (it is not repeated here: it may hold a password).
-    #[error("invalid Redis URL")]
-    Url,
-    /// A setting is out of range.
-    #[error("invalid Redis settings: {0}")]
-    Config(&'static str),
-}
 
 /// A [`Broker`] for a group of relay nodes that share stream state through Redis.
 ///
@@ -444,3 +376,6 @@ impl Broker for RedisBroker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
