@@ -61,7 +61,7 @@ impl RedisConfig {
     }
 }
 
-/// Why a [`RedisBroker`] could not start.
+/// Why a [`RedisBroker`](super::RedisBroker) could not start.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisError {
