@@ -170,3 +170,30 @@ async fn of_two_publishers_on_two_nodes_the_last_one_wins_and_the_first_is_told(
     let next = next_event(&mut on_c, "next event", |_| true).await;
     assert!(matches!(next, RelayEvent::Update { details: d, .. } if d == details("still")));
 }
+
+/// Redis unreachable from the start (nothing listens on its port): the node serves its own
+/// publishers and viewers, keeps retrying, and `/healthz` reports the `dropped` count.
+#[tokio::test]
+async fn a_node_without_redis_still_serves_its_own_publishers_and_viewers() {
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let node = Node::start_with(&format!("redis://127.0.0.1:{port}")).await;
+    assert!(!node.broker.is_connected());
+    let (mut on_node, now) = viewer(&node.url(), &cam(6)).await;
+    assert_eq!(now, None);
+    let publisher = RelayPublisher::connect(&node.url(), TOKEN).await.unwrap();
+    publisher.publish(&cam(6), &details("local")).await.unwrap();
+    live_with(&mut on_node, &details("local")).await;
+    let (_late, now) = viewer(&node.url(), &cam(6)).await;
+    assert_eq!(now, Some(details("local")));
+    publisher.close(&cam(6)).await.unwrap();
+    closed(&mut on_node).await;
+    let health = format!("http://{}/healthz", node.relay.addr());
+    let health: serde_json::Value = reqwest::get(health).await.unwrap().json().await.unwrap();
+    assert_eq!(health["dropped"], 0, "{health}");
+    assert!(!node.broker.is_connected());
+}

@@ -102,14 +102,20 @@ pub struct Node {
 
 impl Node {
     pub async fn start(redis: &Redis) -> Node {
-        let broker = Arc::new(RedisBroker::start(redis_config(&redis.url()), 1000).unwrap());
+        let node = Node::start_with(&redis.url()).await;
+        timeout(PATIENCE, node.broker.connected()).await.unwrap();
+        node
+    }
+
+    /// A node for the Redis at `url`, without waiting for it to connect.
+    pub async fn start_with(url: &str) -> Node {
+        let broker = Arc::new(RedisBroker::start(redis_config(url), 1000).unwrap());
         let mut config = RelayConfig::default().publish_token("cam-*", TOKEN);
         config.listen = "127.0.0.1:0".parse().unwrap();
         let shared: Arc<dyn Broker> = Arc::clone(&broker) as Arc<dyn Broker>;
         let relay = RelayServer::start_with_broker(config, shared)
             .await
             .unwrap();
-        timeout(PATIENCE, broker.connected()).await.unwrap();
         Node { relay, broker }
     }
 

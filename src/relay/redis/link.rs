@@ -173,7 +173,7 @@ impl<'a> Link<'a> {
             Command::Watch(stream, done) => {
                 self.subscribe(&stream).await?;
                 self.refresh(std::slice::from_ref(&stream)).await?;
-                let _ = done.send(());
+                done.send_replace(true);
                 Ok(())
             }
             Command::Unwatch(stream) => {

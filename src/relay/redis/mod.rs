@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::relay::broker::{Broker, BrokerCounts, BrokerError, Peer, Published};
@@ -93,6 +93,9 @@ struct Owned {
 struct Watched {
     viewers: HashSet<u64>,
     seen: Option<Version>,
+    /// `true` once the Redis task subscribed and read the key; viewers that arrive before
+    /// wait on it, so their snapshot has the stream's current details.
+    ready: Option<watch::Receiver<bool>>,
 }
 
 /// Work for the Redis task, in order.
@@ -102,8 +105,8 @@ enum Command {
     Announce(StreamName),
     /// Publish a close of our epoch and delete the key if it is still ours.
     Close(StreamName, Record),
-    /// Subscribe, read the key, apply it, then answer.
-    Watch(StreamName, oneshot::Sender<()>),
+    /// Subscribe, read the key, apply it, then send `true`.
+    Watch(StreamName, watch::Sender<bool>),
     /// Unsubscribe if nobody here views the stream any more.
     Unwatch(StreamName),
 }
@@ -236,12 +239,24 @@ impl Shared {
         true
     }
 
-    /// Records `viewer` as watching; `true` when it is the stream's first here.
-    fn watch(&self, stream: &StreamName, viewer: u64) -> bool {
+    /// Records `viewer` as watching. Returns what to wait on before its snapshot: the first
+    /// viewer here asks the Redis task to subscribe and read the key (when connected), and
+    /// those that arrive before that is done wait with it.
+    fn watch(&self, stream: &StreamName, viewer: u64) -> Option<watch::Receiver<bool>> {
         let mut state = self.lock();
         let watched = state.watched.entry(stream.clone()).or_default();
         watched.viewers.insert(viewer);
-        watched.viewers.len() == 1 && watched.seen.is_none()
+        if let Some(ready) = &watched.ready {
+            return (!*ready.borrow()).then(|| ready.clone());
+        }
+        if !*self.connected.borrow() {
+            // The Redis task subscribes and reads the key when it is back.
+            return None;
+        }
+        let (done, ready) = watch::channel(false);
+        watched.ready = Some(ready.clone());
+        self.send(Command::Watch(stream.clone(), done));
+        Some(ready)
     }
 
     fn unview_now(&self, stream: &StreamName, viewer: u64) {
@@ -353,11 +368,10 @@ impl Broker for RedisBroker {
     fn view(&self, stream: StreamName, viewer: Peer) -> BoxFuture<'_, Result<(), BrokerError>> {
         async move {
             let shared = &self.shared;
-            if shared.watch(&stream, viewer.id()) && self.is_connected() {
-                let (done, answered) = oneshot::channel();
-                shared.send(Command::Watch(stream.clone(), done));
-                // Bounded: without an answer the viewer gets what this node knows, and the
-                // Redis task applies the key when it can.
+            if let Some(mut ready) = shared.watch(&stream, viewer.id()) {
+                // Bounded: without an answer (or with the command dropped) the viewer gets
+                // what this node knows, and the Redis task applies the key when it can.
+                let answered = ready.wait_for(|ready| *ready);
                 let _ = tokio::time::timeout(shared.config.view_wait, answered).await;
             }
             shared.local.view_now(stream, viewer)
