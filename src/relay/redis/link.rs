@@ -203,8 +203,8 @@ impl<'a> Link<'a> {
     async fn resync(&mut self, announce: bool) -> Result<(), LinkError> {
         let (owned, watched) = {
             let state = self.shared.lock();
-            let owned: Vec<StreamName> = state.owned.keys().cloned().collect();
-            let watched: Vec<StreamName> = state.watched.keys().cloned().collect();
+            let owned: HashSet<StreamName> = state.owned.keys().cloned().collect();
+            let watched: HashSet<StreamName> = state.watched.keys().cloned().collect();
             (owned, watched)
         };
         let stale: Vec<StreamName> = self
@@ -223,7 +223,7 @@ impl<'a> Link<'a> {
         for stream in &owned {
             self.announce(stream, announce).await?;
         }
-        let remote: Vec<StreamName> = watched.into_iter().filter(|s| !owned.contains(s)).collect();
+        let remote: Vec<StreamName> = watched.difference(&owned).cloned().collect();
         self.refresh(&remote).await
     }
 
