@@ -197,3 +197,25 @@ async fn a_node_without_redis_still_serves_its_own_publishers_and_viewers() {
     assert_eq!(health["dropped"], 0, "{health}");
     assert!(!node.broker.is_connected());
 }
+
+/// The heartbeat keeps a live stream's key alive: two TTLs later, no `close` reached the viewer
+/// on another node and a late viewer still gets the details from the key.
+#[tokio::test]
+async fn a_live_stream_outlives_its_ttl_while_its_node_refreshes_the_key() {
+    use futures::StreamExt;
+    let redis = Redis::start().await;
+    let (a, b, c) = (
+        Node::start(&redis).await,
+        Node::start(&redis).await,
+        Node::start(&redis).await,
+    );
+    let (mut on_b, _) = viewer(&b.url(), &cam(7)).await;
+    let publisher = RelayPublisher::connect(&a.url(), TOKEN).await.unwrap();
+    publisher.publish(&cam(7), &details("live")).await.unwrap();
+    live_with(&mut on_b, &details("live")).await;
+    // Waiting for an event that must not come: anything within two TTLs is a failure.
+    let quiet = timeout(TTL * 2 + HEARTBEAT, on_b.next()).await;
+    assert!(quiet.is_err(), "unexpected {quiet:?}");
+    let (_late, now) = viewer(&c.url(), &cam(7)).await;
+    assert_eq!(now, Some(details("live")));
+}

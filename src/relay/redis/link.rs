@@ -130,6 +130,9 @@ impl<'a> Link<'a> {
             announce: Script::new(wire::ANNOUNCE),
             close: Script::new(wire::CLOSE),
         };
+        let mut load = ::redis::cmd("SCRIPT");
+        load.arg("LOAD").arg(wire::ANNOUNCE);
+        let _: String = timed(limit, load.query_async(&mut link.commands)).await?;
         shared.connected.send_replace(true);
         link.resync(true).await?;
         tracing::info!(node = %shared.node, "redis connected; state re-synced");
@@ -220,8 +223,12 @@ impl<'a> Link<'a> {
         for stream in &watched {
             self.subscribe(stream).await?;
         }
-        for stream in &owned {
-            self.announce(stream, announce).await?;
+        if announce {
+            for stream in &owned {
+                self.announce(stream, true).await?;
+            }
+        } else {
+            self.refresh_owned(&owned).await?;
         }
         let remote: Vec<StreamName> = watched.difference(&owned).cloned().collect();
         self.refresh(&remote).await
@@ -277,13 +284,7 @@ impl<'a> Link<'a> {
                 epoch
             }
         };
-        let record = Record {
-            epoch,
-            seq: owned.seq,
-            node: self.shared.node.clone(),
-            details: Some(owned.details),
-            reason: None,
-        };
+        let record = self.record(epoch, &owned);
         let ttl_ms = u64::try_from(self.shared.config.ttl.as_millis()).unwrap_or(u64::MAX);
         let mut script = self.announce.key(wire::live_key(stream));
         script
@@ -299,6 +300,56 @@ impl<'a> Link<'a> {
             self.take_over(stream).await?;
         }
         Ok(())
+    }
+
+    /// The heartbeat: rewrites the keys of owned streams (refreshing their TTL), pipelined,
+    /// one round trip per [`CHUNK`] streams. A stream without an epoch yet is announced.
+    async fn refresh_owned(&mut self, owned: &HashSet<StreamName>) -> Result<(), LinkError> {
+        let mut records = Vec::with_capacity(owned.len());
+        let mut unannounced = Vec::new();
+        {
+            let state = self.shared.lock();
+            for (stream, mine) in owned.iter().filter_map(|s| Some((s, state.owned.get(s)?))) {
+                match mine.epoch {
+                    Some(epoch) => records.push((stream.clone(), self.record(epoch, mine))),
+                    None => unannounced.push(stream.clone()),
+                }
+            }
+        }
+        for stream in &unannounced {
+            self.announce(stream, true).await?;
+        }
+        let ttl_ms = u64::try_from(self.shared.config.ttl.as_millis()).unwrap_or(u64::MAX);
+        for chunk in records.chunks(CHUNK) {
+            let mut pipe = ::redis::pipe();
+            for (stream, record) in chunk {
+                pipe.cmd("EVALSHA").arg(self.announce.get_hash()).arg(3);
+                pipe.arg(wire::live_key(stream))
+                    .arg(wire::epoch_key(stream));
+                pipe.arg(wire::channel(stream))
+                    .arg(record.epoch)
+                    .arg(record.to_json());
+                pipe.arg(ttl_ms).arg(0);
+            }
+            let call = pipe.query_async::<Vec<u64>>(&mut self.commands);
+            let held = timed(self.limit, call).await?;
+            for ((stream, record), held) in chunk.iter().zip(held) {
+                if held > record.epoch {
+                    self.take_over(stream).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, epoch: u64, owned: &super::Owned) -> Record {
+        Record {
+            epoch,
+            seq: owned.seq,
+            node: self.shared.node.clone(),
+            details: Some(owned.details.clone()),
+            reason: None,
+        }
     }
 
     /// Another node's publisher holds `stream`: apply its record, which replaces ours here.
