@@ -89,6 +89,7 @@
 //! | `millicast` | Millicast signaling: Director API + WebSocket `view` command and events |
 //! | `webrtc` | a receive-only WebRTC peer (str0m) whose RTP timestamps give progress ticks, for Millicast and the WHEP source (implies `millicast`) |
 //! | `relay` | the publisher/viewer WebSocket relay ([`relay::RelayServer`], the `relive-relay` binary), its viewer and publisher clients and [`relay::hints`] for instant resume; implies `millicast` |
+//! | `relay-redis` | `relay::RedisBroker`: several relay nodes share their streams through Redis (keys with a TTL, pub/sub), `relive-relay --redis URL`; implies `relay` |
 //! | `testkit` | in-process test servers, a fault-injecting proxy and an in-memory scripted source |
 //!
 //! # Panics and errors

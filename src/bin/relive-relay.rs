@@ -6,6 +6,9 @@
 //! relive-relay --listen 0.0.0.0:8787 --publish-token 'cam-*=s3cret' --allow-origin https://player.example
 //! ```
 //!
+//! With the `relay-redis` feature, `--redis redis://127.0.0.1:6379` makes this node one of a
+//! group of relay nodes that share their streams through Redis (see `relive::relay::RedisBroker`).
+//!
 //! Flags override the file. Tokens may also come from the environment
 //! (`RELIVE_RELAY_PUBLISH_TOKENS`, `RELIVE_RELAY_SUBSCRIBE_TOKENS`, comma-separated
 //! `PATTERN=TOKEN`), which other local users cannot read the way they can read a command line.
@@ -14,10 +17,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use relive::millicast::wire::Secret;
-use relive::relay::{DirectorConfig, RelayConfig, RelayError, RelayServer, TokenRule};
+use relive::relay::{
+    Broker, DirectorConfig, LocalBroker, RelayConfig, RelayError, RelayServer, TokenRule,
+};
 use tracing_subscriber::EnvFilter;
 
 /// The relay server of relive: publishers announce, viewers resume at once.
@@ -64,6 +70,23 @@ struct Args {
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, value_name = "N")]
     queue: Option<usize>,
+    /// Share stream state with other relay nodes through this Redis (`redis://host:port`).
+    #[cfg(feature = "relay-redis")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RELIVE_RELAY_REDIS",
+        hide_env_values = true
+    )]
+    redis: Option<String>,
+    /// How long a stream's key in Redis outlives its node's last refresh, in ms.
+    #[cfg(feature = "relay-redis")]
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    redis_ttl_ms: u64,
+    /// How often the node refreshes its keys and checks the streams it watches, in ms.
+    #[cfg(feature = "relay-redis")]
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    redis_heartbeat_ms: u64,
     /// Log filter when RUST_LOG is not set (`info`, `relive=debug`, ...).
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log: String,
@@ -118,6 +141,39 @@ impl Args {
     }
 }
 
+/// The Redis settings from the flags: `None` without `--redis`.
+#[cfg(feature = "relay-redis")]
+fn redis_settings(args: &Args) -> Option<relive::relay::RedisConfig> {
+    use std::time::Duration;
+    let mut redis = relive::relay::RedisConfig::new(args.redis.clone()?);
+    redis.ttl = Duration::from_millis(args.redis_ttl_ms);
+    redis.heartbeat = Duration::from_millis(args.redis_heartbeat_ms);
+    Some(redis)
+}
+
+/// The broker: Redis-backed with `--redis`, else in process.
+#[cfg(feature = "relay-redis")]
+fn broker(
+    redis: Option<relive::relay::RedisConfig>,
+    max_streams: usize,
+) -> Result<Arc<dyn Broker>, String> {
+    match redis {
+        Some(redis) => relive::relay::RedisBroker::start(redis, max_streams)
+            .map(|broker| Arc::new(broker) as Arc<dyn Broker>)
+            .map_err(|e| e.to_string()),
+        None => Ok(Arc::new(LocalBroker::new(max_streams))),
+    }
+}
+
+#[cfg(not(feature = "relay-redis"))]
+fn redis_settings(_: &Args) {}
+
+/// The broker: in process (built without `relay-redis`).
+#[cfg(not(feature = "relay-redis"))]
+fn broker(_: (), max_streams: usize) -> Result<Arc<dyn Broker>, String> {
+    Ok(Arc::new(LocalBroker::new(max_streams)))
+}
+
 fn apply_limits(config: &mut RelayConfig, args: &Args) {
     let limits = &mut config.limits;
     limits.max_frame = args.max_frame.unwrap_or(limits.max_frame);
@@ -145,6 +201,7 @@ async fn main() -> ExitCode {
         Ok(filter) => subscriber.with_env_filter(filter).init(),
         Err(_) => subscriber.init(),
     }
+    let redis = redis_settings(&args);
     let config = match args.into_config() {
         Ok(config) => config,
         Err(error) => {
@@ -152,7 +209,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let relay = match RelayServer::start(config).await {
+    let broker = match broker(redis, config.limits.max_streams) {
+        Ok(broker) => broker,
+        Err(error) => {
+            eprintln!("relive-relay: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let relay = match RelayServer::start_with_broker(config, broker).await {
         Ok(relay) => relay,
         Err(error) => {
             eprintln!("relive-relay: {error}");

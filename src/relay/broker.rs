@@ -86,6 +86,9 @@ pub struct BrokerCounts {
     pub live: usize,
     /// Viewer subscriptions, over all streams.
     pub views: usize,
+    /// Events a multi-node broker dropped because a bounded queue was full (the shared store
+    /// slow or away); always 0 for the in-process broker.
+    pub dropped: u64,
 }
 
 /// Why a broker refused.

@@ -83,7 +83,9 @@ impl LocalBroker {
         }
     }
 
-    fn publish_now(
+    /// [`Broker::publish`] without the future: also how a multi-node broker feeds events
+    /// from other nodes into this node's fan-out.
+    pub(crate) fn publish_now(
         &self,
         stream: StreamName,
         publisher: Peer,
@@ -122,7 +124,13 @@ impl LocalBroker {
         Ok(published)
     }
 
-    fn unpublish_now(&self, stream: StreamName, publisher: u64, reason: CloseReason) -> bool {
+    /// [`Broker::unpublish`] without the future.
+    pub(crate) fn unpublish_now(
+        &self,
+        stream: StreamName,
+        publisher: u64,
+        reason: CloseReason,
+    ) -> bool {
         let mut topics = self.lock();
         let Some(topic) = topics.get_mut(&stream) else {
             return false;
@@ -143,7 +151,8 @@ impl LocalBroker {
         true
     }
 
-    fn view_now(&self, stream: StreamName, viewer: Peer) -> Result<(), BrokerError> {
+    /// [`Broker::view`] without the future.
+    pub(crate) fn view_now(&self, stream: StreamName, viewer: Peer) -> Result<(), BrokerError> {
         let mut topics = self.lock();
         let topic = self.topic(&mut topics, stream.clone())?;
         let details = topic.live.as_ref().map(|live| live.details.clone());
@@ -204,6 +213,7 @@ impl Broker for LocalBroker {
             streams: topics.len(),
             live: topics.values().filter(|t| t.live.is_some()).count(),
             views: topics.values().map(|t| t.viewers.len()).sum(),
+            dropped: 0,
         }
     }
 }

@@ -40,6 +40,8 @@ mod local;
 pub mod protocol;
 mod publisher;
 mod rate;
+#[cfg(feature = "relay-redis")]
+mod redis;
 mod server;
 mod session;
 mod ws;
@@ -52,4 +54,6 @@ pub use hints::{Hints, hints};
 pub use local::LocalBroker;
 pub use protocol::{CloseReason, Details, ErrorCode, StreamName, Track};
 pub use publisher::RelayPublisher;
+#[cfg(feature = "relay-redis")]
+pub use redis::{RedisBroker, RedisConfig, RedisError};
 pub use server::{Health, RelayServer};

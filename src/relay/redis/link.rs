@@ -1,0 +1,381 @@
+//! The Redis task of a [`RedisBroker`](super::RedisBroker): one command connection and one
+//! pub/sub connection, driven by one `select!` over queued commands, channel messages and the
+//! heartbeat; on any failure it drops both and reconnects with [`Backoff`], then re-subscribes,
+//! re-announces and re-reads everything, so nothing stays stale.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{MultiplexedConnection, PubSubSink};
+use ::redis::{Client, Msg, Script};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::wire::{self, Record};
+use super::{Command, Shared};
+use crate::relay::protocol::StreamName;
+use crate::{Backoff, Policy, Rng};
+
+/// Why a connection to Redis ended.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    /// Redis answered with an error or the connection broke.
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// Redis did not answer in time.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The pub/sub connection closed.
+    #[error("redis pub/sub connection closed")]
+    Lost,
+}
+
+/// Keys read per `MGET` when checking watched streams.
+const CHUNK: usize = 256;
+
+/// Runs until the broker is dropped: connect, serve, and on failure back off and reconnect.
+pub(super) async fn run(shared: Arc<Shared>, client: Client, mut queue: mpsc::Receiver<Command>) {
+    let policy = Policy::builder()
+        .backoff(Duration::from_millis(100), 2.0, Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    let mut backoff = Backoff::new(&policy);
+    let mut rng = Rng::new(RandomState::new().hash_one(shared.node.as_str()));
+    let mut failures = 0u32;
+    loop {
+        let error = match Link::connect(&shared, &client).await {
+            Ok((mut link, messages)) => {
+                failures = 0;
+                backoff.reset();
+                let error = link.serve(&mut queue, messages).await;
+                shared.connected.send_replace(false);
+                match error {
+                    Some(error) => error,
+                    None => return,
+                }
+            }
+            Err(error) => error,
+        };
+        failures = failures.saturating_add(1);
+        let delay = backoff.delay(failures, &mut rng);
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(%error, attempt = failures, delay_ms, "redis unavailable; serving local only");
+        if !wait_draining(&mut queue, delay).await {
+            return;
+        }
+    }
+}
+
+/// Waits `delay` while discarding commands (a reconnect re-syncs everything from the state);
+/// a first viewer waiting for an answer is released at once. `false` once the broker is gone.
+async fn wait_draining(queue: &mut mpsc::Receiver<Command>, delay: Duration) -> bool {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            () = &mut sleep => return true,
+            command = queue.recv() => match command {
+                None => return false,
+                Some(Command::Watch(_, done)) => drop(done),
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+/// Bounds a Redis call, so a Redis that stopped answering counts as a failure.
+async fn timed<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, ::redis::RedisError>>,
+) -> Result<T, LinkError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(LinkError::Timeout(limit)),
+    }
+}
+
+/// One live pair of connections.
+struct Link<'a> {
+    shared: &'a Shared,
+    commands: MultiplexedConnection,
+    sink: PubSubSink,
+    subscribed: HashSet<StreamName>,
+    /// Until then a missing key is not taken as a dead node: after a Redis restart, owners get
+    /// one TTL to re-announce.
+    grace_until: Instant,
+    limit: Duration,
+    announce: Script,
+    close: Script,
+}
+
+impl<'a> Link<'a> {
+    async fn connect(
+        shared: &'a Shared,
+        client: &Client,
+    ) -> Result<(Link<'a>, ::redis::aio::PubSubStream), LinkError> {
+        let limit = shared.config.ttl / 2;
+        let commands = timed(limit, client.get_multiplexed_async_connection()).await?;
+        let (sink, messages) = timed(limit, client.get_async_pubsub()).await?.split();
+        let mut link = Link {
+            shared,
+            commands,
+            sink,
+            subscribed: HashSet::new(),
+            grace_until: Instant::now() + shared.config.ttl,
+            limit,
+            announce: Script::new(wire::ANNOUNCE),
+            close: Script::new(wire::CLOSE),
+        };
+        let mut load = ::redis::cmd("SCRIPT");
+        load.arg("LOAD").arg(wire::ANNOUNCE);
+        let _: String = timed(limit, load.query_async(&mut link.commands)).await?;
+        shared.connected.send_replace(true);
+        link.resync(true).await?;
+        tracing::info!(node = %shared.node, "redis connected; state re-synced");
+        Ok((link, messages))
+    }
+
+    /// Serves until a failure (`Some`) or until the broker is gone (`None`).
+    async fn serve(
+        &mut self,
+        queue: &mut mpsc::Receiver<Command>,
+        mut messages: ::redis::aio::PubSubStream,
+    ) -> Option<LinkError> {
+        let mut heartbeat = tokio::time::interval(self.shared.config.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.reset();
+        loop {
+            let step = tokio::select! {
+                command = queue.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => return None,
+                },
+                message = messages.next() => match message {
+                    Some(message) => {
+                        self.on_message(&message);
+                        Ok(())
+                    }
+                    None => Err(LinkError::Lost),
+                },
+                _ = heartbeat.tick() => self.resync(false).await,
+            };
+            if let Err(error) = step {
+                return Some(error);
+            }
+        }
+    }
+
+    async fn handle(&mut self, command: Command) -> Result<(), LinkError> {
+        match command {
+            Command::Announce(stream) => self.announce(&stream, true).await,
+            Command::Close(stream, record) => self.publish_close(&stream, &record).await,
+            Command::Watch(stream, done) => {
+                self.subscribe(&stream).await?;
+                self.refresh(std::slice::from_ref(&stream)).await?;
+                done.send_replace(true);
+                Ok(())
+            }
+            Command::Unwatch(stream) => {
+                let watched = self.shared.lock().watched.contains_key(&stream);
+                if !watched && self.subscribed.remove(&stream) {
+                    let call = self.sink.unsubscribe(wire::channel(&stream));
+                    timed(self.limit, call).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_message(&self, message: &Msg) {
+        let Some(stream) = wire::stream_of_channel(message.get_channel_name()) else {
+            return;
+        };
+        match Record::parse(message.get_payload_bytes()) {
+            Some(record) => self.shared.apply(&stream, record),
+            None => tracing::debug!(%stream, "unreadable record on channel ignored"),
+        }
+    }
+
+    /// Makes Redis match this node: subscriptions = watched streams, keys of owned streams
+    /// written (and announced on the channel when `announce`), keys of watched streams read.
+    /// Runs on connect (`announce`) and on every heartbeat (refresh only).
+    async fn resync(&mut self, announce: bool) -> Result<(), LinkError> {
+        let (owned, watched) = {
+            let state = self.shared.lock();
+            let owned: HashSet<StreamName> = state.owned.keys().cloned().collect();
+            let watched: HashSet<StreamName> = state.watched.keys().cloned().collect();
+            (owned, watched)
+        };
+        let stale: Vec<StreamName> = self
+            .subscribed
+            .iter()
+            .filter(|s| !watched.contains(s))
+            .cloned()
+            .collect();
+        for stream in stale {
+            self.subscribed.remove(&stream);
+            timed(self.limit, self.sink.unsubscribe(wire::channel(&stream))).await?;
+        }
+        for stream in &watched {
+            self.subscribe(stream).await?;
+        }
+        if announce {
+            for stream in &owned {
+                self.announce(stream, true).await?;
+            }
+        } else {
+            self.refresh_owned(&owned).await?;
+        }
+        let remote: Vec<StreamName> = watched.difference(&owned).cloned().collect();
+        self.refresh(&remote).await
+    }
+
+    async fn subscribe(&mut self, stream: &StreamName) -> Result<(), LinkError> {
+        if !self.subscribed.contains(stream) {
+            timed(self.limit, self.sink.subscribe(wire::channel(stream))).await?;
+            self.subscribed.insert(stream.clone());
+        }
+        Ok(())
+    }
+
+    /// Reads the keys of `streams` and applies them; a missing key closes a remote stream
+    /// (outside the grace after a reconnect).
+    async fn refresh(&mut self, streams: &[StreamName]) -> Result<(), LinkError> {
+        let expire = Instant::now() >= self.grace_until;
+        for chunk in streams.chunks(CHUNK) {
+            let keys: Vec<String> = chunk.iter().map(wire::live_key).collect();
+            let mut mget = ::redis::cmd("MGET");
+            mget.arg(&keys);
+            let call = mget.query_async::<Vec<Option<Vec<u8>>>>(&mut self.commands);
+            let values = timed(self.limit, call).await?;
+            for (stream, value) in chunk.iter().zip(values) {
+                match value.as_deref().and_then(Record::parse) {
+                    Some(record) => self.shared.apply(stream, record),
+                    None if expire => self.shared.apply_missing(stream),
+                    None => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes an owned stream's key (taking a fencing epoch first if it has none) and, when
+    /// `publish`, its event. A higher epoch in Redis means another node's publisher won.
+    async fn announce(&mut self, stream: &StreamName, publish: bool) -> Result<(), LinkError> {
+        let Some(owned) = self.shared.lock().owned.get(stream).cloned() else {
+            return Ok(());
+        };
+        let epoch = match owned.epoch {
+            Some(epoch) => epoch,
+            None => {
+                let mut incr = ::redis::cmd("INCR");
+                incr.arg(wire::epoch_key(stream));
+                let call = incr.query_async::<u64>(&mut self.commands);
+                let epoch = timed(self.limit, call).await?;
+                let mut state = self.shared.lock();
+                match state.owned.get_mut(stream) {
+                    Some(now) if now.publisher == owned.publisher => now.epoch = Some(epoch),
+                    _ => return Ok(()),
+                }
+                epoch
+            }
+        };
+        let record = self.record(epoch, &owned);
+        let ttl_ms = u64::try_from(self.shared.config.ttl.as_millis()).unwrap_or(u64::MAX);
+        let mut script = self.announce.key(wire::live_key(stream));
+        script
+            .key(wire::epoch_key(stream))
+            .key(wire::channel(stream));
+        script
+            .arg(epoch)
+            .arg(record.to_json())
+            .arg(ttl_ms)
+            .arg(u8::from(publish));
+        let held: u64 = timed(self.limit, script.invoke_async(&mut self.commands)).await?;
+        if held > epoch {
+            self.take_over(stream).await?;
+        }
+        Ok(())
+    }
+
+    /// The heartbeat: rewrites the keys of owned streams (refreshing their TTL), pipelined,
+    /// one round trip per [`CHUNK`] streams. A stream without an epoch yet is announced.
+    async fn refresh_owned(&mut self, owned: &HashSet<StreamName>) -> Result<(), LinkError> {
+        let mut records = Vec::with_capacity(owned.len());
+        let mut unannounced = Vec::new();
+        {
+            let state = self.shared.lock();
+            for (stream, mine) in owned.iter().filter_map(|s| Some((s, state.owned.get(s)?))) {
+                match mine.epoch {
+                    Some(epoch) => records.push((stream.clone(), self.record(epoch, mine))),
+                    None => unannounced.push(stream.clone()),
+                }
+            }
+        }
+        for stream in &unannounced {
+            self.announce(stream, true).await?;
+        }
+        let ttl_ms = u64::try_from(self.shared.config.ttl.as_millis()).unwrap_or(u64::MAX);
+        for chunk in records.chunks(CHUNK) {
+            let mut pipe = ::redis::pipe();
+            for (stream, record) in chunk {
+                pipe.cmd("EVALSHA").arg(self.announce.get_hash()).arg(3);
+                pipe.arg(wire::live_key(stream))
+                    .arg(wire::epoch_key(stream));
+                pipe.arg(wire::channel(stream))
+                    .arg(record.epoch)
+                    .arg(record.to_json());
+                pipe.arg(ttl_ms).arg(0);
+            }
+            let call = pipe.query_async::<Vec<u64>>(&mut self.commands);
+            let held = timed(self.limit, call).await?;
+            for ((stream, record), held) in chunk.iter().zip(held) {
+                if held > record.epoch {
+                    self.take_over(stream).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, epoch: u64, owned: &super::Owned) -> Record {
+        Record {
+            epoch,
+            seq: owned.seq,
+            node: self.shared.node.clone(),
+            details: Some(owned.details.clone()),
+            reason: None,
+        }
+    }
+
+    /// Another node's publisher holds `stream`: apply its record, which replaces ours here.
+    async fn take_over(&mut self, stream: &StreamName) -> Result<(), LinkError> {
+        let mut get = ::redis::cmd("GET");
+        get.arg(wire::live_key(stream));
+        let call = get.query_async::<Option<Vec<u8>>>(&mut self.commands);
+        if let Some(record) = timed(self.limit, call)
+            .await?
+            .as_deref()
+            .and_then(Record::parse)
+        {
+            self.shared.apply(stream, record);
+        }
+        Ok(())
+    }
+
+    async fn publish_close(
+        &mut self,
+        stream: &StreamName,
+        record: &Record,
+    ) -> Result<(), LinkError> {
+        let mut script = self.close.key(wire::live_key(stream));
+        script.key(wire::channel(stream));
+        script.arg(record.epoch).arg(record.to_json());
+        let _: u64 = timed(self.limit, script.invoke_async(&mut self.commands)).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! How records from other nodes reach local viewers, without a Redis: versions, expiry,
+//! take-over and the bounded queue.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::relay::broker::Frame;
+use crate::relay::protocol::{ErrorCode, ServerFrame, parse_server_frame};
+
+fn shared(queue: usize) -> (Shared, mpsc::Receiver<Command>) {
+    let (commands, rx) = mpsc::channel(queue);
+    let shared = Shared {
+        config: RedisConfig::new("redis://127.0.0.1"),
+        node: "me".to_owned(),
+        local: LocalBroker::new(10),
+        state: Mutex::new(State::default()),
+        commands,
+        connected: watch::Sender::new(false),
+        dropped: AtomicU64::new(0),
+    };
+    (shared, rx)
+}
+
+fn peer(id: u64) -> (Peer, mpsc::Receiver<Frame>) {
+    let (tx, rx) = mpsc::channel(16);
+    (Peer::new(id, tx).0, rx)
+}
+
+fn frames(rx: &mut mpsc::Receiver<Frame>) -> Vec<ServerFrame> {
+    std::iter::from_fn(|| rx.try_recv().ok())
+        .map(|f| parse_server_frame(&f).unwrap())
+        .collect()
+}
+
+fn cam() -> StreamName {
+    StreamName::new("cam").unwrap()
+}
+
+fn live(epoch: u64, seq: u64, title: &str) -> Record {
+    Record {
+        epoch,
+        seq,
+        node: "other".to_owned(),
+        details: Some(Details {
+            metadata: serde_json::json!({ "title": title }),
+            ..Details::default()
+        }),
+        reason: None,
+    }
+}
+
+#[test]
+fn only_newer_versions_reach_viewers_and_an_expired_key_closes() {
+    let (shared, _rx) = shared(8);
+    let (viewer, mut v) = peer(1);
+    shared.watch(&cam(), 1);
+    shared.local.view_now(cam(), viewer).unwrap();
+    shared.apply(&cam(), live(2, 0, "a"));
+    shared.apply(&cam(), live(2, 0, "a"));
+    shared.apply(&cam(), live(1, 9, "old"));
+    shared.apply(&cam(), live(2, 1, "b"));
+    shared.apply(&cam(), live(3, 0, "new publisher"));
+    shared.apply_missing(&cam());
+    let got = frames(&mut v);
+    assert!(matches!(got[0], ServerFrame::Snapshot { live: false, .. }));
+    assert!(matches!(got[1], ServerFrame::Publish { .. }));
+    assert!(matches!(got[2], ServerFrame::Update { .. }));
+    assert!(matches!(got[3], ServerFrame::Publish { .. }));
+    let lost = CloseReason::PublisherLost;
+    assert!(matches!(got[4], ServerFrame::Close { reason, .. } if reason == lost));
+    assert_eq!(got.len(), 5, "{got:?}");
+}
+
+#[test]
+fn records_of_streams_nobody_here_views_or_owns_are_ignored() {
+    let (shared, _rx) = shared(8);
+    shared.apply(&cam(), live(1, 0, "a"));
+    let mut own = live(1, 0, "mine");
+    own.node = "me".to_owned();
+    shared.apply(&cam(), own);
+    assert_eq!(shared.local.counts(), BrokerCounts::default());
+}
+
+#[test]
+fn a_higher_epoch_from_another_node_replaces_the_local_publisher() {
+    let (shared, _rx) = shared(8);
+    let (publisher, mut p) = peer(7);
+    shared
+        .publish_now(cam(), publisher, Details::default())
+        .unwrap();
+    shared.apply(&cam(), live(5, 0, "not yet ours"));
+    assert!(
+        frames(&mut p).is_empty(),
+        "no epoch yet: ours will be higher"
+    );
+    shared.lock().owned.get_mut(&cam()).unwrap().epoch = Some(4);
+    shared.apply(&cam(), live(5, 0, "theirs"));
+    let replaced = ErrorCode::Replaced;
+    assert!(matches!(frames(&mut p)[..], [ServerFrame::Error { code, .. }] if code == replaced));
+    assert!(shared.lock().owned.is_empty());
+    assert!(!shared.unpublish_now(cam(), 7, CloseReason::Unpublished));
+    assert_eq!(shared.local.counts().streams, 0, "nobody here views it");
+}
+
+#[test]
+fn a_full_queue_drops_and_counts() {
+    let (shared, _rx) = shared(1);
+    shared.send(Command::Announce(cam()));
+    shared.send(Command::Announce(cam()));
+    assert_eq!(shared.dropped.load(Ordering::Relaxed), 1);
+}

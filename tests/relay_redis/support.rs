@@ -1,0 +1,227 @@
+//! A real `redis-server` per test (spawned on a free port, killed on drop), relay nodes with a
+//! `RedisBroker` (in process, or the `relive-relay` binary as a child process), and viewers.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use relive::relay::{
+    Broker, Details, RedisBroker, RedisConfig, RelayClient, RelayConfig, RelayEvent, RelayServer,
+    StreamName, Track,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::time::{Instant, timeout};
+
+pub const TOKEN: &str = "cam-token";
+pub const PATIENCE: Duration = Duration::from_secs(15);
+/// Short so that the dead-node test is quick; the defaults are 5 s and 1 s.
+pub const TTL: Duration = Duration::from_millis(1500);
+pub const HEARTBEAT: Duration = Duration::from_millis(300);
+
+/// A `redis-server` child process without persistence; killed when dropped.
+pub struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    pub async fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Redis::start_on(port).await
+    }
+
+    /// Starts on `port` and returns once it answers `PING`.
+    pub async fn start_on(port: u16) -> Redis {
+        let spawned = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(error) => panic!(
+                "cannot start redis-server ({error}): these tests need it installed — \
+                 apt-get update && apt-get install -y redis-server"
+            ),
+        };
+        let redis = Redis { child, port };
+        redis.wait_ready().await;
+        redis
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Ok(mut socket) = TcpStream::connect(("127.0.0.1", self.port)).await {
+                let mut pong = [0u8; 7];
+                let asked = socket.write_all(b"PING\r\n").await.is_ok();
+                if asked && socket.read_exact(&mut pong).await.is_ok() && &pong == b"+PONG\r\n" {
+                    return;
+                }
+            }
+            // The server is starting: nothing to wait on but its port.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server on port {} did not answer PING", self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills it (SIGKILL) and waits for it to exit.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+pub fn redis_config(url: &str) -> RedisConfig {
+    let mut config = RedisConfig::new(url);
+    config.ttl = TTL;
+    config.heartbeat = HEARTBEAT;
+    config
+}
+
+/// A relay node in this process.
+pub struct Node {
+    pub relay: RelayServer,
+    pub broker: Arc<RedisBroker>,
+}
+
+impl Node {
+    pub async fn start(redis: &Redis) -> Node {
+        let node = Node::start_with(&redis.url()).await;
+        timeout(PATIENCE, node.broker.connected()).await.unwrap();
+        node
+    }
+
+    /// A node for the Redis at `url`, without waiting for it to connect.
+    pub async fn start_with(url: &str) -> Node {
+        let broker = Arc::new(RedisBroker::start(redis_config(url), 1000).unwrap());
+        let mut config = RelayConfig::default().publish_token("cam-*", TOKEN);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let shared: Arc<dyn Broker> = Arc::clone(&broker) as Arc<dyn Broker>;
+        let relay = RelayServer::start_with_broker(config, shared)
+            .await
+            .unwrap();
+        Node { relay, broker }
+    }
+
+    pub fn url(&self) -> String {
+        self.relay.url()
+    }
+
+    /// The documented bound between a node's death and `close` everywhere.
+    pub fn broker_config_bound(&self) -> Duration {
+        redis_config("redis://127.0.0.1").close_bound()
+    }
+}
+
+/// A relay node as a child process of the `relive-relay` binary: killable with SIGKILL.
+pub struct ChildNode {
+    pub child: Child,
+    pub url: String,
+}
+
+impl ChildNode {
+    pub async fn start(redis: &Redis) -> ChildNode {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relive-relay"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--publish-token",
+                "cam-*=cam-token",
+            ])
+            .args(["--redis", &redis.url(), "--log", "warn"])
+            .args(["--redis-ttl-ms", &TTL.as_millis().to_string()])
+            .args(["--redis-heartbeat-ms", &HEARTBEAT.as_millis().to_string()])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = timeout(PATIENCE, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let url = line.rsplit(' ').next().unwrap().to_owned();
+        assert!(url.starts_with("ws://"), "unexpected first line {line:?}");
+        ChildNode { child, url }
+    }
+}
+
+pub fn cam(n: u32) -> StreamName {
+    StreamName::new(format!("cam-{n}")).unwrap()
+}
+
+pub fn details(title: &str) -> Details {
+    Details {
+        source_ids: vec!["main".into()],
+        tracks: vec![Track {
+            track_id: "video0".into(),
+            media: "video".into(),
+        }],
+        metadata: serde_json::json!({ "title": title }),
+    }
+}
+
+/// A viewer client of `stream` on the relay at `url`, past its first `Snapshot`.
+pub async fn viewer(url: &str, stream: &StreamName) -> (RelayClient, Option<Details>) {
+    let mut client = RelayClient::builder(url.to_owned())
+        .stream(stream.clone())
+        .spawn();
+    match next_event(&mut client, "snapshot", |e| {
+        matches!(e, RelayEvent::Snapshot { .. })
+    })
+    .await
+    {
+        RelayEvent::Snapshot { details, .. } => (client, details),
+        _ => unreachable!(),
+    }
+}
+
+/// The next event matching `f`; panics with what came instead after [`PATIENCE`].
+pub async fn next_event(
+    client: &mut RelayClient,
+    what: &str,
+    f: impl Fn(&RelayEvent) -> bool,
+) -> RelayEvent {
+    use futures::StreamExt;
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match timeout(deadline - Instant::now(), client.next()).await {
+            Ok(Some(event)) if f(&event) => return event,
+            Ok(Some(event)) => seen.push(format!("{event:?}")),
+            _ => panic!("no {what}; saw {seen:#?}"),
+        }
+    }
+}
+
+/// Waits for a `publish` or `update` with `want`.
+pub async fn live_with(client: &mut RelayClient, want: &Details) {
+    next_event(client, "publish/update with the details", |e| match e {
+        RelayEvent::Publish { details, .. } | RelayEvent::Update { details, .. } => details == want,
+        _ => false,
+    })
+    .await;
+}
+
+/// Waits for a `close`.
+pub async fn closed(client: &mut RelayClient) {
+    next_event(client, "close", |e| matches!(e, RelayEvent::Close { .. })).await;
+}
