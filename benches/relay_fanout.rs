@@ -11,6 +11,9 @@
 //! `RelayClient`s in this process; each records when a round's event reaches it. Both
 //! processes share the machine's cores, so delivery times include the clients' own work.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,20 +59,6 @@ async fn serve() {
     })
     .await;
     relay.shutdown().await;
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The soft limit on open files, from `/proc/self/limits`.
-fn nofile_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// Resident memory of `pid` in bytes, from `/proc/<pid>/statm` (pages of 4 KiB on x86-64).
@@ -139,9 +128,9 @@ struct Setup {
 }
 
 async fn bench() {
-    let wanted = env_usize("RELAY_FANOUT_VIEWERS", 10_000);
-    let rounds = env_usize("RELAY_FANOUT_ROUNDS", 5);
-    let limit = nofile_limit();
+    let wanted = common::env_usize("RELAY_FANOUT_VIEWERS", 10_000);
+    let rounds = common::env_usize("RELAY_FANOUT_ROUNDS", 5);
+    let limit = common::nofile_limit();
     // Each side needs one descriptor per viewer, plus some for the runtime and the publisher.
     let viewers = limit.map_or(wanted, |l| wanted.min(l.saturating_sub(200)));
     println!("open-file soft limit: {limit:?}; viewers: {viewers} (asked {wanted}); not raised");

@@ -11,6 +11,9 @@
 //! publisher on A. Both processes need one descriptor per viewer and no limit is raised, so N
 //! is cut to what the soft `RLIMIT_NOFILE` allows for 3 × N, and the output says so.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -75,19 +78,6 @@ async fn serve() {
         while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
     })
     .await;
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn nofile_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// Kills its child on drop.
@@ -182,9 +172,9 @@ impl Arrivals {
 }
 
 async fn bench() {
-    let wanted = env_usize("RELAY_REDIS_VIEWERS", 6000);
-    let rounds = env_usize("RELAY_REDIS_ROUNDS", 5);
-    let limit = nofile_limit();
+    let wanted = common::env_usize("RELAY_REDIS_VIEWERS", 6000);
+    let rounds = common::env_usize("RELAY_REDIS_ROUNDS", 5);
+    let limit = common::nofile_limit();
     let per_node = limit.map_or(wanted, |l| wanted.min(l.saturating_sub(300) / 3));
     println!(
         "open-file soft limit: {limit:?}; {per_node} viewers per node, 3 × {per_node} = {} in all (asked {wanted}); not raised",

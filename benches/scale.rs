@@ -10,6 +10,9 @@
 //! `cargo bench --bench scale --features millicast,testkit` (set `SCALE_VIEWERS`
 //! and `SCALE_WS_VIEWERS` to change the counts).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::Duration;
 
 use relive::millicast::MillicastSource;
@@ -19,13 +22,6 @@ use relive::{Policy, Reconnector, Viewer};
 use tokio::time::{Instant, sleep};
 
 const MEASURE: Duration = Duration::from_secs(10);
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn rss() -> u64 {
     field("/proc/self/statm", 1) * 4096
@@ -50,16 +46,6 @@ fn field(path: &str, n: usize) -> u64 {
         .nth(n)
         .and_then(|x| x.parse().ok())
         .unwrap_or(0)
-}
-
-fn open_file_limit() -> usize {
-    std::fs::read_to_string("/proc/self/limits")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|x| x.parse().ok())
-        .unwrap_or(1024)
 }
 
 /// CPU share (of one core) and wall time over `MEASURE`.
@@ -133,7 +119,7 @@ async fn bare_timers(n: usize) {
 }
 
 async fn websocket_viewers(wanted: usize) {
-    let limit = open_file_limit();
+    let limit = common::nofile_limit().unwrap_or(1024);
     // Two sockets per viewer (client and server side, one process) plus slack.
     let n = wanted.min(limit.saturating_sub(512) / 2);
     let server = MillicastServer::start().await.expect("testkit server");
@@ -181,11 +167,11 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let n = env("SCALE_VIEWERS", 100_000);
+        let n = common::env_usize("SCALE_VIEWERS", 100_000);
         println!("| what | viewers | playing | all playing after | memory per viewer | CPU (steady, {MEASURE:?}) | CPU per tick |");
         println!("|---|---:|---:|---:|---:|---:|---:|");
         bare_timers(n).await;
         memory_viewers(n).await;
-        websocket_viewers(env("SCALE_WS_VIEWERS", 10_000)).await;
+        websocket_viewers(common::env_usize("SCALE_WS_VIEWERS", 10_000)).await;
     });
 }
