@@ -3,6 +3,9 @@
 #![cfg(feature = "relay")]
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -81,15 +84,7 @@ async fn next_event(
     what: &str,
     f: impl Fn(&RelayEvent) -> bool,
 ) -> RelayEvent {
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match timeout(deadline - Instant::now(), client.next()).await {
-            Ok(Some(event)) if f(&event) => return event,
-            Ok(Some(event)) => seen.push(format!("{event:?}")),
-            _ => panic!("no {what}; saw {seen:#?}"),
-        }
-    }
+    support::next_relay_event(client, what, PATIENCE, f).await
 }
 
 /// A raw WebSocket to the relay, for frames the crate's clients never send.

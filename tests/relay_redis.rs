@@ -4,6 +4,8 @@
 #![cfg(feature = "relay-redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
 
+#[path = "support/mod.rs"]
+mod common;
 #[path = "relay_redis/support.rs"]
 mod support;
 

@@ -200,16 +200,7 @@ pub async fn next_event(
     what: &str,
     f: impl Fn(&RelayEvent) -> bool,
 ) -> RelayEvent {
-    use futures::StreamExt;
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match timeout(deadline - Instant::now(), client.next()).await {
-            Ok(Some(event)) if f(&event) => return event,
-            Ok(Some(event)) => seen.push(format!("{event:?}")),
-            _ => panic!("no {what}; saw {seen:#?}"),
-        }
-    }
+    crate::common::next_relay_event(client, what, PATIENCE, f).await
 }
 
 /// Waits for a `publish` or `update` with `want`.

@@ -140,3 +140,22 @@ impl std::io::Write for CapturedLogs {
         Ok(())
     }
 }
+
+/// The next relay event matching `f`; panics with what came instead after `patience`.
+#[cfg(feature = "relay")]
+pub async fn next_relay_event(
+    client: &mut relive::relay::RelayClient,
+    what: &str,
+    patience: Duration,
+    f: impl Fn(&relive::relay::RelayEvent) -> bool,
+) -> relive::relay::RelayEvent {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + patience;
+    loop {
+        match timeout(deadline - Instant::now(), client.next()).await {
+            Ok(Some(event)) if f(&event) => return event,
+            Ok(Some(event)) => seen.push(format!("{event:?}")),
+            _ => panic!("no {what}; saw {seen:#?}"),
+        }
+    }
+}
