@@ -11,15 +11,16 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use relive::{Backoff, Jitter, Policy, Rng};
+use relive::{Backoff, BackoffConfig, Jitter, Rng};
 
 /// How long a successful write holds the resource.
 const D: Duration = Duration::from_millis(10);
 const SEEDS: u64 = 20;
 
-fn policy(jitter: Jitter) -> Policy {
-    Policy::builder()
-        .backoff(Duration::from_millis(10), 2.0, Duration::from_secs(10))
+fn schedule(jitter: Jitter) -> BackoffConfig {
+    BackoffConfig::builder()
+        .initial(Duration::from_millis(10))
+        .cap(Duration::from_secs(10))
         .jitter(jitter)
         .build()
         .expect("valid")
@@ -27,10 +28,12 @@ fn policy(jitter: Jitter) -> Policy {
 
 /// (total calls, time until all have written)
 fn contend(clients: usize, jitter: Jitter, seed: u64) -> (u64, Duration) {
-    let p = policy(jitter);
-    let mut backoffs = vec![Backoff::new(&p); clients];
-    let mut failures = vec![0u32; clients];
+    let config = schedule(jitter);
     let mut rng = Rng::new(seed);
+    // Each client has its own seeded sequence, as each real client would.
+    let mut backoffs: Vec<Backoff> = (0..clients)
+        .map(|_| config.delays(rng.next_u64()))
+        .collect();
     // Everyone calls at once, in an order the seed decides.
     let mut queue: BinaryHeap<Reverse<(Duration, u64, usize)>> = (0..clients)
         .map(|i| Reverse((Duration::ZERO, rng.next_u64(), i)))
@@ -48,8 +51,7 @@ fn contend(clients: usize, jitter: Jitter, seed: u64) -> (u64, Duration) {
                 break;
             }
         } else {
-            failures[i] += 1;
-            let delay = backoffs[i].delay(failures[i], &mut rng);
+            let delay = backoffs[i].next_delay();
             queue.push(Reverse((at + delay, rng.next_u64(), i)));
         }
     }

@@ -33,7 +33,7 @@ fn contenders() -> Vec<Contender> {
                 .backoff(
                     Duration::from_millis(initial_ms),
                     2.0,
-                    Policy::default().backoff_cap(),
+                    Policy::default().backoff().cap(),
                 )
                 .reconnect_spread(Duration::from_millis(spread_ms))
                 .progress_watchdog(false)
@@ -43,7 +43,7 @@ fn contenders() -> Vec<Contender> {
     };
     let d = Policy::default();
     let (initial, spread) = (
-        d.initial_backoff().as_millis() as u64,
+        d.backoff().initial().as_millis() as u64,
         d.reconnect_spread().as_millis() as u64,
     );
     vec![

@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use relive::{Backoff, Input, Jitter, Machine, Policy, Retry, Rng, State};
+use relive::{Backoff, Input, Jitter, Machine, Policy, Retry, State};
 
 const TICK: Duration = Duration::from_millis(4);
 
@@ -140,13 +140,13 @@ fn delays(c: &mut Criterion) {
             .jitter(jitter)
             .build()
             .expect("a valid policy");
-        let mut backoff = Backoff::new(&policy);
-        let mut rng = Rng::new(7);
-        let mut failures = 0u32;
+        let mut backoff = Backoff::new(*policy.backoff(), 7);
         group.bench_function(name, |b| {
             b.iter(|| {
-                failures = failures % 16 + 1;
-                backoff.delay(black_box(failures), &mut rng)
+                if backoff.failures() == 16 {
+                    backoff.reset();
+                }
+                black_box(backoff.next_delay())
             })
         });
     }

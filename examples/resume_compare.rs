@@ -11,12 +11,12 @@
 //! `inactive`, like Millicast); it stays away 5, 20 or 60 s; it comes back. A connect attempt
 //! takes [`CONNECT`] and succeeds when the publisher is live as it starts (the Director call
 //! comes first). With hints, the relay's `publish` reaches the viewer as the publisher returns
-//! and is applied the way `relay::hints` applies it: at once in `Backoff`, or at the `Backoff`
-//! that follows an attempt already in flight.
+//! and is fed to the machine as `relay::hints` feeds it: an `Input::LiveHint`, which the machine
+//! applies at once in `Backoff`, or at the `Backoff` that follows an attempt already in flight.
 
 use std::time::{Duration, Instant};
 
-use relive::{Input, Jitter, Machine, Output, Policy, State};
+use relive::{Input, Jitter, Machine, Output, Policy};
 
 /// One connect attempt: Director call, signaling socket, `view` (a good network).
 const CONNECT: Duration = Duration::from_millis(200);
@@ -90,8 +90,6 @@ struct World {
     session: bool,
     media: Duration,
     next_tick: Instant,
-    /// Relay news waiting for a `Backoff` (see `relay::hints`).
-    hint_armed: bool,
     hints: bool,
     attempts: u32,
     resumed: Option<Instant>,
@@ -113,7 +111,6 @@ impl World {
             session: false,
             media: Duration::ZERO,
             next_tick: t0,
-            hint_armed: false,
             hints: strategy.hints,
             attempts: 0,
             resumed: None,
@@ -171,8 +168,9 @@ impl World {
             if self.session {
                 self.input(Input::Active);
             }
-            self.hint_armed = self.hints;
-            self.apply_hint();
+            if self.hints {
+                self.input(Input::LiveHint);
+            }
         }
         if let Some((at, ok)) = self.attempt
             && at <= now
@@ -225,20 +223,6 @@ impl World {
                 }
                 _ => {}
             }
-        }
-        self.apply_hint();
-    }
-
-    /// `relay::hints`' rule: armed news fires once in `Backoff`; `Playing` makes it moot.
-    fn apply_hint(&mut self) {
-        match self.machine.state() {
-            State::Backoff { .. } if self.hint_armed => {
-                self.hint_armed = false;
-                self.machine.handle_input(self.now, Input::LiveHint);
-                self.drain();
-            }
-            State::Playing { .. } => self.hint_armed = false,
-            _ => {}
         }
     }
 }

@@ -108,6 +108,7 @@ mod machine;
 mod policy;
 mod source;
 mod stats;
+pub mod timeline;
 
 #[cfg(feature = "millicast")]
 pub mod millicast;
@@ -118,7 +119,7 @@ pub mod testkit;
 #[cfg(feature = "webrtc")]
 pub mod webrtc;
 
-pub use backoff::{Backoff, Jitter, Rng};
+pub use backoff::{Backoff, BackoffConfig, BackoffConfigBuilder, Jitter, Rng};
 pub use driver::{Control, Event, Reconnector, Viewer};
 pub use machine::{
     GiveUpReason, Input, MACHINE_SIZE, Machine, Output, Reason, StallCause, State, Timer,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::backoff::Jitter;
+use crate::backoff::{BackoffConfig, BackoffConfigBuilder, Jitter};
 
 /// Everything the reconnect machine needs to know about timing and patience.
 ///
@@ -31,10 +31,7 @@ pub struct Policy {
     pub(crate) first_media_within: Duration,
     pub(crate) stall_grace: Duration,
     pub(crate) connect_timeout: Duration,
-    pub(crate) initial: Duration,
-    pub(crate) multiplier: f64,
-    pub(crate) cap: Duration,
-    pub(crate) jitter: Jitter,
+    pub(crate) backoff: BackoffConfig,
     pub(crate) reset_after: Duration,
     pub(crate) hint_spread: Duration,
     pub(crate) reconnect_spread: Duration,
@@ -89,10 +86,7 @@ impl Default for Policy {
             first_media_within: Duration::from_secs(5),
             stall_grace: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(10),
-            initial: Duration::from_secs(1),
-            multiplier: 2.0,
-            cap: Duration::from_secs(10),
-            jitter: Jitter::Decorrelated,
+            backoff: BackoffConfig::DEFAULT,
             reset_after: Duration::from_secs(10),
             hint_spread: Duration::ZERO,
             reconnect_spread: Duration::from_millis(1500),
@@ -131,29 +125,14 @@ impl Policy {
         self.connect_timeout
     }
 
-    /// The base of the backoff sequence: the un-jittered delay before the second attempt.
-    pub fn initial_backoff(&self) -> Duration {
-        self.initial
-    }
-
-    /// The growth factor of the un-jittered backoff sequence.
-    pub fn multiplier(&self) -> f64 {
-        self.multiplier
-    }
-
-    /// The longest delay between two attempts.
-    pub fn backoff_cap(&self) -> Duration {
-        self.cap
+    /// The backoff schedule between attempts: first delay, growth, cap, jitter.
+    pub fn backoff(&self) -> &BackoffConfig {
+        &self.backoff
     }
 
     /// The widest random delay before the first reconnect after a session drops.
     pub fn reconnect_spread(&self) -> Duration {
         self.reconnect_spread
-    }
-
-    /// How delays are randomised.
-    pub fn jitter(&self) -> Jitter {
-        self.jitter
     }
 
     /// How long playback must run without a stall before the attempt count starts over.
@@ -214,17 +193,31 @@ impl PolicyBuilder {
         self
     }
 
-    /// The backoff sequence: `initial`, growing by `multiplier` per attempt, never above `cap`.
+    /// The backoff sequence: `initial`, growing by `multiplier` per attempt, never
+    /// above `cap` (checked by [`build`](PolicyBuilder::build)). The jitter kind
+    /// (set apart, [`jitter`](PolicyBuilder::jitter)) decides what the
+    /// multiplier does: see [`Jitter`] — the default, decorrelated jitter, grows
+    /// by up to 3× whatever the multiplier.
     pub fn backoff(mut self, initial: Duration, multiplier: f64, cap: Duration) -> Self {
-        self.policy.initial = initial;
-        self.policy.multiplier = multiplier;
-        self.policy.cap = cap;
+        self.policy.backoff = BackoffConfigBuilder::from(self.policy.backoff)
+            .initial(initial)
+            .multiplier(multiplier)
+            .cap(cap)
+            .unchecked();
         self
     }
 
-    /// How delays are randomised.
+    /// The whole backoff schedule at once, e.g. one shared with other clients.
+    pub fn backoff_config(mut self, config: BackoffConfig) -> Self {
+        self.policy.backoff = config;
+        self
+    }
+
+    /// How delays are randomised (keeps the rest of the backoff schedule).
     pub fn jitter(mut self, jitter: Jitter) -> Self {
-        self.policy.jitter = jitter;
+        self.policy.backoff = BackoffConfigBuilder::from(self.policy.backoff)
+            .jitter(jitter)
+            .unchecked();
         self
     }
 
@@ -291,20 +284,11 @@ impl PolicyBuilder {
             ("first_media_within", p.first_media_within),
             ("connect_timeout", p.connect_timeout),
             ("reset_after", p.reset_after),
-            ("backoff cap", p.cap),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(PolicyError::Zero(name));
         }
-        if p.cap < p.initial {
-            return Err(PolicyError::CapBelowInitial {
-                initial: p.initial,
-                cap: p.cap,
-            });
-        }
-        if !(p.multiplier.is_finite() && p.multiplier >= 1.0) {
-            return Err(PolicyError::Multiplier(p.multiplier));
-        }
+        p.backoff.check()?;
         if p.give_up.max_attempts == Some(0) {
             return Err(PolicyError::Zero("give_up_after_attempts"));
         }
@@ -320,7 +304,6 @@ impl PolicyBuilder {
             p.first_media_within,
             p.stall_grace,
             p.connect_timeout,
-            p.cap,
             p.reset_after,
             p.hint_spread,
             p.reconnect_spread,

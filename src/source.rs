@@ -82,7 +82,7 @@ pub enum SourceEvent<M, E> {
     /// The publisher stopped (Millicast `inactive`).
     Inactive,
     /// The stream is over (Millicast `stopped`).
-    Stopped,
+    StreamEnded,
     /// The publisher is live, said by a side channel rather than this session.
     LiveHint,
     /// How many viewers the stream has; passed to the application.
@@ -102,8 +102,9 @@ pub enum SourceEvent<M, E> {
 /// session is alive. The future it returns is dropped to cancel an attempt
 /// (on `stop()` or a connect timeout), so it must clean up on drop.
 ///
-/// An event stream that ends without [`SourceEvent::Lost`] counts as a transport
-/// loss to retry later.
+/// An event stream that ends without [`SourceEvent::Lost`] is
+/// [`Input::SessionEnded`](crate::Input::SessionEnded) to the machine: a loss to
+/// retry later.
 ///
 /// # Example
 ///

@@ -353,7 +353,11 @@ async fn backoff_events_say_when_the_next_attempt_comes() {
         }
     }
     assert!(delays.len() <= 3, "{delays:?}");
-    assert!(delays.iter().all(|d| *d <= Policy::default().backoff_cap()));
+    assert!(
+        delays
+            .iter()
+            .all(|d| *d <= Policy::default().backoff().cap())
+    );
     assert_eq!(stream.connects(), 4);
 }
 
@@ -397,4 +401,47 @@ async fn collect_now(
         out.push(e);
     }
     out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_live_hint_given_while_an_attempt_is_in_flight_is_not_lost() {
+    let stream = MemoryStream::new();
+    stream.set_connect_delay(Duration::from_millis(200));
+    // The first attempt is answered "not published": the server saw it before
+    // the publisher came.
+    stream.fail_next(1, Retry::WaitForPublisher);
+    let mut v = viewer(&stream);
+    transition_to(&mut v, "connecting", |s| {
+        matches!(s, State::Connecting { .. })
+    })
+    .await;
+    // The publisher goes live while that attempt is in flight; the app hears
+    // of it at once and says so.
+    stream.publish();
+    v.live_hint();
+    let (_, reason) = transition_to(&mut v, "the retry", |s| {
+        matches!(s, State::Connecting { attempt: 2, .. })
+    })
+    .await;
+    assert_eq!(reason, Reason::LiveHint, "the kept hint cut the backoff");
+    playing(&v).await;
+    assert_eq!(stream.connects(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_during_an_attempt_hands_no_session_to_the_app() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    stream.set_connect_delay(Duration::from_millis(200));
+    let mut v = viewer(&stream);
+    transition_to(&mut v, "connecting", |s| {
+        matches!(s, State::Connecting { .. })
+    })
+    .await;
+    v.stop().await;
+    // The attempt was abandoned: no session was handed over, none is open.
+    while let Ok(Some(event)) = timeout(Duration::from_secs(1), v.next()).await {
+        assert!(!matches!(event, Event::Session(_)), "{event}");
+    }
+    assert_eq!(stream.sessions(), 0);
 }

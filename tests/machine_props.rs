@@ -10,7 +10,11 @@
 //! give-up rules read (failures other than a missing publisher, the outage
 //! clock, the wait for a publisher). The invariants of DESIGN.md §3 are
 //! checked against that model after every step, and the machine must give
-//! up exactly when, and why, the model does.
+//! up exactly when, and why, the model does. Two rules that once lived
+//! outside the machine are modelled here too: a live hint that comes while an
+//! attempt is in flight (or a session is stalled for lack of progress) acts on
+//! the next `Backoff`, and ticks during a stall the publisher caused
+//! (`Inactive`, `StreamEnded`) do not end it.
 
 // A test crate's root lives in tests/, so its modules need a path.
 #[path = "machine_props/checks.rs"]
@@ -42,6 +46,8 @@ enum Media {
     BelowFurthest(u16),
     /// Exactly the furthest point: no progress.
     Furthest,
+    /// This many ms after the previous tick, past the leap limit (10 s).
+    Leap(u16),
 }
 
 /// One thing that happens to the machine.
@@ -57,9 +63,11 @@ enum Step {
     Layers(u32),
     Active,
     Inactive,
-    Stopped,
+    StreamEnded,
     TransportLost(Retry),
+    SessionEnded,
     LiveHint,
+    LiveHintWithdrawn,
     /// Moves the caller's clock by this many ms: forward, 0 (equal) or backwards.
     Wait(i32),
     /// `handle_timeout` exactly at `poll_timeout` (which may lie in the past).
@@ -155,6 +163,7 @@ fn media() -> impl Strategy<Value = Media> {
         1 => (1..5_000u16).prop_map(Media::Back),
         1 => below.prop_map(Media::BelowFurthest),
         1 => Just(Media::Furthest),
+        1 => (10_001..20_000u16).prop_map(Media::Leap),
     ]
 }
 
@@ -170,9 +179,11 @@ fn step() -> BoxedStrategy<Step> {
         1 => prop_oneof![Just(0u32), 1..4u32].prop_map(Step::Layers),
         1 => Just(Step::Active),
         1 => Just(Step::Inactive),
-        1 => Just(Step::Stopped),
+        1 => Just(Step::StreamEnded),
         2 => retry().prop_map(Step::TransportLost),
-        1 => Just(Step::LiveHint),
+        1 => Just(Step::SessionEnded),
+        2 => Just(Step::LiveHint),
+        1 => Just(Step::LiveHintWithdrawn),
         4 => prop_oneof![
             6 => 1..400i32,
             2 => Just(0i32),
@@ -279,7 +290,12 @@ fn random_sequences_reach_every_transition_that_the_invariants_talk_about() {
         "playing -> stalled: stall: no progress",
         "playing -> stalled: stall: no active layers",
         "playing -> stalled: stall: publisher inactive",
-        "playing -> stalled: stall: stream stopped",
+        "playing -> stalled: stall: stream ended",
+        "playing -> backoff: session ended",
+        "a kept live hint acted on the next backoff",
+        "a kept live hint was withdrawn",
+        "tick: a publisher-side stall does not end on progress",
+        "tick: a leap forward is progress",
         "playing -> connecting: transport lost (retry later)",
         "playing -> backoff: transport lost (retry later)",
         "playing -> backoff: transport lost (retry now)",

@@ -81,7 +81,7 @@ async fn a_publisher_that_stops_stalls_the_viewer_then_it_resumes_on_return() {
     let reason = w
         .until_state("stopped", |s| matches!(s, State::Stalled { .. }))
         .await;
-    assert_eq!(reason, Reason::Stall(StallCause::Stopped));
+    assert_eq!(reason, Reason::Stall(StallCause::StreamEnded));
     // The grace runs out; reconnects find nobody publishing.
     w.until_state("waiting for the publisher", is_backoff_for_publisher)
         .await;

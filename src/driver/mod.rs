@@ -47,7 +47,7 @@ pub enum Event<M, E> {
     Error(E),
     /// How many viewers the stream has, as the source reports it.
     ViewerCount(u64),
-    /// The viewer stopped trying and is `Idle`; [`Viewer::start`] tries again.
+    /// The viewer stopped trying and is `Idle`; [`Control::start`] tries again.
     GaveUp(GiveUpReason),
 }
 
@@ -126,7 +126,7 @@ impl<S: StreamSource> Reconnector<S> {
     }
 
     /// Whether [`spawn`](Reconnector::spawn) starts connecting at once (the
-    /// default) or waits for [`Viewer::start`].
+    /// default) or waits for [`Control::start`].
     #[must_use]
     pub fn autostart(mut self, autostart: bool) -> Self {
         self.autostart = autostart;
@@ -170,6 +170,10 @@ fn entropy_seed() -> u64 {
 
 /// A running viewer: a [`Stream`] of [`Event`]s and the controls of its task.
 ///
+/// It dereferences to its [`Control`], so every control method
+/// ([`state`](Control::state), [`report_progress`](Control::report_progress),
+/// [`pause`](Control::pause), [`live_hint`](Control::live_hint),
+/// [`stop`](Control::stop), ...) is called on the viewer itself.
 /// Dropping it stops the task and drops the session.
 pub struct Viewer<S: StreamSource> {
     control: Control,
@@ -182,45 +186,15 @@ impl<S: StreamSource> Viewer<S> {
     pub fn control(&self) -> Control {
         self.control.clone()
     }
+}
 
-    /// The current state.
-    pub fn state(&self) -> State {
-        self.control.state()
-    }
+impl<S: StreamSource> std::ops::Deref for Viewer<S> {
+    type Target = Control;
 
-    /// A receiver that always holds the current state.
-    pub fn watch_state(&self) -> watch::Receiver<State> {
-        self.control.watch_state()
-    }
-
-    /// Reports the player's media time; see [`Control::report_progress`].
-    pub fn report_progress(&self, media_time: Duration) {
-        self.control.report_progress(media_time);
-    }
-
-    /// The user paused playback; see [`Control::pause`].
-    pub fn pause(&self) {
-        self.control.pause();
-    }
-
-    /// The user resumed playback; see [`Control::resume`].
-    pub fn resume(&self) {
-        self.control.resume();
-    }
-
-    /// The publisher is live now; see [`Control::live_hint`].
-    pub fn live_hint(&self) {
-        self.control.live_hint();
-    }
-
-    /// Starts watching again after [`stop`](Viewer::stop) or a give-up.
-    pub fn start(&self) {
-        self.control.start();
-    }
-
-    /// Stops: the attempt or session is dropped and the state is `Idle` when this returns.
-    pub async fn stop(&self) {
-        self.control.stop().await;
+    /// A viewer is its [`Control`] plus the event stream: `viewer.state()`,
+    /// `viewer.report_progress(t)`, `viewer.stop().await` are `Control`'s.
+    fn deref(&self) -> &Control {
+        &self.control
     }
 }
 
@@ -279,9 +253,16 @@ impl Control {
     }
 
     /// The publisher is live now (a relay `publish` event, a push): a viewer
-    /// backing off or waiting for its publisher connects at once.
+    /// backing off or waiting for its publisher connects at once (within the
+    /// policy's `hint_spread`). News that comes while an attempt is in flight
+    /// is kept for the backoff that may follow; see [`Input::LiveHint`].
     pub fn live_hint(&self) {
         self.send(Command::Input(Input::LiveHint));
+    }
+
+    /// The publisher left again: forget a live hint kept for later.
+    pub fn withdraw_live_hint(&self) {
+        self.send(Command::Input(Input::LiveHintWithdrawn));
     }
 
     /// Starts watching (after a stop or a give-up).

@@ -37,6 +37,8 @@ pub(super) struct Driver<S: StreamSource> {
     events: mpsc::UnboundedSender<Event<S::Media, S::Error>>,
     state: watch::Sender<State>,
     connecting: Option<Connecting<S>>,
+    /// A session that connected, until the machine says to keep it.
+    arrived: Option<Session<S::Media, S::Events>>,
     session: Option<S::Events>,
     stop_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -56,6 +58,7 @@ impl<S: StreamSource> Driver<S> {
             events,
             state,
             connecting: None,
+            arrived: None,
             session: None,
             stop_waiters: Vec::new(),
         }
@@ -126,12 +129,10 @@ impl<S: StreamSource> Driver<S> {
         self.connecting = None;
         match result {
             Ok(session) => {
+                // Kept only if the machine says so (`Output::KeepSession`);
+                // otherwise dropped, closing it, once the outputs are carried out.
+                self.arrived = Some(session);
                 self.machine.handle_input(now(), Input::Connected);
-                if self.machine.state().is_playing() {
-                    tracing::info!("session up");
-                    self.session = Some(session.events);
-                    self.emit(Event::Session(session.media));
-                }
             }
             Err(error) => {
                 let retry = error.retry();
@@ -149,7 +150,7 @@ impl<S: StreamSource> Driver<S> {
             Some(SourceEvent::Layers { active }) => Input::Layers { active },
             Some(SourceEvent::Active) => Input::Active,
             Some(SourceEvent::Inactive) => Input::Inactive,
-            Some(SourceEvent::Stopped) => Input::Stopped,
+            Some(SourceEvent::StreamEnded) => Input::StreamEnded,
             Some(SourceEvent::LiveHint) => Input::LiveHint,
             Some(SourceEvent::ViewerCount(n)) => return self.emit(Event::ViewerCount(n)),
             Some(SourceEvent::Migrated(media)) => {
@@ -164,7 +165,7 @@ impl<S: StreamSource> Driver<S> {
             }
             None => {
                 tracing::warn!("session ended");
-                Input::TransportLost(crate::Retry::Later)
+                Input::SessionEnded
             }
         };
         self.machine.handle_input(now(), input);
@@ -177,6 +178,13 @@ impl<S: StreamSource> Driver<S> {
                 Output::Connect { attempt } => {
                     tracing::info!(attempt, "connecting");
                     self.connecting = Some(Box::pin(self.source.connect(attempt)));
+                }
+                Output::KeepSession => {
+                    if let Some(session) = self.arrived.take() {
+                        tracing::info!("session up");
+                        self.session = Some(session.events);
+                        self.emit(Event::Session(session.media));
+                    }
                 }
                 Output::AbortConnect { reason } => {
                     tracing::info!(reason = %reason, "connect attempt abandoned");
@@ -193,6 +201,8 @@ impl<S: StreamSource> Driver<S> {
                 }
             }
         }
+        // A session that connected but was not kept is closed here.
+        self.arrived = None;
         if self.machine.state().is_idle() {
             for done in self.stop_waiters.drain(..) {
                 let _ = done.send(());

@@ -3,7 +3,8 @@
 //! No tokio, no sockets, no clock: every call brings its `now`, and the machine
 //! answers with [`Output`]s to carry out and the next time it needs waking.
 
-mod io;
+mod input;
+mod output;
 mod queue;
 mod state;
 mod step;
@@ -13,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::Rng;
 use crate::policy::Policy;
+use crate::source::Retry;
 
-pub use io::{GiveUpReason, Input, Output, Reason, Timer};
+pub use input::Input;
+pub use output::{GiveUpReason, Output, Reason, Timer};
 use queue::{Pending, Queue};
 use state::{Nanos, Phase, at, nanos};
 pub use state::{StallCause, State};
@@ -36,7 +39,8 @@ pub use state::{StallCause, State};
 ///   and call `handle_timeout` once that instant is reached.
 ///
 /// Calling `handle_timeout` early, late or twice is harmless: the machine acts
-/// on whatever deadlines have passed at `now`, and nothing else. Time never
+/// on the earliest deadline that has passed at `now` (one per call, so that
+/// each call's outputs fit the queue), and nothing else. Time never
 /// runs backwards inside: each `now` is raised to the latest one seen by a
 /// `handle_timeout` or a non-tick input. A progress tick, the hot path, is
 /// taken at its own instant and only ever moves the stall watchdog forward
@@ -47,7 +51,9 @@ pub use state::{StallCause, State};
 /// `size_of::<Machine>()` is at most 256 bytes on 64-bit targets (checked by a
 /// test): times are stored as nanosecond offsets from the first `now`, the
 /// policy is shared behind an [`Arc`], and the output queue is an inline ring of
-/// four (one input yields at most three outputs). A progress tick while
+/// four (one input yields at most four outputs: a drop or abort, a transition
+/// into `Backoff`, and when a kept live hint fires at once, a transition into
+/// `Connecting` and the connect). A progress tick while
 /// playing writes two fields and allocates nothing.
 ///
 /// # Example
@@ -114,6 +120,9 @@ struct Flags {
     stable_pending: bool,
     /// Media advanced at least once on this session (since `Connected`).
     session_showed_media: bool,
+    /// A live hint came while it could not act (an attempt in flight, a
+    /// stalled session): it acts on the next `Backoff`.
+    hint_pending: bool,
 }
 
 impl Machine {
@@ -125,7 +134,7 @@ impl Machine {
 
     /// Like [`new`](Machine::new), sharing one policy among many machines.
     pub fn with_shared_policy(policy: Arc<Policy>, seed: u64) -> Self {
-        let backoff_previous = nanos(crate::Backoff::new(&policy).previous());
+        let backoff_previous = nanos(policy.backoff.first_previous());
         Machine {
             policy,
             epoch: None,
@@ -188,13 +197,20 @@ impl Machine {
             Input::Layers { active } => self.on_layers(now, active),
             Input::Active => self.on_active(now),
             Input::Inactive => self.on_source_ended(now, StallCause::Inactive),
-            Input::Stopped => self.on_source_ended(now, StallCause::Stopped),
-            Input::TransportLost(retry) => self.on_transport_lost(now, retry),
+            Input::StreamEnded => self.on_source_ended(now, StallCause::StreamEnded),
+            Input::TransportLost(retry) => {
+                self.on_transport_lost(now, Reason::TransportLost(retry), retry);
+            }
+            Input::SessionEnded => self.on_transport_lost(now, Reason::SessionEnded, Retry::Later),
             Input::LiveHint => self.on_live_hint(now),
+            Input::LiveHintWithdrawn => self.flags.hint_pending = false,
         }
     }
 
-    /// Acts on every deadline that has passed at `now`. Early or extra calls do nothing.
+    /// Acts on the earliest deadline if it has passed at `now`. Early or extra
+    /// calls do nothing. One deadline per call: if another one is already due,
+    /// [`poll_timeout`](Machine::poll_timeout) returns an instant `<= now`, and
+    /// the caller calls again after draining the outputs.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock(now);
         // One deadline per call keeps each call's outputs within the queue; a
@@ -211,6 +227,7 @@ impl Machine {
     pub fn poll_output(&mut self) -> Option<Output> {
         let out = match self.queue.pop()? {
             Pending::Connect(attempt) => Output::Connect { attempt },
+            Pending::Keep => Output::KeepSession,
             Pending::Abort(reason) => Output::AbortConnect { reason },
             Pending::Drop(reason) => Output::DropSession { reason },
             Pending::GaveUp(reason) => Output::GaveUp { reason },

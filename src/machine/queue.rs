@@ -7,13 +7,15 @@
 use crate::machine::state::Phase;
 use crate::machine::{GiveUpReason, Reason};
 
-/// Room for one input's outputs (at most three: an abort or drop, a transition,
-/// then a connect or give-up) plus one spare.
+/// Room for one input's outputs: at most four (an abort or drop, a transition
+/// into `Backoff`, then, when a kept live hint fires at once, a transition into
+/// `Connecting` and the connect).
 pub(crate) const CAPACITY: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pending {
     Connect(u32),
+    Keep,
     Abort(Reason),
     Drop(Reason),
     Transition { from: Phase, reason: Reason },

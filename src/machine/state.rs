@@ -105,7 +105,16 @@ pub enum StallCause {
     /// The source said its publisher stopped (Millicast `inactive`).
     Inactive,
     /// The source said the stream is over (Millicast `stopped`).
-    Stopped,
+    StreamEnded,
+}
+
+impl StallCause {
+    /// Whether the publisher's side said so (`Inactive`, `StreamEnded`): such a
+    /// stall ends only when the source says the publisher is back (`Active`) or
+    /// a live hint comes, never on a stray progress tick.
+    pub fn is_publisher_side(self) -> bool {
+        matches!(self, StallCause::Inactive | StallCause::StreamEnded)
+    }
 }
 
 impl fmt::Display for StallCause {
@@ -114,7 +123,7 @@ impl fmt::Display for StallCause {
             StallCause::NoProgress => "no progress",
             StallCause::NoLayers => "no active layers",
             StallCause::Inactive => "publisher inactive",
-            StallCause::Stopped => "stream stopped",
+            StallCause::StreamEnded => "stream ended",
         })
     }
 }

@@ -4,29 +4,28 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backoff::Backoff;
 use crate::machine::queue::Pending;
 use crate::machine::state::{Nanos, Phase, nanos};
 use crate::machine::{Flags, GiveUpReason, Machine, NEVER, Reason, StallCause, Timer};
-
-/// A jump back in media time larger than this starts a new timeline.
-pub(crate) const NEW_TIMELINE: Duration = Duration::from_secs(1);
 use crate::source::Retry;
+use crate::timeline::{Continuity, classify};
 
 impl Machine {
     /// The hot path: a compare and two stores while playing, nothing allocated,
-    /// no time arithmetic. Media time counts as progress only past the
-    /// furthest point of this timeline, so a frozen picture whose clock
-    /// flickers back and forth is still a stall; a jump back of more than
-    /// [`NEW_TIMELINE`] starts a new timeline (a publisher restart).
+    /// no time arithmetic. Whether media moved is the one rule of
+    /// [`timeline::classify`](crate::timeline::classify): only a reading past
+    /// the furthest point of this timeline is progress (a frozen picture whose
+    /// clock flickers back and forth is still a stall), and a rewind starts a
+    /// new timeline (a publisher restart, a migrated media path).
     #[inline]
     pub(super) fn on_tick(&mut self, now: Instant, media: Duration) {
-        let advanced = media > self.last_media;
-        if advanced || self.last_media.saturating_sub(media) > NEW_TIMELINE {
-            self.last_media = media;
-        }
-        if !advanced {
-            return;
+        match classify(self.last_media, media) {
+            Continuity::Still => return,
+            Continuity::Rewound => {
+                self.last_media = media;
+                return;
+            }
+            Continuity::Forward | Continuity::Leaped => self.last_media = media,
         }
         match self.phase {
             Phase::Playing { .. } => {
@@ -37,7 +36,9 @@ impl Machine {
                 self.flags.seen_media = true;
                 self.flags.session_showed_media = true;
             }
-            Phase::Stalled { .. } => {
+            // The publisher's side said it stopped: a tick still in flight from
+            // its last packets is not the stream coming back.
+            Phase::Stalled { cause, .. } if !cause.is_publisher_side() => {
                 let now = self.clock(now);
                 self.flags.seen_media = true;
                 self.flags.session_showed_media = true;
@@ -55,7 +56,7 @@ impl Machine {
         self.failures = 0;
         self.outage_since = now;
         self.publisher_missing_since = NEVER;
-        // A pause the user made before starting still holds.
+        // A pause the user made before starting still holds; nothing else does.
         self.flags = Flags {
             paused: self.flags.paused,
             ..Flags::default()
@@ -101,6 +102,7 @@ impl Machine {
             self.last_media = Duration::ZERO;
             self.flags.seen_media = false;
             self.flags.session_showed_media = false;
+            self.queue.push(Pending::Keep);
             self.enter_playing(now, Reason::Connected);
         }
     }
@@ -114,7 +116,10 @@ impl Machine {
     pub(super) fn on_layers(&mut self, now: Nanos, active: u32) {
         match self.phase {
             Phase::Playing { .. } if active == 0 => self.stall(now, StallCause::NoLayers),
-            Phase::Stalled { cause, .. } if active > 0 && cause != StallCause::NoProgress => {
+            Phase::Stalled {
+                cause: StallCause::NoLayers,
+                ..
+            } if active > 0 => {
                 self.flags.seen_media = false;
                 self.enter_playing(now, Reason::LayersBack);
             }
@@ -144,30 +149,35 @@ impl Machine {
         }
     }
 
-    pub(super) fn on_transport_lost(&mut self, now: Nanos, retry: Retry) {
+    pub(super) fn on_transport_lost(&mut self, now: Nanos, reason: Reason, retry: Retry) {
         if let Phase::Playing { .. } | Phase::Stalled { .. } = self.phase {
-            let reason = Reason::TransportLost(retry);
             self.queue.push(Pending::Drop(reason));
             self.session_lost(now, reason, retry);
         }
     }
 
     pub(super) fn on_live_hint(&mut self, now: Nanos) {
-        if let Phase::Stalled { cause, .. } = self.phase
-            && cause != StallCause::NoProgress
-        {
-            // The publisher is back: media should follow on this session.
-            self.flags.seen_media = false;
-            return self.enter_playing(now, Reason::LiveHint);
-        }
-        let Phase::Backoff {
-            attempt,
-            publisher,
-            until,
-        } = self.phase
-        else {
-            return;
+        let (attempt, publisher, until) = match self.phase {
+            Phase::Backoff {
+                attempt,
+                publisher,
+                until,
+            } => (attempt, publisher, until),
+            Phase::Stalled { cause, .. } if cause != StallCause::NoProgress => {
+                // The publisher is back: media should follow on this session.
+                self.flags.seen_media = false;
+                return self.enter_playing(now, Reason::LiveHint);
+            }
+            // An attempt in flight was started before the news and may well
+            // fail; a session stalled for lack of progress may be dropped.
+            // Either way the news holds for the `Backoff` that follows.
+            Phase::Connecting { .. } | Phase::Stalled { .. } => {
+                self.flags.hint_pending = true;
+                return;
+            }
+            Phase::Playing { .. } | Phase::Idle => return,
         };
+        self.flags.hint_pending = false;
         let spread = self.policy.hint_spread;
         let delay = self.rng.duration_between(Duration::ZERO, spread);
         let hinted = now.saturating_add(nanos(delay));
@@ -238,7 +248,15 @@ impl Machine {
             publisher: false,
             until: now.saturating_add(nanos(delay)),
         };
+        self.enter_backoff(now, phase, reason);
+    }
+
+    /// Enters `Backoff`; a live hint kept from before acts on it now.
+    fn enter_backoff(&mut self, now: Nanos, phase: Phase, reason: Reason) {
         self.transition(phase, reason);
+        if self.flags.hint_pending {
+            self.on_live_hint(now);
+        }
     }
 
     /// After a failed attempt (or a dropped, unstable session): give up or back off.
@@ -295,19 +313,21 @@ impl Machine {
             publisher,
             until: now.saturating_add(nanos(delay)),
         };
-        self.transition(phase, reason);
+        self.enter_backoff(now, phase, reason);
     }
 
     fn next_delay(&mut self) -> Duration {
-        let mut backoff = Backoff::new(&self.policy);
-        backoff.set_previous(Duration::from_nanos(self.backoff_previous));
-        let delay = backoff.delay(self.attempt.max(1), &mut self.rng);
-        self.backoff_previous = nanos(backoff.previous());
+        let mut previous = Duration::from_nanos(self.backoff_previous);
+        let delay =
+            self.policy
+                .backoff
+                .next_delay(self.attempt.max(1), &mut previous, &mut self.rng);
+        self.backoff_previous = nanos(previous);
         delay
     }
 
     fn reset_backoff(&mut self) {
-        self.backoff_previous = nanos(Backoff::new(&self.policy).previous());
+        self.backoff_previous = nanos(self.policy.backoff.first_previous());
     }
 
     fn connect(&mut self, now: Nanos, reason: Reason) {
@@ -324,6 +344,8 @@ impl Machine {
     }
 
     fn enter_playing(&mut self, now: Nanos, reason: Reason) {
+        // Playing makes any kept live hint moot.
+        self.flags.hint_pending = false;
         self.mark_progress(now);
         self.flags.stable_pending = self.attempt > 0;
         self.transition(Phase::Playing { since: now }, reason);
@@ -343,6 +365,7 @@ impl Machine {
         self.failures = 0;
         self.publisher_missing_since = NEVER;
         self.flags.stable_pending = false;
+        self.flags.hint_pending = false;
         self.transition(Phase::Idle, reason);
     }
 

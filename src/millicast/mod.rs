@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `active` (main source) | `Active` (a live hint while backing off) |
 //! | `inactive` (main source) | `Inactive` → `Stalled` |
-//! | `stopped` | `Stopped` → `Stalled` |
+//! | `stopped` | `StreamEnded` → `Stalled` |
 //! | `layers` | `Layers { active }`, counted over every media; zero → `Stalled` |
 //! | `viewercount` / `viewerCount` | `ViewerCount` |
 //! | `migrate` | a new connection opened first, then `Migrated(media)`: no gap |

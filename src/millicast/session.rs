@@ -94,13 +94,11 @@ async fn run<M: Send + 'static>(
     reconnect: Reconnect<M>,
 ) {
     let mut keepalive = Keepalive::new(limits);
-    let mut clock = MediaClock::default();
     let mut migrating: Option<BoxFuture<'static, Result<Established<M>, MillicastError>>> = None;
     let mut pending: Vec<Event> = early;
     loop {
         for event in pending.drain(..) {
             if let Some(item) = map_event(event, &mut migrating, &reconnect) {
-                clock.observe(&item);
                 if tx.send(item).await.is_err() {
                     return;
                 }
@@ -127,10 +125,10 @@ async fn run<M: Send + 'static>(
                 None => SourceEvent::Lost(MillicastError::Closed { code: None, reason: String::new() }),
             },
             media = live.media_events.next() => match media {
-                Some(MediaEvent::Progress(t)) => match clock.progress(t) {
-                    Some(t) => SourceEvent::Progress(t),
-                    None => continue,
-                },
+                // The media path's own time: after a `migrate` the new path
+                // counts from zero, which the machine's continuity rule reads
+                // as a new timeline (`timeline::classify`).
+                Some(MediaEvent::Progress(t)) => SourceEvent::Progress(t),
                 Some(MediaEvent::Lost(why)) => SourceEvent::Lost(MillicastError::Media(why)),
                 None => SourceEvent::Lost(MillicastError::Media("media path ended".to_owned())),
             },
@@ -149,7 +147,6 @@ async fn run<M: Send + 'static>(
                         // Make-before-break: the new session is up; the old one
                         // is closed by dropping it here.
                         live = Live { ws: next.ws, media_events: next.media_events };
-                        clock.migrated();
                         keepalive = Keepalive::new(limits);
                         pending.extend(next.early);
                         SourceEvent::Migrated(next.media)
@@ -165,40 +162,6 @@ async fn run<M: Send + 'static>(
         if tx.send(item).await.is_err() || lost {
             return;
         }
-    }
-}
-
-/// The session's media time as the machine sees it.
-///
-/// Across a `migrate`, the new media path counts from zero and the machine must see time go on,
-/// not back, so its time continues from the old one's. Between `inactive` (or `stopped`) and
-/// `active`, ticks are held back: the server said the publisher is gone, and a tick still in
-/// flight from the last packets before it must not read as the stream coming back.
-#[derive(Debug, Default, Clone, Copy)]
-struct MediaClock {
-    offset: std::time::Duration,
-    last: std::time::Duration,
-    publisher_gone: bool,
-}
-
-impl MediaClock {
-    /// The tick to forward for media time `media` of the current path, if any.
-    fn progress(&mut self, media: std::time::Duration) -> Option<std::time::Duration> {
-        self.last = self.offset.saturating_add(media);
-        (!self.publisher_gone).then_some(self.last)
-    }
-
-    /// Notes the publisher events among the session's events.
-    fn observe<M>(&mut self, item: &Item<M>) {
-        match item {
-            SourceEvent::Inactive | SourceEvent::Stopped => self.publisher_gone = true,
-            SourceEvent::Active => self.publisher_gone = false,
-            _ => {}
-        }
-    }
-
-    fn migrated(&mut self) {
-        self.offset = self.last;
     }
 }
 
@@ -224,7 +187,7 @@ fn map_event<M>(
         Event::Inactive {
             source_id: None, ..
         } => Some(SourceEvent::Inactive),
-        Event::Stopped => Some(SourceEvent::Stopped),
+        Event::Stopped => Some(SourceEvent::StreamEnded),
         Event::Layers(layers) => Some(SourceEvent::Layers {
             active: layers.active_count(),
         }),
@@ -240,39 +203,5 @@ fn map_event<M>(
             tracing::debug!(event = other.name(), "signaling event ignored");
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::{Item, MediaClock};
-    use crate::source::SourceEvent;
-
-    fn secs(s: u64) -> Option<Duration> {
-        Some(Duration::from_secs(s))
-    }
-
-    #[test]
-    fn media_time_goes_on_across_a_migration() {
-        let mut clock = MediaClock::default();
-        assert_eq!(clock.progress(Duration::from_secs(5)), secs(5));
-        clock.migrated();
-        // The new path starts from zero; the session's time does not go back.
-        assert_eq!(clock.progress(Duration::ZERO), secs(5));
-        assert_eq!(clock.progress(Duration::from_secs(1)), secs(6));
-    }
-
-    #[test]
-    fn ticks_between_inactive_and_active_are_held_back() {
-        let mut clock = MediaClock::default();
-        assert_eq!(clock.progress(Duration::from_secs(1)), secs(1));
-        clock.observe::<()>(&Item::Inactive);
-        assert_eq!(clock.progress(Duration::from_secs(2)), None);
-        clock.observe::<()>(&SourceEvent::Active);
-        assert_eq!(clock.progress(Duration::from_secs(3)), secs(3));
-        clock.observe::<()>(&SourceEvent::Stopped);
-        assert_eq!(clock.progress(Duration::from_secs(4)), None);
     }
 }

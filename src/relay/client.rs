@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::millicast::wire::DirectorSuccess;
 use crate::relay::RelayError;
 use crate::relay::protocol::{CloseReason, Details, ErrorCode, StreamName};
-use crate::{Jitter, Policy, Rng};
+use crate::{BackoffConfig, Jitter};
 
 mod task;
 use task::Task;
@@ -91,6 +91,11 @@ impl RelayEvent {
     }
 }
 
+/// The client's reconnect delays by default: 250 ms doubling to 10 s, full jitter.
+const DEFAULT_BACKOFF: BackoffConfig =
+    BackoffConfig::exponential(Duration::from_millis(250), Duration::from_secs(10))
+        .with_jitter(Jitter::Full);
+
 /// Configures a [`RelayClient`].
 #[derive(Clone, Debug)]
 #[must_use]
@@ -100,7 +105,7 @@ pub struct RelayClientBuilder {
     pub(super) origin: Option<String>,
     pub(super) keepalive: Duration,
     pub(super) timeout: Duration,
-    pub(super) backoff: Policy,
+    pub(super) backoff: BackoffConfig,
 }
 
 impl RelayClientBuilder {
@@ -126,16 +131,10 @@ impl RelayClientBuilder {
         self
     }
 
-    /// Reconnect delays: from `initial` doubling to `cap`, full jitter (default 250 ms to 10 s).
-    pub fn backoff(mut self, initial: Duration, cap: Duration) -> Self {
-        let policy = Policy::builder()
-            .backoff(initial, 2.0, cap.max(initial))
-            .jitter(Jitter::Full)
-            .build();
-        match policy {
-            Ok(policy) => self.backoff = policy,
-            Err(error) => tracing::warn!(%error, "relay client backoff ignored"),
-        }
+    /// Reconnect delays (default: 250 ms doubling to 10 s, full jitter). The
+    /// delays start over after each connect.
+    pub fn backoff(mut self, config: BackoffConfig) -> Self {
+        self.backoff = config;
         self
     }
 
@@ -148,7 +147,7 @@ impl RelayClientBuilder {
         let (commands_tx, commands) = mpsc::channel(32);
         let (events_tx, events) = mpsc::channel(256);
         let seed = RandomState::new().hash_one(&self.url);
-        let task = Task::new(self, commands, events_tx, Rng::new(seed));
+        let task = Task::new(self, commands, events_tx, seed);
         RelayClient {
             commands: commands_tx,
             events,
@@ -200,10 +199,7 @@ impl RelayClient {
             origin: None,
             keepalive: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
-            backoff: Policy::builder()
-                .backoff(Duration::from_millis(250), 2.0, Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            backoff: DEFAULT_BACKOFF,
         }
     }
 

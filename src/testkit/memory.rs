@@ -109,7 +109,7 @@ impl MemoryStream {
         self.script.send_modify(|s| s.live = false);
     }
 
-    /// The stream is over: sessions see `Stopped`; connects fail as not published.
+    /// The stream is over: sessions see `StreamEnded`; connects fail as not published.
     pub fn end(&self) {
         self.script.send_modify(|s| {
             s.live = false;
@@ -377,7 +377,7 @@ impl Ticker {
             self.pending.push_back(SourceEvent::Inactive);
         }
         if now.stopped && !old.stopped {
-            self.pending.push_back(SourceEvent::Stopped);
+            self.pending.push_back(SourceEvent::StreamEnded);
         }
         if now.live && old.live && now.layers != old.layers {
             self.pending

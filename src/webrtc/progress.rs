@@ -8,15 +8,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// A jump of the RTP timestamp larger than this, either way, is a discontinuity (a restarted
-/// encoder, a new timestamp base), not media time: the clock steps past it instead.
-const MAX_JUMP: Duration = Duration::from_secs(10);
+use crate::timeline::classify_offset;
 
 /// The media time of one track, from its RTP timestamps.
 ///
 /// Timestamps are unwrapped with signed 32-bit differences, so a wrap (every 13 h at 90 kHz)
-/// or a reordered packet is handled; a new SSRC or a jump over [`MAX_JUMP`] continues from the
-/// time reached so far. Media time never goes backwards.
+/// or a reordered packet is handled. A new SSRC, or a timestamp that breaks the timeline by the
+/// crate's one continuity rule ([`timeline::classify`](crate::timeline::classify): back by more
+/// than `MAX_REWIND`, ahead by more than `MAX_LEAP`), continues from the time reached so far.
+/// Media time never goes backwards.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TrackClock {
     /// SSRC and RTP timestamp of the newest packet.
@@ -46,11 +46,15 @@ impl TrackClock {
                 // Signed difference: a wrap forward is a small positive step, a reordered packet
                 // a small negative one.
                 let delta = i64::from(timestamp.wrapping_sub(last_ts) as i32);
-                let limit = i64::from(clock_rate) * MAX_JUMP.as_secs() as i64;
-                if delta.abs() <= limit {
-                    self.ticks += delta;
-                }
-                // else: a discontinuity; stay at the current time and count on from here.
+                let candidate = self.ticks.saturating_add(delta);
+                let gap = candidate.saturating_sub(self.max_ticks);
+                let by = ticks_to_duration(gap.unsigned_abs(), clock_rate);
+                self.ticks = if classify_offset(gap > 0, by).is_break() {
+                    // A discontinuity: stay at the time reached and count on from here.
+                    self.max_ticks
+                } else {
+                    candidate
+                };
             }
             // First packet, or a new SSRC on this track: media time continues from here.
             _ => self.ticks = self.max_ticks,
@@ -65,11 +69,14 @@ impl TrackClock {
         if self.clock_rate == 0 || self.max_ticks <= 0 {
             return Duration::ZERO;
         }
-        let ticks = self.max_ticks as u64;
-        let rate = u64::from(self.clock_rate);
-        Duration::from_secs(ticks / rate)
-            + Duration::from_nanos((ticks % rate) * 1_000_000_000 / rate)
+        ticks_to_duration(self.max_ticks.unsigned_abs(), self.clock_rate)
     }
+}
+
+/// `ticks` of a `rate` Hz clock as a duration (`rate` > 0).
+fn ticks_to_duration(ticks: u64, rate: u32) -> Duration {
+    let rate = u64::from(rate.max(1));
+    Duration::from_secs(ticks / rate) + Duration::from_nanos((ticks % rate) * 1_000_000_000 / rate)
 }
 
 fn rescale(ticks: i64, from: u32, to: u32) -> i64 {
@@ -215,6 +222,19 @@ mod tests {
         assert_eq!(
             clock.on_packet(2, far + 9_000, VIDEO),
             Duration::from_millis(1200)
+        );
+    }
+
+    #[test]
+    fn a_rewind_past_the_continuity_limit_continues_from_the_time_reached() {
+        let mut clock = TrackClock::default();
+        clock.on_packet(1, 0, VIDEO);
+        clock.on_packet(1, 5 * VIDEO, VIDEO);
+        // The same SSRC restarts 3 s back: a new timeline, not 3 s of waiting.
+        assert_eq!(clock.on_packet(1, 2 * VIDEO, VIDEO), Duration::from_secs(5));
+        assert_eq!(
+            clock.on_packet(1, 2 * VIDEO + 9_000, VIDEO),
+            Duration::from_millis(5100)
         );
     }
 

@@ -37,7 +37,7 @@ fn a_live_hint_during_a_transport_backoff_connects_at_once() {
 }
 
 #[test]
-fn a_live_hint_while_idle_connecting_playing_or_frozen_changes_nothing() {
+fn a_live_hint_while_idle_connecting_playing_or_frozen_acts_on_nothing_at_once() {
     let mut sim = Sim::new(build(policy()));
     assert!(sim.input(Input::LiveHint).is_empty(), "idle");
     sim.input(Input::Start);
@@ -65,7 +65,7 @@ fn a_live_hint_while_idle_connecting_playing_or_frozen_changes_nothing() {
 fn a_live_hint_heals_a_stall_on_the_publisher_side_with_the_first_media_window() {
     for (cause, input) in [
         (StallCause::Inactive, Input::Inactive),
-        (StallCause::Stopped, Input::Stopped),
+        (StallCause::StreamEnded, Input::StreamEnded),
         (StallCause::NoLayers, Input::Layers { active: 0 }),
     ] {
         let mut sim = Sim::new(build(policy()));
@@ -183,4 +183,98 @@ fn a_spread_hint_never_delays_an_attempt() {
         };
         assert!(now_until <= until);
     }
+}
+
+/// The relay said "live" while an attempt started before the publisher was
+/// back was still in flight.
+#[test]
+fn a_live_hint_during_an_attempt_acts_on_the_backoff_that_follows_once() {
+    let mut sim = Sim::new(build(policy()));
+    sim.input(Input::Start);
+    assert!(sim.input(Input::LiveHint).is_empty(), "kept, not acted on");
+    let out = sim.input(Input::ConnectFailed(Retry::WaitForPublisher));
+    assert!(
+        matches!(
+            out.as_slice(),
+            [
+                Output::StateChanged {
+                    to: State::Backoff { .. },
+                    reason: Reason::ConnectFailed(Retry::WaitForPublisher),
+                    ..
+                },
+                Output::StateChanged {
+                    to: State::Connecting { attempt: 2, .. },
+                    reason: Reason::LiveHint,
+                    ..
+                },
+                Output::Connect { attempt: 2 }
+            ]
+        ),
+        "{out:?}"
+    );
+    // Used up: the next failure backs off in full.
+    sim.input(Input::ConnectFailed(Retry::WaitForPublisher));
+    assert_eq!(sim.state().retry_in(sim.now()), Some(secs(2)));
+}
+
+#[test]
+fn a_withdrawn_live_hint_is_forgotten() {
+    let mut sim = Sim::new(build(policy()));
+    sim.input(Input::Start);
+    sim.input(Input::LiveHint);
+    assert!(sim.input(Input::LiveHintWithdrawn).is_empty());
+    sim.input(Input::ConnectFailed(Retry::WaitForPublisher));
+    assert!(matches!(sim.state(), State::Backoff { attempt: 2, .. }));
+    assert_eq!(sim.state().retry_in(sim.now()), Some(secs(1)));
+}
+
+#[test]
+fn a_live_hint_kept_for_later_is_moot_once_playing() {
+    let mut sim = Sim::new(build(policy()));
+    sim.input(Input::Start);
+    sim.input(Input::LiveHint);
+    sim.connect_and_play();
+    sim.input(Input::TransportLost(Retry::Later));
+    // The drop backs off (this session was not stable yet); no old hint cuts it short.
+    assert!(
+        matches!(sim.state(), State::Backoff { attempt: 2, .. }),
+        "{}",
+        sim.render()
+    );
+    assert_eq!(sim.state().retry_in(sim.now()), Some(secs(1)));
+}
+
+#[test]
+fn a_live_hint_during_a_frozen_session_reconnects_at_once_after_the_grace() {
+    let mut sim = Sim::new(build(policy()));
+    sim.start_playing();
+    sim.play(secs(11), TICK);
+    sim.freeze(secs(3), TICK);
+    assert!(matches!(sim.state(), State::Stalled { .. }));
+    sim.input(Input::LiveHint);
+    let out = sim.advance(secs(3));
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::StateChanged {
+                reason: Reason::LiveHint,
+                ..
+            }
+        )),
+        "{}",
+        sim.render()
+    );
+    assert!(matches!(sim.state(), State::Connecting { attempt: 1, .. }));
+}
+
+#[test]
+fn a_live_hint_with_a_spread_kept_during_an_attempt_waits_within_the_spread() {
+    let mut sim = Sim::new(build(policy().hint_spread(SPREAD)));
+    sim.input(Input::Start);
+    sim.input(Input::LiveHint);
+    sim.input(Input::ConnectFailed(Retry::Later));
+    let State::Backoff { until, .. } = sim.state() else {
+        panic!("not backing off\n{}", sim.render());
+    };
+    assert!(until - sim.now() <= SPREAD.min(secs(1)), "{}", sim.render());
 }

@@ -59,8 +59,8 @@ fn build(builder: PolicyBuilder) -> Policy {
 fn the_test_policy_is_the_default_policy_without_jitter() {
     let p = build(policy());
     let d = Policy::default();
-    assert_eq!(p.jitter(), Jitter::None);
-    assert_eq!(build(policy().jitter(d.jitter())), d);
+    assert_eq!(p.backoff().jitter(), Jitter::None);
+    assert_eq!(build(policy().jitter(d.backoff().jitter())), d);
 }
 
 #[test]
@@ -70,10 +70,10 @@ fn the_defaults_are_what_these_tests_assume() {
     assert_eq!(d.first_media_within(), secs(5));
     assert_eq!(d.stall_grace(), secs(3));
     assert_eq!(d.connect_timeout(), secs(10));
-    assert_eq!(d.initial_backoff(), secs(1));
-    assert!((d.multiplier() - 2.0).abs() < f64::EPSILON);
-    assert_eq!(d.backoff_cap(), secs(10));
-    assert_eq!(d.jitter(), Jitter::Decorrelated);
+    assert_eq!(d.backoff().initial(), secs(1));
+    assert!((d.backoff().multiplier() - 2.0).abs() < f64::EPSILON);
+    assert_eq!(d.backoff().cap(), secs(10));
+    assert_eq!(d.backoff().jitter(), Jitter::Decorrelated);
     assert_eq!(d.reconnect_spread(), SPREAD);
     assert_eq!(d.reset_after(), secs(10));
     assert_eq!(d.hint_spread(), Duration::ZERO);

@@ -172,12 +172,52 @@ fn a_stopped_stream_keeps_the_grace_of_the_first_stall() {
     sim.input(Input::Inactive);
     let first = sim.elapsed();
     sim.advance(secs(2));
-    sim.input(Input::Stopped);
+    sim.input(Input::StreamEnded);
     let State::Stalled { since, cause } = sim.state() else {
         panic!("not stalled");
     };
-    assert_eq!(cause, StallCause::Stopped);
+    assert_eq!(cause, StallCause::StreamEnded);
     assert_eq!(sim.offset(since), first, "the grace restarted");
     sim.advance(secs(1));
     assert!(!sim.state().is_playing() && !matches!(sim.state(), State::Stalled { .. }));
+}
+
+#[test]
+fn ticks_during_a_stall_the_publisher_caused_do_not_end_it() {
+    for (cause, input) in [
+        (StallCause::Inactive, Input::Inactive),
+        (StallCause::StreamEnded, Input::StreamEnded),
+    ] {
+        let mut sim = Sim::new(build(policy()));
+        sim.start_playing();
+        sim.play(secs(1), TICK);
+        sim.input(input);
+        // Packets still in flight from before the publisher stopped: media
+        // time advances, but the server said the publisher is gone.
+        let out = sim.play(secs(2), TICK);
+        assert!(
+            matches!(sim.state(), State::Stalled { cause: c, .. } if c == cause),
+            "{cause:?}: {out:?}\n{}",
+            sim.render()
+        );
+        // Only the publisher's side ends it.
+        sim.input(Input::Active);
+        assert!(sim.state().is_playing(), "{cause:?}\n{}", sim.render());
+    }
+}
+
+#[test]
+fn ticks_end_a_stall_for_lack_of_progress_or_of_layers() {
+    for input in [None, Some(Input::Layers { active: 0 })] {
+        let mut sim = Sim::new(build(policy()));
+        sim.start_playing();
+        sim.play(secs(1), TICK);
+        match input {
+            Some(input) => sim.input(input),
+            None => sim.freeze(secs(3), TICK),
+        };
+        assert!(matches!(sim.state(), State::Stalled { .. }), "{input:?}");
+        sim.play(TICK, TICK);
+        assert!(sim.state().is_playing(), "{input:?}\n{}", sim.render());
+    }
 }

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use relive::{Backoff, GiveUpReason, Jitter, Output, Reason, Retry, StallCause, State, Timer};
+use relive::{GiveUpReason, Jitter, Output, Reason, Retry, StallCause, State, Timer};
 
-use crate::harness::{Call, Ctx, Event, Harness};
+use crate::harness::{Call, Ctx, Event, Harness, publisher_stopped};
 use crate::{Step, ms};
 
 /// A stall the publisher's side caused, which a live hint or `Active` heals.
@@ -72,13 +72,15 @@ impl Harness {
                 assert_eq!(since, now, "{ctx}");
                 let allowed = match (reason, from) {
                     (Reason::Connected, State::Connecting { .. }) => true,
-                    (Reason::ProgressResumed, State::Stalled { .. }) => {
-                        matches!(call.step, Step::Progress(_))
+                    (Reason::ProgressResumed, State::Stalled { cause, .. }) => {
+                        matches!(call.step, Step::Progress(_)) && !publisher_stopped(cause)
                     }
                     (Reason::UserPaused, State::Stalled { cause, .. }) => {
                         cause == StallCause::NoProgress && matches!(call.step, Step::Pause)
                     }
-                    (Reason::LayersBack, State::Stalled { cause, .. }) => publisher_side(cause),
+                    (Reason::LayersBack, State::Stalled { cause, .. }) => {
+                        cause == StallCause::NoLayers
+                    }
                     (Reason::PublisherActive, State::Stalled { cause, .. }) => {
                         publisher_side(cause) && matches!(call.step, Step::Active)
                     }
@@ -94,6 +96,8 @@ impl Harness {
                 let w = &mut self.world;
                 w.playing_since = since;
                 w.last_progress = since;
+                // Playing makes a kept hint moot.
+                w.hint_pending = false;
                 match reason {
                     Reason::ProgressResumed => w.seen_media = true,
                     Reason::UserPaused => {}
@@ -137,7 +141,9 @@ impl Harness {
                         assert_eq!(attempt, old_attempt, "{ctx}");
                         assert_eq!(waiting_for_publisher, old_waiting, "{ctx}");
                     }
-                    Reason::TransportLost(_) | Reason::GraceExpired(_) if call.attempts == 0 => {
+                    Reason::TransportLost(_) | Reason::SessionEnded | Reason::GraceExpired(_)
+                        if call.attempts == 0 =>
+                    {
                         // The first reconnect after stable play: the spread.
                         assert!(matches!(ctx.event, Event::LostAfterStable(_)), "{ctx}");
                         assert_eq!(attempt, 1, "{ctx}");
@@ -151,17 +157,22 @@ impl Harness {
                             "delay above the spread\n{ctx}"
                         );
                         self.note(|| format!("spread after {reason}"));
+                        self.note_kept_hint();
                     }
                     _ => {
                         let Event::Failed { retry, .. } = ctx.event else {
                             panic!("a backoff without a failure\n{ctx}");
                         };
+                        self.note_kept_hint();
                         assert_eq!(
                             waiting_for_publisher,
                             retry == Retry::WaitForPublisher,
                             "{ctx}"
                         );
-                        assert!(delay <= self.policy.backoff_cap(), "delay above cap\n{ctx}");
+                        assert!(
+                            delay <= self.policy.backoff().cap(),
+                            "delay above cap\n{ctx}"
+                        );
                         self.check_delay(attempt, delay, ctx);
                     }
                 }
@@ -171,7 +182,18 @@ impl Harness {
                 w.attempts = 0;
                 w.failures = 0;
                 w.publisher_missing_since = None;
+                w.hint_pending = false;
             }
+        }
+    }
+
+    /// A `Backoff` entered after a failure or a loss: a live hint kept from
+    /// before acts on it now, in the same call.
+    fn note_kept_hint(&mut self) {
+        if self.world.hint_pending {
+            self.world.hint_pending = false;
+            self.hint_fired = true;
+            self.note(|| "a kept live hint acted on the next backoff".into());
         }
     }
 
@@ -179,14 +201,14 @@ impl Harness {
     pub(crate) fn check_delay(&self, attempt: u32, delay: Duration, ctx: &Ctx<'_>) {
         assert!(attempt >= 2, "backoff before attempt {attempt}\n{ctx}");
         let p = &self.policy;
-        let ceiling = Backoff::new(p).ceiling(attempt - 1);
+        let ceiling = p.backoff().ceiling(attempt - 1);
         assert!(!delay.is_zero(), "a zero delay must connect at once\n{ctx}");
-        match p.jitter() {
+        match p.backoff().jitter() {
             Jitter::None => assert_eq!(delay, ceiling, "{ctx}"),
             Jitter::Full => assert!(delay <= ceiling, "{ctx}"),
             Jitter::Equal => assert!(delay >= ceiling / 2 && delay <= ceiling, "{ctx}"),
             Jitter::Decorrelated => {
-                let base = p.initial_backoff().max(ms(1)).min(p.backoff_cap());
+                let base = p.backoff().initial().max(ms(1)).min(p.backoff().cap());
                 assert!(delay >= base, "{ctx}");
             }
             _ => {}
@@ -251,6 +273,20 @@ impl Harness {
     ) {
         let state = self.machine.state();
         let connected_at_once = outputs.iter().any(|o| matches!(o, Output::Connect { .. }));
+        if self.hint_fired {
+            // The kept hint acted on the backoff just entered: at once without
+            // a hint spread, else within it (a `Backoff → Backoff` by the hint,
+            // or none when the drawn delay is not sooner).
+            if self.policy.hint_spread().is_zero() {
+                assert!(
+                    matches!(state, State::Connecting { .. }) && connected_at_once,
+                    "a kept live hint did not connect at once\n{ctx}"
+                );
+            } else {
+                assert!(matches!(state, State::Backoff { .. }), "{ctx}");
+            }
+            return;
+        }
         match event {
             Event::LostAfterStable(_) => {
                 let dropped = outputs
@@ -278,8 +314,8 @@ impl Harness {
                 give_up: None,
             } => {
                 let now_again = retry == Retry::Now && call.attempts <= 1;
-                let may_be_zero =
-                    self.policy.initial_backoff().is_zero() || self.policy.jitter() == Jitter::Full;
+                let may_be_zero = self.policy.backoff().initial().is_zero()
+                    || self.policy.backoff().jitter() == Jitter::Full;
                 if now_again {
                     assert!(connected_at_once, "Retry::Now not honoured\n{ctx}");
                     assert!(

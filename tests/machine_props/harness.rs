@@ -4,12 +4,19 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use relive::{GiveUpReason, Input, Machine, Output, Policy, Reason, Retry, State, Timer};
+use relive::{
+    GiveUpReason, Input, Machine, Output, Policy, Reason, Retry, StallCause, State, Timer,
+};
 
 use crate::{Media, Setup, Step, ms};
 
 /// A jump back in media time larger than this starts a new timeline.
 pub(crate) const NEW_TIMELINE: Duration = Duration::from_secs(1);
+
+/// Whether the publisher's side caused the stall: only `Active` or a live hint end it.
+pub(crate) fn publisher_stopped(cause: StallCause) -> bool {
+    matches!(cause, StallCause::Inactive | StallCause::StreamEnded)
+}
 
 /// What the outside world holds and what the machine should be doing, as
 /// learnt from the outputs and the inputs fed.
@@ -45,6 +52,9 @@ pub(crate) struct World {
     /// records its own instant, and only when later than this one.
     pub(crate) last_progress: Instant,
     pub(crate) playing_since: Instant,
+    /// A live hint came in `Connecting` or a no-progress stall and waits for
+    /// the next `Backoff`.
+    pub(crate) hint_pending: bool,
 }
 
 pub(crate) struct Harness {
@@ -60,6 +70,8 @@ pub(crate) struct Harness {
     pub(crate) steps: usize,
     /// What happened, by label; kept only by the coverage test.
     pub(crate) seen: Option<BTreeSet<String>>,
+    /// In the current call, a kept live hint acted on the `Backoff` entered.
+    pub(crate) hint_fired: bool,
 }
 
 /// What one machine call looked like, for the checks.
@@ -143,9 +155,11 @@ impl Harness {
                 session_showed_media: false,
                 last_progress: base,
                 playing_since: base,
+                hint_pending: false,
             },
             steps: 0,
             seen: None,
+            hint_fired: false,
         }
     }
 
@@ -266,6 +280,7 @@ impl Harness {
             Media::Back(d) => w.last_tick_media.saturating_sub(ms(d.into())),
             Media::BelowFurthest(d) => furthest.saturating_sub(ms(d.into())),
             Media::Furthest => furthest,
+            Media::Leap(d) => w.last_tick_media + ms(d.into()),
         };
         w.last_tick_media = media;
         let advanced = media > furthest;
@@ -274,9 +289,19 @@ impl Harness {
             w.furthest_media = media;
         }
         let session = matches!(before, State::Playing { .. } | State::Stalled { .. });
-        if advanced && session {
+        // A tick during a stall the publisher caused is a leftover of its
+        // last packets: it ends nothing and shows nothing.
+        let ignored = matches!(before, State::Stalled { cause, .. } if publisher_stopped(cause));
+        if advanced && session && !ignored {
             self.world.session_showed_media = true;
         }
+        if advanced && media - furthest > ms(10_000) && session {
+            self.note(|| "tick: a leap forward is progress".into());
+        }
+        if advanced && ignored {
+            self.note(|| "tick: a publisher-side stall does not end on progress".into());
+        }
+        let heals = advanced && matches!(before, State::Stalled { .. }) && !ignored;
         let label = match (advanced, new_timeline) {
             (true, _) => None,
             (false, true) => Some("tick: a jump back starts a new timeline"),
@@ -286,10 +311,7 @@ impl Harness {
         if let Some(label) = label.filter(|_| session) {
             self.note(|| label.into());
         }
-        let now = match before {
-            State::Stalled { .. } if advanced => self.enter(t),
-            _ => t,
-        };
+        let now = if heals { self.enter(t) } else { t };
         if advanced && matches!(before, State::Playing { .. }) {
             let w = &mut self.world;
             w.seen_media = true;
@@ -344,9 +366,9 @@ impl Harness {
                 Input::Resume
             }
             Step::Connected => {
+                // The session is held once the machine says `KeepSession`.
                 if w.attempt_in_flight {
                     w.attempt_in_flight = false;
-                    w.session_held = true;
                     w.last_tick_media = Duration::ZERO;
                     w.furthest_media = Duration::ZERO;
                     w.session_showed_media = false;
@@ -360,11 +382,30 @@ impl Harness {
             Step::Layers(active) => Input::Layers { active },
             Step::Active => Input::Active,
             Step::Inactive => Input::Inactive,
-            Step::Stopped => Input::Stopped,
+            Step::StreamEnded => Input::StreamEnded,
             // The world's transport died; the driver still holds the session
             // until the machine says to drop it.
             Step::TransportLost(retry) => Input::TransportLost(retry),
-            Step::LiveHint => Input::LiveHint,
+            Step::SessionEnded => Input::SessionEnded,
+            Step::LiveHint => {
+                match before {
+                    State::Connecting { .. }
+                    | State::Stalled {
+                        cause: StallCause::NoProgress,
+                        ..
+                    } => w.hint_pending = true,
+                    State::Backoff { .. } | State::Stalled { .. } => w.hint_pending = false,
+                    State::Playing { .. } | State::Idle => {}
+                }
+                Input::LiveHint
+            }
+            Step::LiveHintWithdrawn => {
+                if w.hint_pending {
+                    self.note(|| "a kept live hint was withdrawn".into());
+                }
+                self.world.hint_pending = false;
+                Input::LiveHintWithdrawn
+            }
             Step::Progress(_)
             | Step::Wait(_)
             | Step::TimeoutAtDeadline
@@ -395,7 +436,15 @@ impl Harness {
             }
             (Step::ConnectFailed(retry), State::Connecting { .. }, _) => retry,
             (_, State::Connecting { .. }, Some(Timer::ConnectTimeout)) => Retry::Later,
-            (Step::TransportLost(retry), State::Playing { .. } | State::Stalled { .. }, _) => {
+            (
+                Step::TransportLost(_) | Step::SessionEnded,
+                State::Playing { .. } | State::Stalled { .. },
+                _,
+            ) => {
+                let retry = match call.step {
+                    Step::TransportLost(retry) => retry,
+                    _ => Retry::Later,
+                };
                 w.session_lost(now, call.attempts);
                 if retry == Retry::Never {
                     return Event::Fatal;
@@ -447,6 +496,7 @@ impl Harness {
     }
 
     fn after(&mut self, call: &Call) {
+        self.hint_fired = false;
         let mut outputs = Vec::new();
         while let Some(output) = self.machine.poll_output() {
             outputs.push(output);
@@ -510,6 +560,15 @@ impl Harness {
                     // zero has a chance below one in a million (spread >= 1 ms).
                     panic!("a spread hint connected at once\n{ctx}");
                 }
+            }
+            Output::KeepSession => {
+                assert!(
+                    matches!(call.step, Step::Connected)
+                        && matches!(call.before, State::Connecting { .. }),
+                    "KeepSession outside an answer to Connected while Connecting\n{ctx}"
+                );
+                assert!(!self.world.session_held, "two sessions kept\n{ctx}");
+                self.world.session_held = true;
             }
             Output::AbortConnect { .. } => {
                 assert!(self.world.attempt_in_flight, "abort without attempt\n{ctx}");

@@ -2,6 +2,7 @@
 //! take-overs and shutdown.
 
 use super::*;
+use relive::BackoffConfig;
 
 #[tokio::test]
 async fn a_viewer_that_joins_first_gets_the_details_the_moment_the_publisher_publishes() {
@@ -197,7 +198,13 @@ async fn a_relay_client_reconnects_and_views_again_after_a_relay_restart() {
     let addr = relay.addr();
     let mut client = RelayClient::builder(relay.url())
         .stream(cam(1))
-        .backoff(Duration::from_millis(20), Duration::from_millis(100))
+        .backoff(
+            BackoffConfig::builder()
+                .initial(Duration::from_millis(20))
+                .cap(Duration::from_millis(100))
+                .build()
+                .unwrap(),
+        )
         .spawn();
     next_event(&mut client, "snapshot", |e| {
         matches!(e, RelayEvent::Snapshot { .. })

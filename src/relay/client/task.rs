@@ -9,12 +9,12 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Command, RelayClientBuilder, RelayEvent};
+use crate::Backoff;
 use crate::millicast::wire::DirectorSuccess;
 use crate::relay::RelayError;
 use crate::relay::error::describe;
 use crate::relay::protocol::{ClientFrame, ErrorCode, Role, ServerFrame, StreamName};
 use crate::relay::ws::{self, ClientWs};
-use crate::{Backoff, Rng};
 
 type Pending = HashMap<u64, oneshot::Sender<Result<DirectorSuccess, RelayError>>>;
 
@@ -22,7 +22,7 @@ pub(super) struct Task {
     config: RelayClientBuilder,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<RelayEvent>,
-    rng: Rng,
+    seed: u64,
     next_id: u64,
     pending: Pending,
 }
@@ -32,25 +32,23 @@ impl Task {
         config: RelayClientBuilder,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<RelayEvent>,
-        rng: Rng,
+        seed: u64,
     ) -> Self {
         Task {
             config,
             commands,
             events,
-            rng,
+            seed,
             next_id: 1,
             pending: HashMap::new(),
         }
     }
 
     pub(super) async fn run(mut self) {
-        let mut backoff = Backoff::new(&self.config.backoff);
-        let mut failures = 0;
+        let mut backoff = Backoff::new(self.config.backoff, self.seed);
         loop {
             let error = match self.connect().await {
                 Ok((ws, session)) => {
-                    failures = 0;
                     backoff.reset();
                     if !self.emit(RelayEvent::Connected { session }).await {
                         return;
@@ -65,8 +63,7 @@ impl Task {
             if matches!(error, RelayError::Stopped) {
                 return;
             }
-            failures += 1;
-            let retry_in = backoff.delay(failures, &mut self.rng);
+            let retry_in = backoff.next_delay();
             tracing::debug!(%error, retry_in_ms = retry_in.as_millis() as u64, "relay client disconnected");
             if !self
                 .emit(RelayEvent::Disconnected { error, retry_in })

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::wire::{self, Record};
 use super::{Command, Shared};
 use crate::relay::protocol::StreamName;
-use crate::{Backoff, Policy, Rng};
+use crate::{Backoff, BackoffConfig};
 
 /// Why a connection to Redis ended.
 #[derive(Debug, thiserror::Error)]
@@ -34,22 +34,20 @@ enum LinkError {
     Lost,
 }
 
+/// Reconnect delays to Redis: 100 ms doubling to 5 s, decorrelated jitter.
+const REDIS_BACKOFF: BackoffConfig =
+    BackoffConfig::exponential(Duration::from_millis(100), Duration::from_secs(5));
+
 /// Keys read per `MGET` when checking watched streams.
 const CHUNK: usize = 256;
 
 /// Runs until the broker is dropped: connect, serve, and on failure back off and reconnect.
 pub(super) async fn run(shared: Arc<Shared>, client: Client, mut queue: mpsc::Receiver<Command>) {
-    let policy = Policy::builder()
-        .backoff(Duration::from_millis(100), 2.0, Duration::from_secs(5))
-        .build()
-        .unwrap_or_default();
-    let mut backoff = Backoff::new(&policy);
-    let mut rng = Rng::new(RandomState::new().hash_one(shared.node.as_str()));
-    let mut failures = 0u32;
+    let seed = RandomState::new().hash_one(shared.node.as_str());
+    let mut backoff = Backoff::new(REDIS_BACKOFF, seed);
     loop {
         let error = match Link::connect(&shared, &client).await {
             Ok((mut link, messages)) => {
-                failures = 0;
                 backoff.reset();
                 let error = link.serve(&mut queue, messages).await;
                 shared.connected.send_replace(false);
@@ -60,10 +58,9 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client, mut queue: mpsc::Re
             }
             Err(error) => error,
         };
-        failures = failures.saturating_add(1);
-        let delay = backoff.delay(failures, &mut rng);
+        let delay = backoff.next_delay();
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        tracing::warn!(%error, attempt = failures, delay_ms, "redis unavailable; serving local only");
+        tracing::warn!(%error, attempt = backoff.failures(), delay_ms, "redis unavailable; serving local only");
         if !wait_draining(&mut queue, delay).await {
             return;
         }

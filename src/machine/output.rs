@@ -1,52 +1,8 @@
-//! What goes into the machine ([`Input`]) and what comes out ([`Output`]), with
-//! the reasons that travel with each transition.
+//! What comes out of the machine ([`Output`]), with the reasons that travel
+//! with each transition and the deadlines it asks to be woken for.
 
-use std::time::Duration;
-
-use crate::machine::StallCause;
-use crate::machine::State;
+use crate::machine::{StallCause, State};
 use crate::source::Retry;
-
-/// Something that happened, fed to [`Machine::handle_input`](crate::Machine::handle_input).
-///
-/// An input that does not fit the current state (a progress tick while in
-/// `Backoff`, `Connected` while `Idle`) is ignored: it is stale, never an error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Input {
-    /// The user wants to watch: `Idle` → `Connecting`.
-    Start,
-    /// The user wants to stop: any state → `Idle`, dropping the session or attempt.
-    Stop,
-    /// The user paused playback: media time standing still is not a stall until `Resume`.
-    Pause,
-    /// The user resumed playback: the stall watchdog starts over from now.
-    Resume,
-    /// The connect attempt in flight succeeded: a session is up.
-    Connected,
-    /// The connect attempt in flight failed, with how to retry.
-    ConnectFailed(Retry),
-    /// The media time of the current session (RTP time, a player's clock).
-    /// It counts as progress only past the furthest media time of the
-    /// session's timeline (a frozen picture whose clock flickers is no
-    /// progress); a jump back of more than one second starts a new timeline.
-    Progress(Duration),
-    /// The current set of layers the server offers; zero means the feed is gone.
-    Layers {
-        /// How many layers are active across all media.
-        active: u32,
-    },
-    /// The source says its publisher is live (Millicast `active`).
-    Active,
-    /// The source says its publisher stopped (Millicast `inactive`).
-    Inactive,
-    /// The source says the stream is over (Millicast `stopped`).
-    Stopped,
-    /// The session's transport closed or failed, with how to retry.
-    TransportLost(Retry),
-    /// Someone outside the session (a relay, a push) says the publisher is live now.
-    LiveHint,
-}
 
 /// Something the machine wants done or wants known, pulled with
 /// [`Machine::poll_output`](crate::Machine::poll_output).
@@ -58,6 +14,10 @@ pub enum Output {
         /// The attempt number within the current outage, from 1.
         attempt: u32,
     },
+    /// Keep the session that just connected: hand its media to the application
+    /// and watch its events. Comes only in answer to `Connected` while
+    /// `Connecting`; a session the machine does not keep is dropped.
+    KeepSession,
     /// Abandon the connect attempt in flight.
     AbortConnect {
         /// Why.
@@ -112,6 +72,8 @@ pub enum Reason {
     GraceExpired(StallCause),
     /// The session's transport closed or failed.
     TransportLost(Retry),
+    /// The session's events ended without a word: retried later.
+    SessionEnded,
     /// The backoff delay elapsed.
     BackoffElapsed,
     /// A live hint cut the backoff short.
@@ -165,6 +127,7 @@ impl std::fmt::Display for Reason {
             Reason::PublisherActive => f.write_str("publisher active"),
             Reason::GraceExpired(c) => write!(f, "stalled too long: {c}"),
             Reason::TransportLost(r) => write!(f, "transport lost ({r})"),
+            Reason::SessionEnded => f.write_str("session ended"),
             Reason::BackoffElapsed => f.write_str("backoff elapsed"),
             Reason::LiveHint => f.write_str("live hint"),
             Reason::GaveUp(g) => write!(f, "gave up: {g}"),
