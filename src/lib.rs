@@ -17,6 +17,10 @@
 //!   every change as a [`futures::Stream`] of [`Event`]s.
 //! - Adapters behind features: Millicast signaling, WebRTC media and WHEP, a relay.
 //!
+//! Every decision lives in the machine; the driver and the adapters carry out
+//! its outputs. The one rule about media time (what is progress, what starts
+//! a new timeline) is [`timeline::classify`].
+//!
 //! # The core loop
 //!
 //! ```
@@ -31,6 +35,7 @@
 //!     while let Some(output) = machine.poll_output() {
 //!         match output {
 //!             Output::Connect { .. } => machine.handle_input(now, Input::Connected),
+//!             Output::KeepSession => { /* hand the new session to the player */ }
 //!             Output::DropSession { .. } | Output::AbortConnect { .. } => {}
 //!             Output::StateChanged { to, .. } => println!("{step}: {to}"),
 //!             Output::GaveUp { .. } => return,
@@ -73,10 +78,10 @@
 //! | state | meaning | leaves on |
 //! |---|---|---|
 //! | `Idle` | not started, stopped, or given up | start → `Connecting` |
-//! | `Connecting` | one attempt in flight, bounded by `connect_timeout` | success → `Playing`; retryable failure → `Backoff`; fatal → `Idle` + gave up |
-//! | `Playing` | session up, media time advancing | no progress for `stall_after`, no active layers, `inactive`, `stopped` → `Stalled`; transport lost → `Connecting` within `reconnect_spread` on the first drop after stable playback, else `Backoff` |
-//! | `Stalled` | session up, media not advancing or feed gone | progress, layers or `active` back → `Playing`; `stall_grace` over → drop the session → reconnect as above |
-//! | `Backoff` | waiting before the next attempt | delay over, or a live hint → `Connecting` |
+//! | `Connecting` | one attempt in flight, bounded by `connect_timeout` | success → `Playing`; retryable failure → `Backoff`; fatal → `Idle` + gave up; a live hint is kept for the `Backoff` that may follow |
+//! | `Playing` | session up, media time advancing | no progress for `stall_after`, no active layers, `inactive`, `stopped` → `Stalled`; transport lost → `Backoff` within `reconnect_spread` on the first drop after stable playback (`Connecting` at once when the spread is zero), else `Backoff` by the schedule |
+//! | `Stalled` | session up, media not advancing or feed gone | no progress: progress → `Playing`; no layers: layers or progress → `Playing`; `inactive`/`stopped`: only `active` or a live hint → `Playing`; `stall_grace` over → drop the session → reconnect as above |
+//! | `Backoff` | waiting before the next attempt | delay over → `Connecting`; a live hint (or one kept from `Connecting`) → `Connecting` at once, or within `hint_spread` when set |
 //!
 //! A user pause is never a stall. `stop()` always reaches `Idle` and drops the
 //! session or attempt. Attempts count from 1 in each outage and start over

@@ -181,7 +181,14 @@ async fn stop_during_connecting_abandons_the_attempt_and_never_reconnects() {
     stream.publish();
     stream.set_connect_delay(Duration::from_secs(3600 * 24));
     let v = viewer(&stream);
-    wait_for(&v, "connecting", |s| matches!(s, State::Connecting { .. })).await;
+    // The viewer says `Connecting` from `spawn`; wait until the attempt is made.
+    timeout(PATIENCE, async {
+        while stream.connects() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("an attempt");
     v.stop().await;
     assert_eq!(v.state(), State::Idle);
     sleep(Duration::from_secs(600)).await;
@@ -444,4 +451,29 @@ async fn stopping_during_an_attempt_hands_no_session_to_the_app() {
         assert!(!matches!(event, Event::Session(_)), "{event}");
     }
     assert_eq!(stream.sessions(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spawned_viewer_is_connecting_at_once_and_retry_in_reads_the_runtime_clock() {
+    let stream = MemoryStream::new();
+    let v = viewer(&stream);
+    assert!(
+        matches!(v.state(), State::Connecting { attempt: 1, .. }),
+        "{}",
+        v.state()
+    );
+    wait_for(&v, "waiting for the publisher", |s| {
+        matches!(s, State::Backoff { .. })
+    })
+    .await;
+    let first = v.retry_in().expect("backing off");
+    // Far more virtual time than any real time: the answer follows the runtime's clock.
+    sleep(first / 2).await;
+    let later = v.retry_in().expect("still backing off");
+    // tokio's timer has a 1 ms resolution.
+    let moved = first - later;
+    assert!(
+        moved.abs_diff(first / 2) <= Duration::from_millis(1),
+        "{moved:?} of {first:?}"
+    );
 }

@@ -133,7 +133,9 @@ impl<S: StreamSource> Reconnector<S> {
         self
     }
 
-    /// Spawns the viewer's task on the current tokio runtime.
+    /// Spawns the viewer's task on the current tokio runtime. With
+    /// [`autostart`](Reconnector::autostart) (the default) the viewer is
+    /// `Connecting` when this returns.
     ///
     /// # Panics
     ///
@@ -142,14 +144,15 @@ impl<S: StreamSource> Reconnector<S> {
         let seed = self.seed.unwrap_or_else(entropy_seed);
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
-        let (state_tx, state) = watch::channel(State::Idle);
-        let span = tracing::info_span!("viewer", stream = %self.source.describe());
-        let machine = Machine::with_shared_policy(self.policy, seed);
-        let driver = Driver::new(self.source, machine, commands, events_tx, state_tx);
+        let mut machine = Machine::with_shared_policy(self.policy, seed);
         if self.autostart {
-            // Queued before the task runs: it is the first thing the task sees.
-            let _ = commands_tx.send(Command::Input(Input::Start));
+            // Started here, so that the state says "connecting" as soon as
+            // `spawn` returns; the task carries out the connect first thing.
+            machine.handle_input(tokio::time::Instant::now().into_std(), Input::Start);
         }
+        let (state_tx, state) = watch::channel(machine.state());
+        let span = tracing::info_span!("viewer", stream = %self.source.describe());
+        let driver = Driver::new(self.source, machine, commands, events_tx, state_tx);
         tokio::spawn(driver.run().instrument(span));
         Viewer {
             control: Control {
@@ -231,6 +234,16 @@ impl Control {
     /// A receiver that always holds the current state.
     pub fn watch_state(&self) -> watch::Receiver<State> {
         self.state.clone()
+    }
+
+    /// How long until the next attempt, when backing off, on the runtime's
+    /// clock: `tokio::time::Instant::now()`, which a paused test
+    /// (`start_paused`) controls. [`State`]'s instants are on that clock too,
+    /// so [`State::retry_in`] needs `tokio::time::Instant::now().into_std()`,
+    /// not `std::time::Instant::now()`.
+    pub fn retry_in(&self) -> Option<Duration> {
+        self.state()
+            .retry_in(tokio::time::Instant::now().into_std())
     }
 
     /// Reports the player's media time (its playback clock). Call it on every

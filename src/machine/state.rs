@@ -70,6 +70,11 @@ impl State {
     }
 
     /// How long until the next attempt, seen from `now`, when in `Backoff`.
+    ///
+    /// `now` must come from the clock the machine was fed: for a
+    /// [`Reconnector`](crate::Reconnector), tokio's
+    /// (`tokio::time::Instant::now().into_std()`), or use
+    /// [`Control::retry_in`](crate::Control::retry_in).
     pub fn retry_in(&self, now: Instant) -> Option<Duration> {
         match self {
             State::Backoff { until, .. } => Some(until.saturating_duration_since(now)),
