@@ -98,10 +98,10 @@ async fn run<M: Send + 'static>(
     let mut pending: Vec<Event> = early;
     loop {
         for event in pending.drain(..) {
-            if let Some(item) = map_event(event, &mut migrating, &reconnect) {
-                if tx.send(item).await.is_err() {
-                    return;
-                }
+            if let Some(item) = map_event(event, &mut migrating, &reconnect)
+                && tx.send(item).await.is_err()
+            {
+                return;
             }
         }
         let item = tokio::select! {
