@@ -130,7 +130,10 @@ pub use machine::{
     GiveUpReason, Input, MACHINE_SIZE, Machine, Output, Reason, StallCause, State, Timer,
 };
 pub use policy::{GiveUpRule, MAX_DURATION, Policy, PolicyBuilder, PolicyError};
-pub use source::{Classify, Retry, Session, SourceEvent, StreamSource};
+pub use source::{
+    AnyError, BoxEvents, BoxSource, Classify, FnSource, Retry, Session, SourceEvent, StreamSource,
+    source_fn,
+};
 pub use stats::Stats;
 
 /// The README's examples, compiled and run as doc tests.

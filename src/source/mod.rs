@@ -9,6 +9,12 @@ use std::time::Duration;
 
 use futures::Stream;
 
+mod boxed;
+mod closure;
+
+pub use boxed::{AnyError, BoxEvents, BoxSource};
+pub use closure::{FnSource, source_fn};
+
 /// How to retry after an error: the one thing the reconnect logic needs to know of it.
 ///
 /// | class | when | what the machine does |
@@ -96,10 +102,36 @@ pub enum SourceEvent<M, E> {
     Lost(E),
 }
 
+impl<M, E> SourceEvent<M, E> {
+    /// The same event with its media handle (in `Migrated`) and error (in
+    /// `Lost`) converted: what an adapter over another source needs.
+    pub fn map<M2, E2>(
+        self,
+        media: impl FnOnce(M) -> M2,
+        error: impl FnOnce(E) -> E2,
+    ) -> SourceEvent<M2, E2> {
+        match self {
+            SourceEvent::Progress(t) => SourceEvent::Progress(t),
+            SourceEvent::Layers { active } => SourceEvent::Layers { active },
+            SourceEvent::Active => SourceEvent::Active,
+            SourceEvent::Inactive => SourceEvent::Inactive,
+            SourceEvent::StreamEnded => SourceEvent::StreamEnded,
+            SourceEvent::LiveHint => SourceEvent::LiveHint,
+            SourceEvent::ViewerCount(n) => SourceEvent::ViewerCount(n),
+            SourceEvent::Migrated(m) => SourceEvent::Migrated(media(m)),
+            SourceEvent::Lost(e) => SourceEvent::Lost(error(e)),
+        }
+    }
+}
+
 /// A transport that a [`Reconnector`](crate::Reconnector) can keep alive.
 ///
 /// `connect` is called once per attempt, never while another attempt or
-/// session is alive. The future it returns is dropped to cancel an attempt
+/// session is alive. Its future is `'static`: it must own what it uses, so
+/// clone what it needs out of `self` first (`let url = self.url.clone();
+/// async move { .. }`), as an `async move` over `&mut self` does not compile.
+/// For a source without a type of its own, [`source_fn`] takes a closure;
+/// [`BoxSource`] picks one of several sources at run time. The future it returns is dropped to cancel an attempt
 /// (on `stop()` or a connect timeout), so it must clean up on drop.
 ///
 /// An event stream that ends without [`SourceEvent::Lost`] is
