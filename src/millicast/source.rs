@@ -120,6 +120,12 @@ impl<P: OfferProvider> MillicastSource<P> {
 
     /// How often to ping the signaling socket and how long to wait for the pong
     /// (default 5 s and 5 s). A missing pong is a lost transport.
+    ///
+    /// In a test on paused time (`#[tokio::test(start_paused = true)]`) against
+    /// a real socket, such as the testkit's server, the pong takes real time
+    /// while tokio's clock jumps ahead whenever the runtime waits: give the pong
+    /// a timeout longer than the test (`keepalive(Duration::from_secs(5),
+    /// Duration::from_secs(24 * 3600))`), or every ping "times out".
     #[must_use]
     pub fn keepalive(self, every: Duration, pong_timeout: Duration) -> Self {
         self.configure(|s| {

@@ -149,3 +149,50 @@ async fn next_session(viewer: &mut relive::Viewer<BoxSource<Media, AnyError>>) -
     .await
     .expect("a session")
 }
+
+/// The Millicast testkit on paused time: sockets are real, so their answers
+/// take real time while tokio's clock jumps ahead whenever the runtime idles.
+/// A 5 s pong timeout on that clock fires before any real pong can come (seen:
+/// "no pong within 5s" every few virtual seconds); the source's pong timeout is
+/// the one setting to lengthen, as the testkit docs say.
+#[cfg(feature = "millicast")]
+#[tokio::test(start_paused = true)]
+async fn the_millicast_testkit_on_paused_time_plays_sixty_virtual_seconds_without_a_pong_timeout() {
+    use relive::millicast::MillicastSource;
+    use relive::testkit::millicast::MillicastServer;
+
+    let server = MillicastServer::start().await.expect("a server");
+    server.publish("cam");
+    let source = MillicastSource::new(server.account_id(), "cam")
+        .director_url(server.director_url())
+        .keepalive(Duration::from_secs(5), Duration::from_secs(24 * 3600));
+    let policy = Policy::builder()
+        .progress_watchdog(false)
+        .build()
+        .expect("valid");
+    let mut viewer = Reconnector::new(source, policy).seed(9).spawn();
+    timeout(PATIENCE, async {
+        while !viewer.state().is_playing() {
+            viewer.next().await.expect("events");
+        }
+    })
+    .await
+    .expect("playing");
+    let mut events = Vec::new();
+    let _ = timeout(Duration::from_secs(60), async {
+        while let Some(event) = viewer.next().await {
+            events.push(event.to_string());
+        }
+    })
+    .await;
+    assert!(
+        viewer.state().is_playing(),
+        "{}\n{events:#?}",
+        viewer.state()
+    );
+    assert!(
+        events.iter().all(|e| !e.contains("error")),
+        "an error in 60 virtual seconds: {events:#?}"
+    );
+    assert!(server.view_requests() == 1, "one session all along");
+}

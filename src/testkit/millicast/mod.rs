@@ -1,7 +1,7 @@
 //! A real Millicast-protocol server on 127.0.0.1, in process: the Director and the signaling
 //! WebSocket on one port, driven by the test through a [`MillicastServer`] handle.
 //!
-//! It follows `MILLICAST.md` to the letter (shapes from [`crate::millicast::wire`]), so a client
+//! It speaks the Millicast protocol as the service does (shapes from [`crate::millicast::wire`]), so a client
 //! that works against it speaks the real protocol; and it misbehaves on command (Director faults,
 //! rejected views, ignored pings, dropped sockets, garbage frames) so that tests can prove the
 //! client survives. With feature `webrtc`, each accepted `view` (and each WHEP offer, on
@@ -11,6 +11,15 @@
 //! [`unpublish`](MillicastServer::unpublish) and [`stop`](MillicastServer::stop) stop it with
 //! their events, [`blackhole_media`](MillicastServer::blackhole_media) kills the UDP path.
 //! Without it, the SDP answer is a fixed text and no media follows.
+//!
+//! # Paused time
+//!
+//! The server's sockets are real: on a runtime with paused time
+//! (`#[tokio::test(start_paused = true)]`), tokio's clock jumps to the next timer whenever the
+//! runtime waits for them, so a viewer's 5 s pong timeout expires before any real pong can
+//! arrive. Give the source a pong timeout longer than the test
+//! ([`MillicastSource::keepalive`](crate::millicast::MillicastSource::keepalive)`(Duration::from_secs(5),
+//! Duration::from_secs(24 * 3600))`); everything else works on virtual time.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
