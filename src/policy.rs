@@ -72,7 +72,7 @@ impl Default for Policy {
     /// | `first_media_within` | 5 s | ICE + DTLS + the first key frame take longer than a mid-stream gap |
     /// | `stall_grace` | 3 s | a publisher's encoder restart or a Wi-Fi hand-over often heals in a few seconds on the same session, which is cheaper than a new one |
     /// | `connect_timeout` | 10 s | a Director call plus a WebSocket and WebRTC handshake well above any healthy round trip |
-    /// | backoff | 1 s × 2, capped at 10 s | the cap bounds resume time once the publisher is back |
+    /// | backoff | 1 s, capped at 10 s; multiplier 2, unused by decorrelated jitter (each delay in `[1 s, 3 × previous]`) | the cap bounds resume time once the publisher is back |
     /// | `jitter` | decorrelated | in the herd benchmark: the lowest peak and the fewest attempts of all kinds |
     /// | `reconnect_spread` | 1.5 s | 10 000 viewers dropped together return at ≤ 1/10 of the no-jitter peak; a lone viewer waits 0.75 s on average, less than the JS SDK's fixed 1 s |
     /// | `reset_after` | 10 s | a session that keeps failing within seconds must keep backing off |
