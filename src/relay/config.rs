@@ -72,7 +72,48 @@ impl RelayConfig {
         Self::from_json(&text)
     }
 
+    /// Listens on `addr` (default `127.0.0.1:8787`; port 0 picks a free one, for tests).
+    #[must_use]
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Accepts browsers whose `Origin` is `origin` (once any is given, others are refused).
+    #[must_use]
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// Proxies viewers' Director calls with these credentials.
+    #[must_use]
+    pub fn director(mut self, director: DirectorConfig) -> Self {
+        self.director = Some(director);
+        self
+    }
+
+    /// Replaces the limits.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Lets streams matching `pattern` (`cam-1`, or a prefix `cam-*`) be published with `token`.
+    ///
+    /// Every setting is a builder method, checked as a whole by
+    /// [`check`](RelayConfig::check) (and by the server when it starts):
+    ///
+    /// ```
+    /// use relive::relay::RelayConfig;
+    ///
+    /// let config = RelayConfig::default()
+    ///     .listen("127.0.0.1:0".parse().unwrap())
+    ///     .publish_token("cam-*", "s3cret")
+    ///     .allow_origin("https://player.example");
+    /// assert!(config.check().is_ok());
+    /// ```
     #[must_use]
     pub fn publish_token(mut self, pattern: &str, token: impl Into<String>) -> Self {
         self.publish_tokens.push(TokenRule {

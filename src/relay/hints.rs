@@ -6,7 +6,6 @@ use tokio::task::JoinHandle;
 use futures::StreamExt;
 
 use crate::Control;
-use crate::relay::RelayError;
 use crate::relay::client::{RelayClient, RelayEvent};
 use crate::relay::protocol::StreamName;
 
@@ -17,20 +16,19 @@ use crate::relay::protocol::StreamName;
 ///
 /// ```no_run
 /// # async fn demo<S: relive::StreamSource>(source: S) -> Result<(), relive::relay::RelayError> {
+/// use relive::relay::StreamName;
 /// use relive::{Policy, Reconnector};
 ///
 /// let viewer = Reconnector::new(source, Policy::default()).spawn();
-/// let _hints = relive::relay::hints("ws://127.0.0.1:8787/ws", "cam-1", viewer.control())?;
+/// let stream = StreamName::new("cam-1")?;
+/// let _hints = relive::relay::hints("ws://127.0.0.1:8787/ws", &stream, viewer.control());
 /// # Ok(()) }
 /// ```
-pub fn hints(
-    relay_url: impl Into<String>,
-    stream: impl AsRef<str>,
-    control: Control,
-) -> Result<Hints, RelayError> {
-    let stream = StreamName::new(stream.as_ref())?;
-    let client = RelayClient::builder(relay_url).stream(stream).spawn();
-    Ok(Hints::spawn(client, control))
+pub fn hints(relay_url: impl Into<String>, stream: &StreamName, control: Control) -> Hints {
+    let client = RelayClient::builder(relay_url)
+        .stream(stream.clone())
+        .spawn();
+    Hints::spawn(client, control)
 }
 
 /// The task that turns a relay's `publish` events into live hints; stops when dropped.

@@ -19,8 +19,9 @@
 //! # async fn demo() -> Result<(), relive::relay::RelayError> {
 //! use relive::relay::{Details, RelayConfig, RelayPublisher, RelayServer, StreamName};
 //!
-//! let mut config = RelayConfig::default().publish_token("cam-*", "s3cret");
-//! config.listen = "127.0.0.1:0".parse().unwrap();
+//! let config = RelayConfig::default()
+//!     .listen("127.0.0.1:0".parse().unwrap())
+//!     .publish_token("cam-*", "s3cret");
 //! let relay = RelayServer::start(config).await?;
 //!
 //! let publisher = RelayPublisher::connect(&relay.url(), "s3cret").await?;

@@ -30,8 +30,9 @@ use crate::relay::{LocalBroker, RelayError, connection};
 /// # async fn demo() -> Result<(), relive::relay::RelayError> {
 /// use relive::relay::{RelayConfig, RelayServer};
 ///
-/// let mut config = RelayConfig::default().publish_token("cam-*", "s3cret");
-/// config.listen = "127.0.0.1:0".parse().unwrap();
+/// let config = RelayConfig::default()
+///     .listen("127.0.0.1:0".parse().unwrap())
+///     .publish_token("cam-*", "s3cret");
 /// let relay = RelayServer::start(config).await?;
 /// println!("relay on {}", relay.url());
 /// relay.shutdown().await; // every client gets a `shutdown` frame first

@@ -34,7 +34,7 @@ async fn a_viewer_waiting_for_its_publisher_resumes_at_once_on_the_relays_publis
     else {
         panic!("not waiting for the publisher: {waiting}")
     };
-    let _hints = relive::relay::hints(relay.url(), "cam-1", viewer.control()).unwrap();
+    let _hints = relive::relay::hints(relay.url(), &cam(1), viewer.control());
 
     // The publisher comes back: the stream is live, and the relay says so.
     stream.publish();
