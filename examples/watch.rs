@@ -20,6 +20,10 @@
 //! line shows media time from RTP, the progress watchdog is on (a frozen picture is a stall),
 //! and the demo's publisher also freezes its encoder once. `--whep URL [--token T]` watches a
 //! WHEP endpoint instead.
+//!
+//! `RUST_LOG` (`RUST_LOG=relive=debug`, `RUST_LOG=trace`) adds relive's and its dependencies'
+//! logs on stderr, through `relive::logging::secret_safe_filter`: tungstenite's TRACE records
+//! (the signaling URL with its JWT, every WebSocket frame) stay out even at `trace`.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -64,8 +68,24 @@ fn parse_args() -> Result<Args, String> {
 const USAGE: &str = "usage: watch [--json] [--account A --stream S [--token T] [--director URL]] \
                      [--whep URL [--token T]] (--whep needs --features webrtc)";
 
+/// Logs on stderr when `RUST_LOG` is set, without the dependency records that carry tokens.
+fn init_logs() {
+    let Ok(filter) = std::env::var("RUST_LOG") else {
+        return; // the status line and the timeline are the output
+    };
+    let filter = relive::logging::secret_safe_filter(&filter);
+    match tracing_subscriber::EnvFilter::try_new(&filter) {
+        Ok(filter) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        Err(e) => eprintln!("RUST_LOG ignored ({filter}): {e}"),
+    }
+}
+
 #[tokio::main]
 async fn main() {
+    init_logs();
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {

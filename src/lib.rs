@@ -103,7 +103,8 @@
 //! or server message makes relive panic. The core has no error type: giving
 //! up is an output. Errors of sources and adapters are typed enums that know
 //! their [`Retry`] class, and secrets (tokens, JWTs) never appear in their
-//! `Debug`, `Display` or logs.
+//! `Debug`, `Display` or logs. Dependencies log them at TRACE (tungstenite's WebSocket
+//! frames and handshake request): [`logging`] has the filter directives that keep them out.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -115,6 +116,7 @@ mod source;
 mod stats;
 pub mod timeline;
 
+pub mod logging;
 #[cfg(feature = "millicast")]
 pub mod millicast;
 #[cfg(feature = "relay")]

@@ -13,6 +13,12 @@
 //! (`RELIVE_RELAY_PUBLISH_TOKENS`, `RELIVE_RELAY_SUBSCRIBE_TOKENS`, comma-separated
 //! `PATTERN=TOKEN`), which other local users cannot read the way they can read a command line.
 //! SIGTERM or ctrl-c shuts down gracefully: every client gets a `shutdown` frame first.
+//!
+//! Logs are filtered by `RUST_LOG` (else `--log`), with the `log` crate's records
+//! (tungstenite, reqwest) included. The filter always passes through
+//! `relive::logging::secret_safe_filter`, so `RUST_LOG=trace` does not log the WebSocket
+//! frames that carry publish tokens and relayed JWTs; `RUST_LOG=trace,tungstenite::protocol=trace`
+//! does, on purpose (see `relive::logging`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -87,7 +93,8 @@ struct Args {
     #[cfg(feature = "relay-redis")]
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     redis_heartbeat_ms: u64,
-    /// Log filter when RUST_LOG is not set (`info`, `relive=debug`, ...).
+    /// Log filter when RUST_LOG is not set (`info`, `relive=debug`, ...); tungstenite is
+    /// held at DEBUG either way (its TRACE records carry tokens).
     #[arg(long, value_name = "FILTER", default_value = "info")]
     log: String,
 }
@@ -195,12 +202,11 @@ fn check_director(director: Option<&DirectorConfig>) -> Result<(), RelayError> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&args.log));
-    let subscriber = tracing_subscriber::fmt().with_target(false);
-    match filter {
-        Ok(filter) => subscriber.with_env_filter(filter).init(),
-        Err(_) => subscriber.init(),
-    }
+    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_env_filter(log_filter(rust_log.as_deref(), &args.log))
+        .init();
     let redis = redis_settings(&args);
     let config = match args.into_config() {
         Ok(config) => config,
@@ -228,6 +234,16 @@ async fn main() -> ExitCode {
     tracing::info!("signal received; shutting down");
     relay.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// The log filter: `RUST_LOG` if set and valid, else `--log`, else `info`; each with
+/// tungstenite capped below its secret-carrying TRACE records.
+fn log_filter(rust_log: Option<&str>, flag: &str) -> EnvFilter {
+    [rust_log, Some(flag)]
+        .into_iter()
+        .flatten()
+        .find_map(|filter| EnvFilter::try_new(relive::logging::secret_safe_filter(filter)).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"))
 }
 
 /// Resolves on ctrl-c or SIGTERM.
@@ -291,6 +307,19 @@ mod tests {
         assert_eq!(config.publish_tokens.len(), 1);
         assert_eq!(config.publish_tokens[0].stream, "mic");
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn rust_log_wins_and_tungstenite_frames_stay_out() {
+        let shown = |rust_log, flag| log_filter(rust_log, flag).to_string();
+        assert_eq!(shown(None, "info"), "info");
+        assert_eq!(shown(Some("trace"), "info"), "tungstenite=debug,trace");
+        assert_eq!(
+            shown(Some("tungstenite=trace"), "info"),
+            "tungstenite=debug"
+        );
+        assert_eq!(shown(Some("=bad"), "debug"), "debug", "an invalid RUST_LOG");
+        assert_eq!(shown(None, "=bad"), "info", "an invalid --log");
     }
 
     #[test]

@@ -101,38 +101,91 @@ where
     }
 }
 
-/// Every tracing event of the process, at TRACE level for every crate, kept in
-/// memory: for the tests that prove secrets never reach a log. Installs the
-/// global subscriber, so one such test per test binary.
+/// Every tracing event and `log` record of the process, kept in memory: for the tests that
+/// prove secrets never reach a log. The first call installs, once per test binary, the global
+/// subscriber and a `log` bridge at TRACE (as tracing-subscriber's `init()` does in an
+/// application), with two captures of the same records, so that every test of the binary
+/// can use them at once: [`CapturedLogs::install`] filters through
+/// `relive::logging::secret_safe_filter("trace")` (everything at TRACE, with the directives
+/// relive documents), [`CapturedLogs::unfiltered`] through plain `trace`.
 #[derive(Clone, Default)]
-pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub struct CapturedLogs {
+    text: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    written: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// The two captures of the process.
+static CAPTURES: std::sync::OnceLock<(CapturedLogs, CapturedLogs)> = std::sync::OnceLock::new();
 
 impl CapturedLogs {
-    /// Installs the capture as the process's global subscriber.
+    /// The capture at TRACE with relive's secret-safe directives.
     pub fn install() -> Self {
-        let captured = CapturedLogs::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        captured
+        Self::both().0.clone()
+    }
+
+    /// The capture at plain TRACE: what an application without the directives logs.
+    pub fn unfiltered() -> Self {
+        Self::both().1.clone()
+    }
+
+    fn both() -> &'static (CapturedLogs, CapturedLogs) {
+        CAPTURES.get_or_init(|| {
+            use tracing_subscriber::Layer as _;
+            use tracing_subscriber::layer::SubscriberExt as _;
+            let safe = CapturedLogs::default();
+            let unfiltered = CapturedLogs::default();
+            let layer = |capture: &CapturedLogs, filter: &str| {
+                let writer = capture.clone();
+                tracing_subscriber::fmt::layer()
+                    .with_writer(move || writer.clone())
+                    .with_ansi(false)
+                    .with_filter(tracing_subscriber::EnvFilter::new(filter))
+                    .boxed()
+            };
+            let subscriber = tracing_subscriber::registry().with(vec![
+                layer(&safe, &relive::logging::secret_safe_filter("trace")),
+                layer(&unfiltered, "trace"),
+            ]);
+            tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+            tracing_log::LogTracer::builder()
+                .with_max_level(tracing_log::log::LevelFilter::Trace)
+                .init()
+                .expect("the only logger");
+            (safe, unfiltered)
+        })
     }
 
     /// Everything logged so far.
     pub fn text(&self) -> String {
-        let log = self.0.lock().map(|l| l.clone()).unwrap_or_default();
+        let log = self.text.lock().map(|l| l.clone()).unwrap_or_default();
         String::from_utf8_lossy(&log).into_owned()
+    }
+
+    /// Waits until `done` accepts the capture (checked after every write); returns the
+    /// capture then. Panics with it after [`PATIENCE`].
+    pub async fn until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let written = self.written.notified();
+            tokio::pin!(written);
+            written.as_mut().enable();
+            let text = self.text();
+            if done(&text) {
+                return text;
+            }
+            if tokio::time::timeout_at(deadline, written).await.is_err() {
+                panic!("the capture never showed {what}:\n{}", self.text());
+            }
+        }
     }
 }
 
 impl std::io::Write for CapturedLogs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut log) = self.0.lock() {
+        if let Ok(mut log) = self.text.lock() {
             log.extend_from_slice(buf);
         }
+        self.written.notify_waiters();
         Ok(buf.len())
     }
 
