@@ -12,11 +12,10 @@
 //! checked against that model after every step, and the machine must give
 //! up exactly when, and why, the model does.
 
-// A test crate's root lives in tests/, so its modules need a path.
-#[path = "machine_props/checks.rs"]
 mod checks;
-#[path = "machine_props/harness.rs"]
 mod harness;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
