@@ -27,7 +27,6 @@ async fn a_viewer_waiting_for_its_publisher_resumes_at_once_on_the_relays_publis
     .unwrap()
     .unwrap();
     let State::Backoff {
-        until,
         waiting_for_publisher: true,
         ..
     } = waiting
@@ -39,19 +38,14 @@ async fn a_viewer_waiting_for_its_publisher_resumes_at_once_on_the_relays_publis
     // The publisher comes back: the stream is live, and the relay says so.
     stream.publish();
     let publisher = RelayPublisher::connect(&relay.url(), TOKEN).await.unwrap();
-    let published = Instant::now();
     publisher.publish(&cam(1), &details("back")).await.unwrap();
 
     timeout(PATIENCE, state.wait_for(State::is_playing))
         .await
         .unwrap()
         .unwrap();
-    let resumed = published.elapsed();
-    let deadline = until.saturating_duration_since(published.into_std());
-    assert!(
-        resumed < Duration::from_secs(1) && deadline > Duration::from_secs(3),
-        "resumed {resumed:?} after publish; the backoff deadline was {deadline:?} away"
-    );
+    // Not a wall-clock bound on how fast: the claim is causal, checked below — the attempt
+    // that plays was started by the hint, not by the backoff deadline running out.
     assert_eq!(
         stream.connects(),
         2,
@@ -70,5 +64,9 @@ async fn a_viewer_waiting_for_its_publisher_resumes_at_once_on_the_relays_publis
     assert!(
         reasons.contains(&("connecting", Reason::LiveHint)),
         "{reasons:?}"
+    );
+    assert!(
+        !reasons.iter().any(|(_, r)| *r == Reason::BackoffElapsed),
+        "the backoff ran out before the hint: {reasons:?}"
     );
 }

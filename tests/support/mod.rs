@@ -1,5 +1,7 @@
-//! Helpers for the integration tests: a viewer with its event timeline, waits
-//! with generous timeouts (never sleeps to let things settle).
+//! Helpers shared by every test binary (`tests/<area>/main.rs` includes this file as
+//! `#[path = "../support/mod.rs"] mod support;`): the one patience for waits over real sockets,
+//! a viewer with its event timeline, waits with generous timeouts (never sleeps to let things
+//! settle), captured logs and relay event waits.
 #![allow(dead_code, unreachable_pub)]
 
 use std::time::Duration;
@@ -8,7 +10,9 @@ use futures::StreamExt;
 use relive::{Event, Reason, State, StreamSource, Viewer};
 use tokio::time::{Instant, timeout};
 
-/// Upper bound for any wait on loopback; tests pass in well under it.
+/// Upper bound for any wait on loopback, the only one of the tests on real time: a wait that
+/// needs longer says so as a multiple of it. Tests pass in well under it; it is a timeout that
+/// turns a hang into a failure with a timeline, never an assertion on how long something took.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
 /// A viewer plus everything it reported, for assertions and failure messages.

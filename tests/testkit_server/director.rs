@@ -116,7 +116,7 @@ async fn hang_times_out_in_the_client_until_released() {
     let error = client
         .post(&url)
         .json(&body)
-        .timeout(QUIET)
+        .timeout(CLIENT_TIMEOUT)
         .send()
         .await
         .unwrap_err();

@@ -73,14 +73,10 @@ async fn a_frozen_publisher_is_seen_from_media_time_and_heals_on_the_same_sessio
         "{}",
         w.dump()
     );
-    // The bound is stall_after + one tick (proven on virtual time in the core tests); here only
-    // a loose sanity bound, as loopback scheduling is not a clock.
+    // The upper bound is stall_after + one tick, proven on virtual time in the core tests;
+    // loopback scheduling on a shared machine is no clock, so here only the causal lower bound:
+    // the stall is not declared before media time stood still for `stall_after` (less a tick).
     assert!(detected >= STALL_AFTER - TICK, "{detected:?}\n{}", w.dump());
-    assert!(
-        detected < STALL_AFTER + TICK + Duration::from_secs(2),
-        "{detected:?}\n{}",
-        w.dump()
-    );
     server.unfreeze(CAM);
     assert_eq!(
         w.until_playing().await,

@@ -3,9 +3,12 @@
 //! nightly or cargo-fuzz. The checks are `fuzz/src/checks.rs`, the very file the fuzz targets use.
 #![cfg(feature = "millicast")]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 // The checks are `pub` for the fuzz crate's lib; here they are a private module.
 #[allow(unreachable_pub)]
-#[path = "../fuzz/src/checks.rs"]
+#[path = "../../fuzz/src/checks.rs"]
 mod checks;
 
 use std::panic::catch_unwind;

@@ -1,6 +1,9 @@
 //! The tokio driver on virtual time, against the in-memory scripted source.
 #![cfg(feature = "testkit")]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use futures::StreamExt;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly, like the tests
 #![cfg(all(feature = "millicast", feature = "testkit"))]
 
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::sync::Arc;
@@ -229,11 +230,20 @@ async fn a_refused_token_without_a_refresher_gives_up() {
     let event = w.until("give-up", |e| matches!(e, Event::GaveUp(_))).await;
     assert!(matches!(event, Event::GaveUp(GiveUpReason::Fatal)));
     assert_eq!(w.viewer.state(), State::Idle);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.director_requests(), 1, "given up after one attempt");
+    // A barrier instead of a quiet period: the user starts the viewer again. A retry of the
+    // viewer's own would be a transition out of Idle before the one our start causes, and one
+    // more Director request than the two attempts we account for.
+    w.viewer.start();
+    let reason = w.until_state("connecting again", |s| !s.is_idle()).await;
+    assert_eq!(reason, Reason::Started, "{}", w.dump());
+    let event = w.until("give-up", |e| matches!(e, Event::GaveUp(_))).await;
+    assert!(matches!(event, Event::GaveUp(GiveUpReason::Fatal)));
     assert_eq!(
         server.director_requests(),
-        1,
-        "a fatal error is not retried"
+        2,
+        "a fatal error is not retried: {}",
+        w.dump()
     );
 }
 
@@ -364,16 +374,39 @@ async fn stop_while_the_director_hangs_returns_and_stays_idle() {
     server.publish(CAM);
     server.set_director_fault(Some(DirectorFault::Hang));
     let source = source(&server).request_timeout(Duration::from_secs(60));
-    let w = Watch::new(Reconnector::new(source, policy()).spawn());
+    let mut w = Watch::new(Reconnector::new(source, policy()).spawn());
     server.wait_director_requests(1, PATIENCE).await.unwrap();
     tokio::time::timeout(PATIENCE, w.viewer.stop())
         .await
         .expect("stop returns");
     assert_eq!(w.viewer.state(), State::Idle);
+    // Releasing the hang answers the abandoned request, if anything still waits for it.
     server.set_director_fault(None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(server.director_requests(), 1);
-    assert_eq!(server.viewers(CAM), 0);
+    // A barrier instead of a quiet period: start again and play. The abandoned attempt was
+    // released before this one was even asked for, so had it lived on, it would have viewed
+    // first: a second view request, a second session, or a state change before our start.
+    w.viewer.start();
+    w.until_playing().await;
+    server.wait_viewers(CAM, 1, PATIENCE).await.unwrap();
+    let states: Vec<_> = w.states.iter().map(|(s, r)| (s.name(), *r)).collect();
+    assert_eq!(
+        states,
+        [
+            ("connecting", Reason::Started),
+            ("idle", Reason::UserStopped),
+            ("connecting", Reason::Started),
+            ("playing", Reason::Connected),
+        ],
+        "stayed idle until started again: {}",
+        w.dump()
+    );
+    assert_eq!(server.director_requests(), 2);
+    assert_eq!(
+        server.view_requests(),
+        1,
+        "the stopped attempt never viewed"
+    );
+    assert_eq!(w.sessions, 1);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 #![cfg(feature = "relay")]
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::time::Duration;
@@ -14,24 +14,19 @@ use relive::relay::{
     CloseReason, Details, ErrorCode, RelayClient, RelayConfig, RelayEvent, RelayPublisher,
     RelayServer, StreamName, Track,
 };
+use support::PATIENCE;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout};
+use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-#[path = "relay/director.rs"]
 mod director;
-#[path = "relay/flows.rs"]
 mod flows;
-#[path = "relay/limits.rs"]
 mod limits;
-#[path = "relay/resume.rs"]
 mod resume;
-#[path = "relay/security.rs"]
 mod security;
 
 const TOKEN: &str = "cam-token";
-const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A relay on a free port; publishers of `cam-*` need [`TOKEN`].
 fn config() -> RelayConfig {

@@ -16,11 +16,10 @@
 //! the next `Backoff`, and ticks during a stall the publisher caused
 //! (`Inactive`, `StreamEnded`) do not end it.
 
-// A test crate's root lives in tests/, so its modules need a path.
-#[path = "machine_props/checks.rs"]
 mod checks;
-#[path = "machine_props/harness.rs"]
 mod harness;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use tokio::time::{Instant, timeout};
 
 pub const TOKEN: &str = "cam-token";
-pub const PATIENCE: Duration = Duration::from_secs(15);
+pub use crate::support::PATIENCE;
 /// Short so that the dead-node test is quick; the defaults are 5 s and 1 s.
 pub const TTL: Duration = Duration::from_millis(1500);
 pub const HEARTBEAT: Duration = Duration::from_millis(300);
@@ -200,7 +200,7 @@ pub async fn next_event(
     what: &str,
     f: impl Fn(&RelayEvent) -> bool,
 ) -> RelayEvent {
-    crate::common::next_relay_event(client, what, PATIENCE, f).await
+    crate::support::next_relay_event(client, what, PATIENCE, f).await
 }
 
 /// Waits for a `publish` or `update` with `want`.

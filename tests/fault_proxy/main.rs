@@ -2,16 +2,19 @@
 #![cfg(feature = "testkit")]
 #![allow(clippy::unwrap_used)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use relive::testkit::proxy::FaultProxy;
+use support::PATIENCE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 
-const PATIENCE: Duration = Duration::from_secs(5);
 /// How long "nothing arrives" is watched for; a lower bound, never a settle time.
 const QUIET: Duration = Duration::from_millis(300);
 

@@ -3,6 +3,9 @@
 #![cfg(all(feature = "testkit", feature = "millicast"))]
 #![allow(clippy::unwrap_used)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -12,21 +15,19 @@ use relive::millicast::wire::{
 };
 use relive::testkit::millicast::{DirectorFault, MillicastServer};
 use relive::testkit::proxy::FaultProxy;
+use support::PATIENCE;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::{self, Message, protocol::frame::coding::CloseCode};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-#[path = "testkit_server/director.rs"]
 mod director;
-#[path = "testkit_server/signaling.rs"]
 mod signaling;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-const PATIENCE: Duration = Duration::from_secs(5);
-/// How long "nothing arrives" is watched for; a lower bound, never a settle time.
-const QUIET: Duration = Duration::from_millis(300);
+/// A client's request timeout, for the test of a hanging Director: the client must give up.
+const CLIENT_TIMEOUT: Duration = Duration::from_millis(300);
 
 async fn director_call(
     director_url: &str,

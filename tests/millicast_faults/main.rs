@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly, like the tests
 #![cfg(all(feature = "millicast", feature = "testkit"))]
 
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::time::Duration;
@@ -14,6 +15,10 @@ use relive::{Event, Policy, Reconnector};
 use support::Watch;
 
 const CAM: &str = "cam";
+const KEEPALIVE: Duration = Duration::from_millis(200);
+const PONG_TIMEOUT: Duration = Duration::from_millis(500);
+/// The slow path's latency per hop: well below [`PONG_TIMEOUT`].
+const DELAY: Duration = Duration::from_millis(60);
 
 /// A live stream behind a proxy; the Director answers with WebSocket URLs
 /// through the proxy too (it builds them from the Host header).
@@ -24,7 +29,7 @@ async fn setup() -> (MillicastServer, FaultProxy, Watch<MillicastSource>) {
     let source = MillicastSource::new(server.account_id(), CAM)
         .director_url(format!("http://{}", proxy.addr()))
         .request_timeout(Duration::from_millis(500))
-        .keepalive(Duration::from_millis(200), Duration::from_millis(500));
+        .keepalive(KEEPALIVE, PONG_TIMEOUT);
     let policy = Policy::builder()
         .backoff(Duration::from_millis(50), 2.0, Duration::from_millis(400))
         .connect_timeout(Duration::from_secs(3))
@@ -96,18 +101,28 @@ async fn a_refused_connection_is_retried_until_the_path_opens() {
 #[tokio::test]
 async fn latency_below_the_pong_timeout_is_no_false_alarm() {
     let (server, proxy, mut w) = setup().await;
-    proxy.delay(Duration::from_millis(60));
+    proxy.delay(DELAY);
     w.until_playing().await;
-    // Ten keepalive rounds on a slow path.
-    server.send_viewercount(CAM, 1);
-    w.until("a viewer count", |e| matches!(e, Event::ViewerCount(_)))
-        .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    server.send_viewercount(CAM, 2);
-    w.until("a second viewer count", |e| {
-        matches!(e, Event::ViewerCount(2))
-    })
-    .await;
+    // Ten keepalive rounds on a slow path, their pong deadlines passed, counted by events rather
+    // than slept: each viewer count is sent once the previous one arrived, and each crosses the
+    // proxy's delay, so the last one arrives at least `ROUNDS * DELAY` after the first.
+    const ROUNDS: u64 = (10 * KEEPALIVE.as_millis() + PONG_TIMEOUT.as_millis()) as u64
+        / DELAY.as_millis() as u64
+        + 1;
+    let first = tokio::time::Instant::now();
+    for n in 1..=ROUNDS {
+        server.send_viewercount(CAM, n);
+        let event = w
+            .until("a viewer count", |e| matches!(e, Event::ViewerCount(_)))
+            .await;
+        assert!(
+            matches!(event, Event::ViewerCount(c) if c == n),
+            "{event:?}"
+        );
+    }
+    // A lower bound, which the chain implies; it documents the time the rounds covered.
+    assert!(first.elapsed() >= 10 * KEEPALIVE + PONG_TIMEOUT);
+    // Every count came over the first session: no pong timeout cut it meanwhile.
     assert_eq!(w.sessions, 1, "{}", w.dump());
     assert!(w.errors.is_empty(), "{}", w.dump());
 }

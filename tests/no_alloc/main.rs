@@ -9,6 +9,9 @@
 //! library itself keeps `#![forbid(unsafe_code)]`.
 #![allow(unsafe_code)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
