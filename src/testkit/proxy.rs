@@ -62,9 +62,21 @@ struct Shared {
     count: watch::Sender<usize>,
     next_id: AtomicU64,
     blackhole: watch::Sender<bool>,
+    /// What a blackhole holds back right now.
+    held: watch::Sender<Held>,
     delay: watch::Sender<Duration>,
     refuse: AtomicBool,
     shutdown: watch::Sender<bool>,
+}
+
+/// What a [`FaultProxy`] blackhole holds back; see [`FaultProxy::held`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Held {
+    /// Connections accepted while blackholed, not yet connected upstream.
+    pub connects: usize,
+    /// Bytes read while blackholed, not yet forwarded.
+    pub bytes: usize,
 }
 
 /// The proxy's hold on one connection: dropping `_cut` closes it.
@@ -94,6 +106,7 @@ impl FaultProxy {
             count: watch::Sender::new(0),
             next_id: AtomicU64::new(0),
             blackhole: watch::Sender::new(false),
+            held: watch::Sender::new(Held::default()),
             delay: watch::Sender::new(Duration::ZERO),
             refuse: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
@@ -162,6 +175,31 @@ impl FaultProxy {
         tokio::time::timeout(timeout, async move {
             // The sender lives as long as `self`; an error cannot happen while we hold it.
             let _ = count.wait_for(|&count| count == n).await;
+        })
+        .await
+    }
+
+    /// What the blackhole holds back now: connections parked before their upstream connect,
+    /// and bytes read from one side and not yet written to the other.
+    pub fn held(&self) -> Held {
+        *self.shared.held.borrow()
+    }
+
+    /// Waits until what the blackhole holds satisfies `f`, at most `timeout`. Bytes held
+    /// are proof that they did not cross: a test waits for them instead of watching a
+    /// socket stay quiet for a while.
+    pub async fn wait_held(
+        &self,
+        mut f: impl FnMut(&Held) -> bool,
+        timeout: Duration,
+    ) -> Result<Held, Elapsed> {
+        let mut held = self.shared.held.subscribe();
+        tokio::time::timeout(timeout, async move {
+            // The sender lives as long as `self`: the wait cannot fail while we hold it.
+            match held.wait_for(|h| f(h)).await {
+                Ok(h) => *h,
+                Err(_) => Held::default(),
+            }
         })
         .await
     }
@@ -244,7 +282,12 @@ async fn relay(
     garbage: mpsc::Receiver<Vec<u8>>,
 ) -> io::Result<()> {
     // A blackholed path forwards nothing, not even the connect.
-    let _ = shared.blackhole.subscribe().wait_for(|&on| !on).await;
+    let mut blackhole = shared.blackhole.subscribe();
+    if *blackhole.borrow_and_update() {
+        shared.held.send_modify(|h| h.connects += 1);
+        let _ = blackhole.wait_for(|&on| !on).await;
+        shared.held.send_modify(|h| h.connects -= 1);
+    }
     let upstream = TcpStream::connect(shared.upstream).await?;
     upstream.set_nodelay(true)?;
     client.set_nodelay(true)?;
@@ -284,7 +327,11 @@ async fn pump(
         if n == 0 {
             return to.shutdown().await;
         }
-        let _ = blackhole.wait_for(|&on| !on).await;
+        if *blackhole.borrow_and_update() {
+            shared.held.send_modify(|h| h.bytes += n);
+            let _ = blackhole.wait_for(|&on| !on).await;
+            shared.held.send_modify(|h| h.bytes -= n);
+        }
         let delay = *shared.delay.borrow();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;

@@ -15,9 +15,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 
-/// How long "nothing arrives" is watched for; a lower bound, never a settle time.
-const QUIET: Duration = Duration::from_millis(300);
-
 /// An echo server; the watch counts the connections it accepted.
 async fn echo_server() -> (SocketAddr, watch::Receiver<usize>) {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
@@ -66,9 +63,10 @@ async fn closes(stream: &mut TcpStream) -> bool {
     }
 }
 
-async fn stays_quiet(stream: &mut TcpStream) -> bool {
+/// Nothing has arrived for `stream` yet (a non-blocking look, no waiting).
+fn nothing_to_read(stream: &TcpStream) -> bool {
     let mut buf = [0; 64];
-    timeout(QUIET, stream.read(&mut buf)).await.is_err()
+    matches!(stream.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 #[tokio::test]
@@ -118,7 +116,10 @@ async fn blackhole_holds_bytes_until_cleared() {
     round_trip(&mut client, b"warm").await;
     proxy.blackhole(true);
     client.write_all(b"held").await.unwrap();
-    assert!(stays_quiet(&mut client).await, "bytes crossed a blackhole");
+    // The proxy holds the four bytes: they cannot have crossed.
+    let held = proxy.wait_held(|h| h.bytes == 4, PATIENCE).await.unwrap();
+    assert_eq!(held.bytes, 4, "bytes crossed a blackhole");
+    assert!(nothing_to_read(&client), "bytes crossed a blackhole");
     assert_eq!(proxy.connections(), 1, "a blackhole keeps connections open");
     proxy.blackhole(false);
     assert_eq!(read_n(&mut client, 4).await, b"held");
@@ -131,7 +132,12 @@ async fn blackhole_accepts_new_connections_but_never_connects_them() {
     let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
     proxy.wait_connections(1, PATIENCE).await.unwrap();
     client.write_all(b"knock").await.unwrap();
-    assert!(stays_quiet(&mut client).await);
+    // Parked before its upstream connect: the upstream cannot have seen it.
+    proxy
+        .wait_held(|h| h.connects == 1, PATIENCE)
+        .await
+        .unwrap();
+    assert!(nothing_to_read(&client));
     assert_eq!(
         *accepted.borrow(),
         0,

@@ -73,6 +73,24 @@ impl Redis {
         panic!("redis-server on port {} did not answer PING", self.port);
     }
 
+    /// `PTTL key`: the key's time to live in ms; negative when it has none or is gone.
+    pub async fn pttl(&self, key: &str) -> i64 {
+        let mut socket = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        let command = format!("*2\r\n$4\r\nPTTL\r\n${}\r\n{key}\r\n", key.len());
+        socket.write_all(command.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while !reply.ends_with(b"\r\n") {
+            socket.read_exact(&mut byte).await.unwrap();
+            reply.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&reply);
+        text.trim()
+            .strip_prefix(':')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("PTTL answered {text:?}"))
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
