@@ -97,7 +97,7 @@
 //! A panic is a bug: no input, input order, `now` (even one going backwards)
 //! or server message makes relive panic. The core has no error type: giving
 //! up is an output. Errors of sources and adapters are typed enums that know
-//! their [`Retry`] class, and secrets (tokens, JWTs) never appear in their
+//! their [`Retry`] class, and secrets (tokens, JWTs: a [`Secret`]) never appear in their
 //! `Debug`, `Display` or logs.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -106,6 +106,7 @@ mod backoff;
 mod driver;
 mod machine;
 mod policy;
+mod secret;
 mod source;
 mod stats;
 
@@ -124,6 +125,7 @@ pub use machine::{
     GiveUpReason, Input, MACHINE_SIZE, Machine, Output, Reason, StallCause, State, Timer,
 };
 pub use policy::{GiveUpRule, MAX_DURATION, Policy, PolicyBuilder, PolicyError};
+pub use secret::Secret;
 pub use source::{Classify, Retry, Session, SourceEvent, StreamSource};
 pub use stats::Stats;
 

@@ -7,7 +7,7 @@
 mod support;
 
 use futures::StreamExt;
-use relive::millicast::wire::Secret;
+use relive::Secret;
 use relive::relay::{
     Details, DirectorConfig, RelayClient, RelayConfig, RelayEvent, RelayPublisher, RelayServer,
     StreamName, TokenRule,

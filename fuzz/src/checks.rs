@@ -390,7 +390,7 @@ fn has_float(value: &Value) -> bool {
 ///   for what `to_text` wrote: it re-parses.
 #[cfg(feature = "relay")]
 pub fn relay_frame(input: &[u8]) {
-    use relive::millicast::wire::Secret;
+    use relive::Secret;
     use relive::relay::protocol::{ClientFrame, parse_client_frame, parse_server_frame};
 
     let Ok(text) = std::str::from_utf8(input) else {

@@ -19,7 +19,7 @@
 //! Errors classify as `MILLICAST.md` §4 says: "stream not being published" and
 //! "Feed not found" wait for the publisher; 401/403 are fatal unless a token
 //! refresher supplies a new token; everything else is retried with backoff.
-//! Tokens and JWTs are [`Secret`](wire::Secret)s: never in logs, `Debug` or errors.
+//! Tokens and JWTs are [`Secret`](crate::Secret)s: never in logs, `Debug` or errors.
 
 pub(crate) mod director;
 mod error;

@@ -10,9 +10,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::Secret;
 use crate::millicast::error::{MillicastError, describe_ws_error};
 use crate::millicast::wire::{
-    Command, Event, Secret, ServerMessage, ViewCommand, ViewResponse, parse_server_message,
+    Command, Event, ServerMessage, ViewCommand, ViewResponse, parse_server_message,
 };
 
 /// A signaling WebSocket.

@@ -8,13 +8,14 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+use crate::Secret;
 use crate::millicast::director;
 use crate::millicast::error::MillicastError;
 use crate::millicast::offer::{OfferProvider, PendingOffer, SignalingOnly};
 use crate::millicast::session::{self, Established, MillicastEvents, Reconnect};
 use crate::millicast::signaling::{self, Limits};
 use crate::millicast::wire::{
-    DirectorFailure, DirectorSuccess, Secret, SubscribeRequest, ViewCommand, jwt_stream_name,
+    DirectorFailure, DirectorSuccess, SubscribeRequest, ViewCommand, jwt_stream_name,
 };
 use crate::millicast::{MillicastMedia, ViewInfo};
 use crate::source::{Session, StreamSource};

@@ -11,7 +11,7 @@
 //! Everything is bounded: frame sizes, per-connection queues (a viewer that does not read is
 //! dropped), frame rates (a token bucket per connection), connections and streams. Publishing
 //! needs a token per stream or prefix; viewers can never publish; browsers' `Origin` can be
-//! checked; tokens are [`Secret`](crate::millicast::wire::Secret)s and never logged. The relay
+//! checked; tokens are [`Secret`](crate::Secret)s and never logged. The relay
 //! can also make the Millicast Director call for its viewers, keeping the API credentials on the
 //! server.
 //!

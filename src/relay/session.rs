@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::time::Instant;
 
-use crate::millicast::wire::Secret;
+use crate::Secret;
 use crate::relay::broker::{BrokerError, Frame, Peer};
 use crate::relay::config::tokens_equal;
 use crate::relay::protocol::{

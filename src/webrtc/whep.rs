@@ -12,7 +12,7 @@ use futures::Stream;
 use futures::stream::BoxStream;
 use reqwest::header;
 
-use crate::millicast::wire::Secret;
+use crate::Secret;
 use crate::millicast::{MediaEvent, PendingOffer};
 use crate::source::{Session, SourceEvent, StreamSource};
 use crate::webrtc::error::WhepError;

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Secret, base64url};
+use super::base64url;
+use crate::Secret;
 
 /// Longest server message kept in a [`DirectorFailure`]; the rest is cut so that a proxy's error
 /// page cannot flood the logs.

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::millicast::wire::Secret;
+use crate::Secret;
 
 #[test]
 fn every_client_frame_of_the_protocol_parses() {
