@@ -104,6 +104,10 @@
 
 mod backoff;
 mod driver;
+#[cfg(feature = "millicast")]
+mod http_settings;
+#[cfg(feature = "millicast")]
+mod http_status;
 mod machine;
 mod policy;
 mod secret;
@@ -112,6 +116,8 @@ mod stats;
 
 #[cfg(feature = "millicast")]
 pub mod millicast;
+#[cfg(feature = "millicast")]
+pub mod offer;
 #[cfg(feature = "relay")]
 pub mod relay;
 #[cfg(feature = "testkit")]

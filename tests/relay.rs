@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use relive::relay::protocol::{ServerFrame, parse_server_frame};
 use relive::relay::{
-    CloseReason, Details, ErrorCode, RelayClient, RelayConfig, RelayEvent, RelayPublisher,
-    RelayServer, StreamName, Track,
+    CloseReason, Details, ErrorCode, PublishedTrack, RelayClient, RelayConfig, RelayEvent,
+    RelayPublisher, RelayServer, StreamName,
 };
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
@@ -51,7 +51,7 @@ fn cam(n: u32) -> StreamName {
 fn details(title: &str) -> Details {
     Details {
         source_ids: vec!["main".into()],
-        tracks: vec![Track {
+        tracks: vec![PublishedTrack {
             track_id: "video0".into(),
             media: "video".into(),
         }],

@@ -13,7 +13,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::Secret;
 use crate::millicast::error::{MillicastError, describe_ws_error};
 use crate::millicast::wire::{
-    Command, Event, ServerMessage, ViewCommand, ViewResponse, parse_server_message,
+    Command, ServerMessage, SignalingEvent, ViewCommand, ViewResponse, parse_server_message,
 };
 
 /// A signaling WebSocket.
@@ -67,7 +67,7 @@ pub(crate) async fn view(
     trans_id: u64,
     command: &ViewCommand,
     limits: &Limits,
-) -> Result<(ViewResponse, Vec<Event>), MillicastError> {
+) -> Result<(ViewResponse, Vec<SignalingEvent>), MillicastError> {
     let frame = Command::view(trans_id, command)?.to_text();
     ws.send(Message::text(frame))
         .await

@@ -7,7 +7,7 @@
 //! - [`parse_director_response`] classifies a Director answer (status + body) into a
 //!   [`DirectorSuccess`] or a [`DirectorFailure`].
 //! - [`parse_server_message`] reads one signaling text frame into a [`ServerMessage`]; events
-//!   become an [`Event`], leniently.
+//!   become a [`SignalingEvent`], leniently.
 //! - [`Command`] and [`ViewCommand`] are what a viewer sends.
 
 mod base64url;
@@ -19,7 +19,9 @@ pub use director::{
     DirectorFailure, DirectorSuccess, IceServer, SubscribeRequest, jwt_stream_name,
     parse_director_response,
 };
-pub use events::{Event, LayerEncoding, Layers, MediaLayers, SpatialTemporalLayer, Track};
+pub use events::{
+    LayerEncoding, Layers, MediaLayers, SignalingEvent, SourceTrack, SpatialTemporalLayer,
+};
 pub use signaling::{
     Command, DEFAULT_EVENTS, LayerSelection, PlayoutDelay, ServerMessage, ViewCommand,
     ViewResponse, parse_command, parse_server_message,

@@ -38,12 +38,12 @@ mod error;
 mod hints;
 mod local;
 pub mod protocol;
+mod protocol_state;
 mod publisher;
 mod rate;
 #[cfg(feature = "relay-redis")]
 mod redis;
 mod server;
-mod session;
 mod ws;
 
 pub use broker::{Broker, BrokerCounts, BrokerError, Frame, Peer, Published};
@@ -52,7 +52,7 @@ pub use config::{DirectorConfig, Limits, RelayConfig, TokenRule};
 pub use error::RelayError;
 pub use hints::{Hints, hints};
 pub use local::LocalBroker;
-pub use protocol::{CloseReason, Details, ErrorCode, StreamName, Track};
+pub use protocol::{CloseReason, Details, ErrorCode, PublishedTrack, StreamName};
 pub use publisher::RelayPublisher;
 #[cfg(feature = "relay-redis")]
 pub use redis::{RedisBroker, RedisConfig, RedisError};

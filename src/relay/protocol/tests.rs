@@ -151,7 +151,7 @@ fn server_frames_round_trip() {
     let stream = StreamName::new("cam-1").unwrap();
     let details = Details {
         source_ids: vec!["main".into()],
-        tracks: vec![Track {
+        tracks: vec![PublishedTrack {
             track_id: "v".into(),
             media: "video".into(),
         }],
