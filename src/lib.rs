@@ -102,7 +102,7 @@
 //! A panic is a bug: no input, input order, `now` (even one going backwards)
 //! or server message makes relive panic. The core has no error type: giving
 //! up is an output. Errors of sources and adapters are typed enums that know
-//! their [`Retry`] class, and secrets (tokens, JWTs) never appear in their
+//! their [`Retry`] class, and secrets (tokens, JWTs: a [`Secret`]) never appear in their
 //! `Debug`, `Display` or logs. Dependencies log them at TRACE (tungstenite's WebSocket
 //! frames and handshake request): [`logging`] has the filter directives that keep them out.
 #![forbid(unsafe_code)]
@@ -110,8 +110,13 @@
 
 mod backoff;
 mod driver;
+#[cfg(feature = "millicast")]
+mod http_settings;
+#[cfg(feature = "millicast")]
+mod http_status;
 mod machine;
 mod policy;
+mod secret;
 mod source;
 mod stats;
 pub mod timeline;
@@ -119,6 +124,8 @@ pub mod timeline;
 pub mod logging;
 #[cfg(feature = "millicast")]
 pub mod millicast;
+#[cfg(feature = "millicast")]
+pub mod offer;
 #[cfg(feature = "relay")]
 pub mod relay;
 #[cfg(feature = "testkit")]
@@ -132,6 +139,7 @@ pub use machine::{
     GiveUpReason, Input, MACHINE_SIZE, Machine, Output, Reason, StallCause, State, Timer,
 };
 pub use policy::{GiveUpRule, MAX_DURATION, Policy, PolicyBuilder, PolicyError};
+pub use secret::Secret;
 pub use source::{
     AnyError, BoxEvents, BoxSource, Classify, FnSource, Retry, Session, SourceEvent, StreamSource,
     source_fn,

@@ -11,7 +11,7 @@
 //! and every typed message, must come back equal.
 
 use relive::millicast::wire::{
-    Command, DirectorFailure, DirectorSuccess, Event, Layers, ServerMessage, ViewCommand,
+    Command, DirectorFailure, DirectorSuccess, Layers, ServerMessage, SignalingEvent, ViewCommand,
     ViewResponse, base64url_encode, jwt_stream_name, parse_command, parse_director_response,
     parse_server_message,
 };
@@ -62,7 +62,7 @@ pub fn signaling_message(input: &[u8]) {
     }
 }
 
-fn check_event(text: &str, event: &Event) {
+fn check_event(text: &str, event: &SignalingEvent) {
     // `name` is read from the frame (objects only: that is the wire shape).
     let frame: Option<Value> = serde_json::from_str(text).ok();
     if let Some(name) = frame
@@ -71,9 +71,13 @@ fn check_event(text: &str, event: &Event) {
         .and_then(|object| object.get("name"))
         .and_then(Value::as_str)
     {
-        assert_eq!(event.name(), name, "Event::name() is not the frame's name");
+        assert_eq!(
+            event.name(),
+            name,
+            "SignalingEvent::name() is not the frame's name"
+        );
     }
-    if let Event::Layers(layers) = event {
+    if let SignalingEvent::Layers(layers) = event {
         check_active_count(layers);
     }
 }
@@ -390,7 +394,7 @@ fn has_float(value: &Value) -> bool {
 ///   for what `to_text` wrote: it re-parses.
 #[cfg(feature = "relay")]
 pub fn relay_frame(input: &[u8]) {
-    use relive::millicast::wire::Secret;
+    use relive::Secret;
     use relive::relay::protocol::{ClientFrame, parse_client_frame, parse_server_frame};
 
     let Ok(text) = std::str::from_utf8(input) else {

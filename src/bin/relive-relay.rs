@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use relive::millicast::wire::Secret;
+use relive::Secret;
 use relive::relay::{
     Broker, DirectorConfig, LocalBroker, RelayConfig, RelayError, RelayServer, TokenRule,
 };

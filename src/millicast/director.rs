@@ -1,8 +1,9 @@
 //! The Director call: one `POST /api/director/subscribe` per attempt, giving a
 //! fresh JWT and the signaling URL.
 
+use crate::Secret;
 use crate::millicast::error::MillicastError;
-use crate::millicast::wire::{DirectorSuccess, Secret, SubscribeRequest, parse_director_response};
+use crate::millicast::wire::{DirectorSuccess, SubscribeRequest, parse_director_response};
 
 /// The largest Director body read; a real answer is a few hundred bytes.
 pub(crate) const MAX_BODY: usize = 64 * 1024;

@@ -62,12 +62,8 @@ pub enum MillicastError {
 impl Classify for MillicastError {
     fn retry(&self) -> Retry {
         match self {
-            MillicastError::Director(DirectorFailure::NotPublished { .. }) => {
-                Retry::WaitForPublisher
-            }
-            MillicastError::Director(DirectorFailure::Unauthorized { .. })
-            | MillicastError::TokenRefused
-            | MillicastError::Client(_) => Retry::Never,
+            MillicastError::Director(failure) => failure.retry(),
+            MillicastError::TokenRefused | MillicastError::Client(_) => Retry::Never,
             MillicastError::ViewRejected(message) if is_not_published(message) => {
                 Retry::WaitForPublisher
             }

@@ -2,7 +2,7 @@
 //! the Director API and the signaling WebSocket's `view` command and events.
 //!
 //! Each connect attempt calls the Director for a fresh JWT, opens the signaling
-//! socket, sends `view` with an SDP offer from an [`OfferProvider`] and applies
+//! socket, sends `view` with an SDP offer from an [`OfferProvider`](crate::offer::OfferProvider) and applies
 //! the answer. Events become [`SourceEvent`](crate::SourceEvent)s:
 //!
 //! | Millicast | relive |
@@ -19,7 +19,7 @@
 //! Errors classify as `MILLICAST.md` §4 says: "stream not being published" and
 //! "Feed not found" wait for the publisher; 401/403 are fatal unless a token
 //! refresher supplies a new token; everything else is retried with backoff.
-//! Tokens and JWTs are [`Secret`](wire::Secret)s: never in logs, `Debug` or errors.
+//! Tokens and JWTs are [`Secret`](crate::Secret)s: never in logs, `Debug` or errors.
 
 pub(crate) mod director;
 mod error;
@@ -30,10 +30,7 @@ mod source;
 pub mod wire;
 
 pub use error::MillicastError;
-pub use offer::{
-    FixedOffer, MediaError, MediaEvent, MediaSession, OfferProvider, PendingOffer, RECVONLY_OFFER,
-    SignalingMedia, SignalingOnly,
-};
+pub use offer::{FixedOffer, RECVONLY_OFFER, SignalingMedia, SignalingOnly};
 pub use session::MillicastEvents;
 pub use source::{DEFAULT_DIRECTOR, MillicastSource};
 
@@ -41,7 +38,7 @@ pub use source::{DEFAULT_DIRECTOR, MillicastSource};
 /// handle and the server's identifiers of the view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MillicastMedia<M> {
-    /// The media handle of the [`OfferProvider`].
+    /// The media handle of the [`OfferProvider`](crate::offer::OfferProvider).
     pub media: M,
     /// The `view` answer's identifiers.
     pub view: ViewInfo,

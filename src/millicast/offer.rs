@@ -1,78 +1,11 @@
-//! Where the SDP offer of a `view` comes from, and where its answer goes: the
-//! seam between Millicast signaling and a media stack.
+//! [`SignalingOnly`]: the [`OfferProvider`] of a Millicast viewer without a media stack.
 //!
-//! [`SignalingOnly`] sends a fixed recvonly offer and produces no media events:
-//! progress then comes from the application's `report_progress`. The `webrtc`
-//! feature supplies a real peer connection behind the same traits.
-
-use std::future::Future;
-use std::time::Duration;
-
-use futures::stream::BoxStream;
+//! It sends a fixed recvonly offer and produces no media events: progress then
+//! comes from the application's `report_progress`. The `webrtc` feature
+//! supplies a real peer connection behind the same traits ([`crate::offer`]).
 
 use crate::millicast::wire::IceServer;
-
-/// Makes SDP offers for `view` commands, one per attempt.
-pub trait OfferProvider: Send + Sync + 'static {
-    /// What the application gets to play the media (tracks, a packet receiver, ...).
-    type Media: Send + 'static;
-    /// An offer waiting for its answer.
-    type Offer: PendingOffer<Media = Self::Media>;
-
-    /// Creates a recvonly offer (video mid `0`, audio mid `1`) using the
-    /// Director's ICE servers.
-    fn create_offer(
-        &self,
-        ice_servers: &[IceServer],
-    ) -> impl Future<Output = Result<Self::Offer, MediaError>> + Send;
-}
-
-/// An offer sent in `view`, waiting for the server's answer.
-pub trait PendingOffer: Send + 'static {
-    /// The media handle produced once the answer is applied.
-    type Media: Send + 'static;
-
-    /// The offer's SDP text.
-    fn sdp(&self) -> &str;
-
-    /// Applies the server's answer: the media starts flowing.
-    fn accept(
-        self,
-        answer: &str,
-    ) -> impl Future<Output = Result<MediaSession<Self::Media>, MediaError>> + Send;
-}
-
-/// A negotiated media path: the handle for the application and what the
-/// media stack observes.
-pub struct MediaSession<M> {
-    /// The application's handle.
-    pub media: M,
-    /// Media-level events: progress ticks from media time, and loss.
-    pub events: BoxStream<'static, MediaEvent>,
-}
-
-impl<M: std::fmt::Debug> std::fmt::Debug for MediaSession<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MediaSession")
-            .field("media", &self.media)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What a media stack reports about its session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MediaEvent {
-    /// Media time reached this value (from RTP timestamps, a decoder).
-    Progress(Duration),
-    /// The media path failed (ICE, DTLS, consent); the session is over.
-    Lost(String),
-}
-
-/// A media stack failure.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct MediaError(pub String);
+use crate::offer::{MediaError, NegotiatedMedia, OfferProvider, PendingOffer};
 
 /// The offer provider of a signaling-only viewer: a fixed recvonly offer, no
 /// media events. Pair it with `report_progress` from the player, or with
@@ -107,8 +40,8 @@ impl PendingOffer for FixedOffer {
         RECVONLY_OFFER
     }
 
-    async fn accept(self, answer: &str) -> Result<MediaSession<SignalingMedia>, MediaError> {
-        Ok(MediaSession {
+    async fn accept(self, answer: &str) -> Result<NegotiatedMedia<SignalingMedia>, MediaError> {
+        Ok(NegotiatedMedia {
             media: SignalingMedia {
                 answer: answer.to_owned(),
             },

@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 
 use crate::millicast::MillicastMedia;
 use crate::millicast::error::MillicastError;
-use crate::millicast::offer::MediaEvent;
 use crate::millicast::signaling::{self, Keepalive, Limits, Ws};
-use crate::millicast::wire::{Event, ServerMessage};
+use crate::millicast::wire::{ServerMessage, SignalingEvent};
+use crate::offer::MediaEvent;
 use crate::source::SourceEvent;
 
 /// What a session hands the driver.
@@ -27,7 +27,7 @@ pub(crate) struct Established<M> {
     pub(crate) ws: Ws,
     pub(crate) media_events: BoxStream<'static, MediaEvent>,
     pub(crate) media: MillicastMedia<M>,
-    pub(crate) early: Vec<Event>,
+    pub(crate) early: Vec<SignalingEvent>,
 }
 
 /// Makes a new connection, for `migrate`.
@@ -88,14 +88,14 @@ struct Live {
 /// The session loop. Ends by sending `Lost` or when the events are dropped.
 async fn run<M: Send + 'static>(
     mut live: Live,
-    early: Vec<Event>,
+    early: Vec<SignalingEvent>,
     tx: mpsc::Sender<Item<M>>,
     limits: Limits,
     reconnect: Reconnect<M>,
 ) {
     let mut keepalive = Keepalive::new(limits);
     let mut migrating: Option<BoxFuture<'static, Result<Established<M>, MillicastError>>> = None;
-    let mut pending: Vec<Event> = early;
+    let mut pending: Vec<SignalingEvent> = early;
     loop {
         for event in pending.drain(..) {
             if let Some(item) = map_event(event, &mut migrating, &reconnect)
@@ -174,25 +174,25 @@ async fn poll_migration<T>(migrating: &mut Option<BoxFuture<'static, T>>) -> T {
 
 /// A signaling event as a source event; `migrate` starts a new connection.
 fn map_event<M>(
-    event: Event,
+    event: SignalingEvent,
     migrating: &mut Option<BoxFuture<'static, Result<Established<M>, MillicastError>>>,
     reconnect: &Reconnect<M>,
 ) -> Option<Item<M>> {
     match event {
         // A secondary source of a multi-source stream coming and going is no
         // news for the main picture.
-        Event::Active {
+        SignalingEvent::Active {
             source_id: None, ..
         } => Some(SourceEvent::Active),
-        Event::Inactive {
+        SignalingEvent::Inactive {
             source_id: None, ..
         } => Some(SourceEvent::Inactive),
-        Event::Stopped => Some(SourceEvent::StreamEnded),
-        Event::Layers(layers) => Some(SourceEvent::Layers {
+        SignalingEvent::Stopped => Some(SourceEvent::StreamEnded),
+        SignalingEvent::Layers(layers) => Some(SourceEvent::Layers {
             active: layers.active_count(),
         }),
-        Event::ViewerCount(n) => Some(SourceEvent::ViewerCount(n)),
-        Event::Migrate => {
+        SignalingEvent::ViewerCount(n) => Some(SourceEvent::ViewerCount(n)),
+        SignalingEvent::Migrate => {
             if migrating.is_none() {
                 tracing::info!("server asked to migrate; opening the new session first");
                 *migrating = Some(reconnect());

@@ -10,9 +10,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::Secret;
 use crate::millicast::error::{MillicastError, describe_ws_error};
 use crate::millicast::wire::{
-    Command, Event, Secret, ServerMessage, ViewCommand, ViewResponse, parse_server_message,
+    Command, ServerMessage, SignalingEvent, ViewCommand, ViewResponse, parse_server_message,
 };
 
 /// A signaling WebSocket.
@@ -66,7 +67,7 @@ pub(crate) async fn view(
     trans_id: u64,
     command: &ViewCommand,
     limits: &Limits,
-) -> Result<(ViewResponse, Vec<Event>), MillicastError> {
+) -> Result<(ViewResponse, Vec<SignalingEvent>), MillicastError> {
     let frame = Command::view(trans_id, command)?.to_text();
     ws.send(Message::text(frame))
         .await

@@ -2,27 +2,27 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 
+use crate::Secret;
+use crate::http_settings::{HttpSettings, TokenRefresher};
 use crate::millicast::director;
 use crate::millicast::error::MillicastError;
-use crate::millicast::offer::{OfferProvider, PendingOffer, SignalingOnly};
+use crate::millicast::offer::SignalingOnly;
 use crate::millicast::session::{self, Established, MillicastEvents, Reconnect};
 use crate::millicast::signaling::{self, Limits};
 use crate::millicast::wire::{
-    DirectorFailure, DirectorSuccess, Secret, SubscribeRequest, ViewCommand, jwt_stream_name,
+    DirectorFailure, DirectorSuccess, SubscribeRequest, ViewCommand, jwt_stream_name,
 };
 use crate::millicast::{MillicastMedia, ViewInfo};
+use crate::offer::{OfferProvider, PendingOffer};
 use crate::source::{Session, StreamSource};
 
 /// The public Director.
 pub const DEFAULT_DIRECTOR: &str = "https://director.millicast.com";
-
-type Refresher = Arc<dyn Fn() -> BoxFuture<'static, Option<String>> + Send + Sync>;
 
 /// A Millicast stream, watched through the Director API and the signaling
 /// WebSocket. Each connect attempt makes a fresh Director call (a JWT is good
@@ -38,21 +38,37 @@ type Refresher = Arc<dyn Fn() -> BoxFuture<'static, Option<String>> + Send + Syn
 /// let viewer = Reconnector::new(source, Policy::default()).spawn();
 /// # }
 /// ```
+///
+/// Every builder method takes effect for the connect attempts that start after it, even on a
+/// source whose sessions are running (when `connect` is called directly): the settings are
+/// copied on write, the running sessions keep theirs, and no setting is ever ignored.
 pub struct MillicastSource<P: OfferProvider = SignalingOnly> {
     shared: Arc<Shared<P>>,
-    http: Option<reqwest::Client>,
 }
 
 struct Shared<P> {
     account: String,
     stream: String,
     director: String,
-    request_timeout: Duration,
     limits: Limits,
     pinned_source_id: Option<String>,
-    token: Mutex<Option<Secret>>,
-    refresher: Option<Refresher>,
-    provider: P,
+    http: HttpSettings,
+    provider: Arc<P>,
+}
+
+/// By hand: a derive would ask `P: Clone`, but the provider is shared, never copied.
+impl<P> Clone for Shared<P> {
+    fn clone(&self) -> Self {
+        Shared {
+            account: self.account.clone(),
+            stream: self.stream.clone(),
+            director: self.director.clone(),
+            limits: self.limits,
+            pinned_source_id: self.pinned_source_id.clone(),
+            http: self.http.clone(),
+            provider: Arc::clone(&self.provider),
+        }
+    }
 }
 
 impl MillicastSource<SignalingOnly> {
@@ -64,25 +80,19 @@ impl MillicastSource<SignalingOnly> {
                 account: account.into(),
                 stream: stream.into(),
                 director: DEFAULT_DIRECTOR.to_owned(),
-                request_timeout: Duration::from_secs(5),
                 limits: Limits::default(),
                 pinned_source_id: None,
-                token: Mutex::new(None),
-                refresher: None,
-                provider: SignalingOnly,
+                http: HttpSettings::default(),
+                provider: Arc::new(SignalingOnly),
             }),
-            http: None,
         }
     }
 }
 
 impl<P: OfferProvider> MillicastSource<P> {
+    /// Changes the settings of the attempts to come; running sessions keep a copy of theirs.
     fn configure(mut self, f: impl FnOnce(&mut Shared<P>)) -> Self {
-        match Arc::get_mut(&mut self.shared) {
-            Some(shared) => f(shared),
-            // Shared only by a session in flight: configure a copy for what follows.
-            None => tracing::warn!("MillicastSource reconfigured while in use; ignored"),
-        }
+        f(Arc::make_mut(&mut self.shared));
         self
     }
 
@@ -90,7 +100,7 @@ impl<P: OfferProvider> MillicastSource<P> {
     #[must_use]
     pub fn token(self, token: impl Into<String>) -> Self {
         let token = Secret::new(token);
-        self.configure(|s| s.token = Mutex::new(Some(token)))
+        self.configure(|s| s.http.set_token(token))
     }
 
     /// Called when the Director refuses the token (401/403): returns a fresh
@@ -101,8 +111,8 @@ impl<P: OfferProvider> MillicastSource<P> {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Option<String>> + Send + 'static,
     {
-        let refresher: Refresher = Arc::new(move || refresher().boxed());
-        self.configure(|s| s.refresher = Some(refresher))
+        let refresher: TokenRefresher = Arc::new(move || refresher().boxed());
+        self.configure(|s| s.http.set_refresher(refresher))
     }
 
     /// The Director's base URL (default [`DEFAULT_DIRECTOR`]); tests point it at 127.0.0.1.
@@ -112,10 +122,11 @@ impl<P: OfferProvider> MillicastSource<P> {
         self.configure(|s| s.director = url)
     }
 
-    /// How long one Director call may take (default 5 s).
+    /// How long one Director call may take (default 5 s). Ignored by a client given with
+    /// [`http_client`](MillicastSource::http_client), whose own timeouts apply.
     #[must_use]
     pub fn request_timeout(self, timeout: Duration) -> Self {
-        self.configure(|s| s.request_timeout = timeout)
+        self.configure(|s| s.http.set_request_timeout(timeout))
     }
 
     /// How often to ping the signaling socket and how long to wait for the pong
@@ -149,9 +160,8 @@ impl<P: OfferProvider> MillicastSource<P> {
     /// Shares one HTTP client among many sources (a client holds a connection
     /// pool and TLS roots: one per process is enough). Its own timeouts apply.
     #[must_use]
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
-        self
+    pub fn http_client(self, client: reqwest::Client) -> Self {
+        self.configure(|s| s.http.set_client(client))
     }
 
     /// Watch only this source of a multi-source stream.
@@ -169,28 +179,12 @@ impl<P: OfferProvider> MillicastSource<P> {
                 account: s.account.clone(),
                 stream: s.stream.clone(),
                 director: s.director.clone(),
-                request_timeout: s.request_timeout,
                 limits: s.limits,
                 pinned_source_id: s.pinned_source_id.clone(),
-                token: Mutex::new(current_token(s)),
-                refresher: s.refresher.clone(),
-                provider,
+                http: s.http.clone(),
+                provider: Arc::new(provider),
             }),
-            http: self.http,
         }
-    }
-
-    fn client(&mut self) -> Result<reqwest::Client, MillicastError> {
-        if let Some(http) = &self.http {
-            return Ok(http.clone());
-        }
-        let http = reqwest::Client::builder()
-            .timeout(self.shared.request_timeout)
-            .connect_timeout(self.shared.request_timeout)
-            .build()
-            .map_err(|e| MillicastError::Client(e.without_url().to_string()))?;
-        self.http = Some(http.clone());
-        Ok(http)
     }
 }
 
@@ -199,12 +193,7 @@ where
     P: OfferProvider,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let has_token = self
-            .shared
-            .token
-            .lock()
-            .map(|t| t.is_some())
-            .unwrap_or(false);
+        let has_token = self.shared.http.token().is_some();
         f.debug_struct("MillicastSource")
             .field("account", &self.shared.account)
             .field("stream", &self.shared.stream)
@@ -225,7 +214,7 @@ impl<P: OfferProvider> StreamSource for MillicastSource<P> {
     ) -> impl Future<Output = Result<Session<Self::Media, Self::Events>, MillicastError>> + Send + 'static
     {
         let shared = self.shared.clone();
-        let http = self.client();
+        let http = shared.http.client().map_err(MillicastError::Client);
         let limits = shared.limits;
         async move {
             let http = http?;
@@ -291,21 +280,19 @@ async fn subscribe<P>(
         stream_name: shared.stream.clone(),
         unauthorized_subscribe: None,
     };
-    let token = current_token(shared);
+    let token = shared.http.token();
     match director::subscribe(http, &shared.director, &request, token.as_ref()).await {
         Err(MillicastError::Director(DirectorFailure::Unauthorized { .. }))
-            if shared.refresher.is_some() =>
+            if shared.http.refresher().is_some() =>
         {
-            let refresh = shared.refresher.as_ref().map(|r| r());
+            let refresh = shared.http.refresher().map(|r| r());
             let fresh = match refresh {
                 Some(refresh) => refresh.await.ok_or(MillicastError::TokenRefused)?,
                 None => return Err(MillicastError::TokenRefused),
             };
             tracing::info!("subscribe token refreshed");
             let fresh = Secret::new(fresh);
-            if let Ok(mut token) = shared.token.lock() {
-                *token = Some(fresh.clone());
-            }
+            shared.http.store_refreshed(fresh.clone());
             match director::subscribe(http, &shared.director, &request, Some(&fresh)).await {
                 Err(MillicastError::Director(DirectorFailure::Unauthorized { .. })) => {
                     Err(MillicastError::TokenRefused)
@@ -315,8 +302,4 @@ async fn subscribe<P>(
         }
         other => other,
     }
-}
-
-fn current_token<P>(shared: &Shared<P>) -> Option<Secret> {
-    shared.token.lock().ok().and_then(|t| t.clone())
 }

@@ -7,7 +7,7 @@
 //! - [`parse_director_response`] classifies a Director answer (status + body) into a
 //!   [`DirectorSuccess`] or a [`DirectorFailure`].
 //! - [`parse_server_message`] reads one signaling text frame into a [`ServerMessage`]; events
-//!   become an [`Event`], leniently.
+//!   become a [`SignalingEvent`], leniently.
 //! - [`Command`] and [`ViewCommand`] are what a viewer sends.
 
 mod base64url;
@@ -19,7 +19,9 @@ pub use director::{
     DirectorFailure, DirectorSuccess, IceServer, SubscribeRequest, jwt_stream_name,
     parse_director_response,
 };
-pub use events::{Event, LayerEncoding, Layers, MediaLayers, SpatialTemporalLayer, Track};
+pub use events::{
+    LayerEncoding, Layers, MediaLayers, SignalingEvent, SourceTrack, SpatialTemporalLayer,
+};
 pub use signaling::{
     Command, DEFAULT_EVENTS, LayerSelection, PlayoutDelay, ServerMessage, ViewCommand,
     ViewResponse, parse_command, parse_server_message,
@@ -47,60 +49,7 @@ pub enum WireError {
     MissingField(&'static str),
 }
 
-/// A string that must never reach a log: a JWT, a subscribe token, a TURN credential, or a URL
-/// carrying one of those.
-///
-/// `Debug` and `Display` print `***`; [`Secret::expose`] gives the value to the code that sends it.
-/// It serializes as the plain string (serialization is transport, not logging).
-#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
 #[cfg(test)]
 mod director_tests;
 #[cfg(test)]
 mod signaling_tests;
-
-#[cfg(test)]
-mod secret_tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn secret_never_prints_its_value() {
-        let secret = Secret::new("eyJhbGciOi.top.secret");
-        assert_eq!(format!("{secret:?}"), "Secret(***)");
-        assert_eq!(secret.to_string(), "***");
-        assert_eq!(secret.expose(), "eyJhbGciOi.top.secret");
-    }
-
-    #[test]
-    fn secret_serializes_as_plain_string() {
-        let json = serde_json::to_string(&Secret::new("abc")).unwrap();
-        assert_eq!(json, "\"abc\"");
-    }
-}

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Secret;
 use crate::millicast::DEFAULT_DIRECTOR;
-use crate::millicast::wire::Secret;
 use crate::relay::RelayError;
 use crate::relay::protocol::StreamName;
 

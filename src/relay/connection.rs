@@ -12,8 +12,8 @@ use tracing::Instrument;
 
 use crate::relay::broker::{Frame, Kick, Peer};
 use crate::relay::protocol::{ErrorCode, ServerFrame};
+use crate::relay::protocol_state::{Flow, ProtocolState};
 use crate::relay::server::{Shared, Slot};
-use crate::relay::session::{Flow, Session};
 
 /// How long a closing socket may take to write its last frames and see the client's close.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -50,7 +50,7 @@ enum Wake {
 }
 
 struct Connection {
-    session: Session,
+    session: ProtocolState,
     kick: Arc<Kick>,
     queue: mpsc::Receiver<Frame>,
     socket: WebSocket,
@@ -65,7 +65,7 @@ pub(crate) async fn run(shared: Arc<Shared>, slot: Slot, socket: WebSocket, remo
     let (peer, kick) = Peer::new(id, tx);
     let shutdown = shared.shutdown.subscribe();
     let mut connection = Connection {
-        session: Session::new(shared, peer),
+        session: ProtocolState::new(shared, peer),
         kick,
         queue,
         socket,

@@ -11,7 +11,7 @@
 //! Everything is bounded: frame sizes, per-connection queues (a viewer that does not read is
 //! dropped), frame rates (a token bucket per connection), connections and streams. Publishing
 //! needs a token per stream or prefix; viewers can never publish; browsers' `Origin` can be
-//! checked; tokens are [`Secret`](crate::millicast::wire::Secret)s and never logged. The relay
+//! checked; tokens are [`Secret`](crate::Secret)s and never logged. The relay
 //! can also make the Millicast Director call for its viewers, keeping the API credentials on the
 //! server.
 //!
@@ -39,12 +39,12 @@ mod error;
 mod hints;
 mod local;
 pub mod protocol;
+mod protocol_state;
 mod publisher;
 mod rate;
 #[cfg(feature = "relay-redis")]
 mod redis;
 mod server;
-mod session;
 mod ws;
 
 pub use broker::{Broker, BrokerCounts, BrokerError, Frame, Peer, Published};
@@ -53,7 +53,7 @@ pub use config::{DirectorConfig, Limits, RelayConfig, TokenRule};
 pub use error::RelayError;
 pub use hints::{Hints, hints};
 pub use local::LocalBroker;
-pub use protocol::{CloseReason, Details, ErrorCode, StreamName, Track};
+pub use protocol::{CloseReason, Details, ErrorCode, PublishedTrack, StreamName};
 pub use publisher::RelayPublisher;
 #[cfg(feature = "relay-redis")]
 pub use redis::{RedisBroker, RedisConfig, RedisError};

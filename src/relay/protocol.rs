@@ -157,7 +157,7 @@ pub struct Details {
     pub source_ids: Vec<String>,
     /// The tracks being published.
     #[serde(default)]
-    pub tracks: Vec<Track>,
+    pub tracks: Vec<PublishedTrack>,
     /// Anything else, as JSON; `null` when absent.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub metadata: Value,
@@ -166,7 +166,7 @@ pub struct Details {
 /// One published track.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Track {
+pub struct PublishedTrack {
     /// The track id.
     pub track_id: String,
     /// `audio`, `video`, or another kind.

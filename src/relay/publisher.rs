@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::millicast::wire::Secret;
+use crate::Secret;
 use crate::relay::RelayError;
 use crate::relay::error::describe;
 use crate::relay::protocol::{ClientFrame, Details, Role, ServerFrame, StreamName};

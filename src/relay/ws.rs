@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::millicast::wire::Secret;
+use crate::Secret;
 use crate::relay::RelayError;
 use crate::relay::error::describe;
 use crate::relay::protocol::{

@@ -1,6 +1,7 @@
 //! Why a WHEP attempt or session failed, and how each failure is retried. No variant carries the
 //! bearer token, nor the endpoint URL (which may hold one in its query).
 
+use crate::http_status::{StatusContext, retry_for_status};
 use crate::source::{Classify, Retry};
 
 /// The longest server message kept in an error.
@@ -57,29 +58,39 @@ pub enum WhepError {
 }
 
 impl WhepError {
-    /// The error for a non-201 answer with `status` and `body`.
+    /// The error for a non-201 answer with `status` and `body`: its variant is the class the
+    /// shared HTTP status table ([`retry_for_status`]) gives the status.
     pub(crate) fn from_status(status: u16, body: &str) -> WhepError {
         let message = shorten(body);
-        match status {
-            404 | 409 => WhepError::NotPublished { status, message },
-            401 | 403 => WhepError::Unauthorized { status, message },
-            408 | 429 | 500..=599 => WhepError::Server { status, message },
-            _ => WhepError::Rejected { status, message },
+        match retry_for_status(status, whep_context(matches!(status, 404 | 409))) {
+            Retry::WaitForPublisher => WhepError::NotPublished { status, message },
+            Retry::Later | Retry::Now => WhepError::Server { status, message },
+            Retry::Never if matches!(status, 401 | 403) => {
+                WhepError::Unauthorized { status, message }
+            }
+            Retry::Never => WhepError::Rejected { status, message },
         }
+    }
+}
+
+/// What WHEP adds to the HTTP status table: 404/409 (`Stream not found`) mean nobody
+/// publishes, and any other unnamed status is the server refusing our offer, for good.
+fn whep_context(not_published: bool) -> StatusContext {
+    StatusContext {
+        not_published,
+        otherwise: Retry::Never,
     }
 }
 
 impl Classify for WhepError {
     fn retry(&self) -> Retry {
         match self {
-            WhepError::NotPublished { .. } => Retry::WaitForPublisher,
-            WhepError::Unauthorized { .. } | WhepError::Rejected { .. } | WhepError::Client(_) => {
-                Retry::Never
-            }
-            WhepError::Server { .. }
-            | WhepError::Request(_)
-            | WhepError::BadResponse(_)
-            | WhepError::Media(_) => Retry::Later,
+            WhepError::NotPublished { status, .. } => retry_for_status(*status, whep_context(true)),
+            WhepError::Unauthorized { status, .. }
+            | WhepError::Server { status, .. }
+            | WhepError::Rejected { status, .. } => retry_for_status(*status, whep_context(false)),
+            WhepError::Client(_) => Retry::Never,
+            WhepError::Request(_) | WhepError::BadResponse(_) | WhepError::Media(_) => Retry::Later,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! WebRTC media for relive: a receive-only str0m peer whose RTP timestamps become progress
-//! ticks, behind the Millicast [`OfferProvider`](crate::millicast::OfferProvider) seam, and the
+//! ticks, behind the [`OfferProvider`](crate::offer::OfferProvider) seam, and the
 //! WHEP source on the same peer.
 //!
 //! - [`ReceivePeers`] makes one peer per connect attempt: a UDP socket, one host candidate, a

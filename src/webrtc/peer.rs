@@ -18,7 +18,7 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::millicast::MediaEvent;
+use crate::offer::MediaEvent;
 use crate::webrtc::media::{MediaPacket, Queue};
 use crate::webrtc::progress::{MediaClocks, ProgressTicker};
 

@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::millicast::wire::IceServer;
-use crate::millicast::{MediaError, MediaSession, OfferProvider, PendingOffer};
+use crate::offer::{MediaError, NegotiatedMedia, OfferProvider, PendingOffer};
 use crate::webrtc::media::{Codec, Queue, Track, TrackKind, WebRtcMedia};
 use crate::webrtc::peer::{LiveGuard, Peer};
 use crate::webrtc::progress::{MediaClocks, ProgressTicker};
@@ -244,14 +244,17 @@ impl PendingOffer for PendingPeer {
         &self.sdp
     }
 
-    async fn accept(self, answer: &str) -> Result<MediaSession<WebRtcMedia>, MediaError> {
+    async fn accept(self, answer: &str) -> Result<NegotiatedMedia<WebRtcMedia>, MediaError> {
         self.start(answer)
     }
 }
 
 impl PendingPeer {
     /// Applies the answer and spawns the peer's task.
-    pub(crate) fn start(mut self, answer: &str) -> Result<MediaSession<WebRtcMedia>, MediaError> {
+    pub(crate) fn start(
+        mut self,
+        answer: &str,
+    ) -> Result<NegotiatedMedia<WebRtcMedia>, MediaError> {
         let parsed = SdpAnswer::from_sdp_string(answer)
             .map_err(|e| MediaError(format!("unreadable SDP answer: {e}")))?;
         if self.local.ip().is_unspecified() {
@@ -285,7 +288,7 @@ impl PendingPeer {
         let live = LiveGuard::new(&self.config.live);
         tokio::spawn(peer.run(live));
         let events = futures::stream::poll_fn(move |cx| events_rx.poll_recv(cx)).boxed();
-        Ok(MediaSession {
+        Ok(NegotiatedMedia {
             media: WebRtcMedia::new(tracks, self.local, queue),
             events,
         })

@@ -12,8 +12,9 @@ use futures::Stream;
 use futures::stream::BoxStream;
 use reqwest::header;
 
-use crate::millicast::wire::Secret;
-use crate::millicast::{MediaEvent, PendingOffer};
+use crate::Secret;
+use crate::http_settings::HttpSettings;
+use crate::offer::{MediaEvent, PendingOffer};
 use crate::source::{Session, SourceEvent, StreamSource};
 use crate::webrtc::error::WhepError;
 use crate::webrtc::media::WebRtcMedia;
@@ -49,15 +50,18 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
 /// let viewer = Reconnector::new(source, Policy::default()).spawn();
 /// # }
 /// ```
+///
+/// Every builder method takes effect for the connect attempts that start after it, even on a
+/// source whose sessions are running (when `connect` is called directly): the settings are
+/// copied on write, the running sessions keep theirs, and no setting is ever ignored.
 pub struct WhepSource {
     config: Arc<Config>,
-    http: Option<reqwest::Client>,
 }
 
+#[derive(Clone)]
 struct Config {
     endpoint: String,
-    token: Option<Secret>,
-    request_timeout: Duration,
+    http: HttpSettings,
     peers: ReceivePeers,
 }
 
@@ -67,19 +71,15 @@ impl WhepSource {
         WhepSource {
             config: Arc::new(Config {
                 endpoint: endpoint.into(),
-                token: None,
-                request_timeout: Duration::from_secs(5),
+                http: HttpSettings::default(),
                 peers: ReceivePeers::new(),
             }),
-            http: None,
         }
     }
 
+    /// Changes the settings of the attempts to come; running sessions keep a copy of theirs.
     fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        match Arc::get_mut(&mut self.config) {
-            Some(config) => f(config),
-            None => tracing::warn!("WhepSource reconfigured while in use; ignored"),
-        }
+        f(Arc::make_mut(&mut self.config));
         self
     }
 
@@ -87,7 +87,7 @@ impl WhepSource {
     #[must_use]
     pub fn token(self, token: impl Into<String>) -> Self {
         let token = Secret::new(token);
-        self.configure(|c| c.token = Some(token))
+        self.configure(|c| c.http.set_token(token))
     }
 
     /// The peers to make (bind address, queue, tick period).
@@ -96,23 +96,18 @@ impl WhepSource {
         self.configure(|c| c.peers = peers)
     }
 
-    /// How long the `POST` may take (default 5 s).
+    /// How long the `POST` may take (default 5 s). Ignored by a client given with
+    /// [`http_client`](WhepSource::http_client), whose own timeouts apply.
     #[must_use]
     pub fn request_timeout(self, timeout: Duration) -> Self {
-        self.configure(|c| c.request_timeout = timeout)
+        self.configure(|c| c.http.set_request_timeout(timeout))
     }
 
-    fn client(&mut self) -> Result<reqwest::Client, WhepError> {
-        if let Some(http) = &self.http {
-            return Ok(http.clone());
-        }
-        let http = reqwest::Client::builder()
-            .timeout(self.config.request_timeout)
-            .connect_timeout(self.config.request_timeout)
-            .build()
-            .map_err(|e| WhepError::Client(e.without_url().to_string()))?;
-        self.http = Some(http.clone());
-        Ok(http)
+    /// Shares one HTTP client among many sources (a client holds a connection
+    /// pool and TLS roots: one per process is enough). Its own timeouts apply.
+    #[must_use]
+    pub fn http_client(self, client: reqwest::Client) -> Self {
+        self.configure(|c| c.http.set_client(client))
     }
 }
 
@@ -123,7 +118,7 @@ fn redacted(endpoint: &str) -> &str {
 
 impl fmt::Debug for WhepSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let token = if self.config.token.is_some() {
+        let token = if self.config.http.token().is_some() {
             "***"
         } else {
             "none"
@@ -146,7 +141,7 @@ impl StreamSource for WhepSource {
     ) -> impl Future<Output = Result<Session<WebRtcMedia, WhepEvents>, WhepError>> + Send + 'static
     {
         let config = Arc::clone(&self.config);
-        let http = self.client();
+        let http = config.http.client().map_err(WhepError::Client);
         async move {
             let http = http?;
             tracing::debug!(attempt, "WHEP offer");
@@ -184,7 +179,8 @@ async fn post(
         .header(header::CONTENT_TYPE, "application/sdp")
         .header(header::ACCEPT, "application/sdp")
         .body(offer.to_owned());
-    if let Some(token) = &config.token {
+    let token = config.http.token();
+    if let Some(token) = &token {
         request = request.bearer_auth(token.expose());
     }
     let mut response = request.send().await?;
@@ -207,7 +203,7 @@ async fn post(
         url: url
             .join(&location)
             .map_err(|_| WhepError::BadResponse("unusable Location".to_owned()))?,
-        token: config.token.clone(),
+        token,
     };
     if !body.trim_start().starts_with("v=0") {
         // `resource` is dropped here: the server's session is deleted.

@@ -21,7 +21,7 @@ fn proxied(server: &MillicastServer) -> RelayConfig {
     let mut director = DirectorConfig::new(server.director_url(), "acct");
     director.subscribe_tokens = vec![TokenRule {
         stream: "cam-*".to_owned(),
-        token: relive::millicast::wire::Secret::new("sub-secret"),
+        token: relive::Secret::new("sub-secret"),
     }];
     let mut config = config();
     config.director = Some(director);

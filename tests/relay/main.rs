@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use relive::relay::protocol::{ServerFrame, parse_server_frame};
 use relive::relay::{
-    CloseReason, Details, ErrorCode, RelayClient, RelayConfig, RelayEvent, RelayPublisher,
-    RelayServer, StreamName, Track,
+    CloseReason, Details, ErrorCode, PublishedTrack, RelayClient, RelayConfig, RelayEvent,
+    RelayPublisher, RelayServer, StreamName,
 };
 use support::PATIENCE;
 use tokio::net::TcpStream;
@@ -46,7 +46,7 @@ fn cam(n: u32) -> StreamName {
 fn details(title: &str) -> Details {
     Details {
         source_ids: vec!["main".into()],
-        tracks: vec![Track {
+        tracks: vec![PublishedTrack {
             track_id: "video0".into(),
             media: "video".into(),
         }],

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relive::relay::{
-    Broker, Details, RedisBroker, RedisConfig, RelayClient, RelayConfig, RelayEvent, RelayServer,
-    StreamName, Track,
+    Broker, Details, PublishedTrack, RedisBroker, RedisConfig, RelayClient, RelayConfig,
+    RelayEvent, RelayServer, StreamName,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -189,7 +189,7 @@ pub fn cam(n: u32) -> StreamName {
 pub fn details(title: &str) -> Details {
     Details {
         source_ids: vec!["main".into()],
-        tracks: vec![Track {
+        tracks: vec![PublishedTrack {
             track_id: "video0".into(),
             media: "video".into(),
         }],

@@ -2,7 +2,7 @@
 //! Director call through the relay.
 
 use futures::StreamExt;
-use relive::millicast::wire::Secret;
+use relive::Secret;
 use relive::relay::{
     Details, DirectorConfig, RelayClient, RelayConfig, RelayEvent, RelayPublisher, RelayServer,
     StreamName, TokenRule,

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use relive::millicast::wire::{
-    Command, DirectorFailure, DirectorSuccess, Event, ServerMessage, SubscribeRequest, ViewCommand,
-    ViewResponse, jwt_stream_name, parse_director_response, parse_server_message,
+    Command, DirectorFailure, DirectorSuccess, ServerMessage, SignalingEvent as Event,
+    SubscribeRequest, ViewCommand, ViewResponse, jwt_stream_name, parse_director_response,
+    parse_server_message,
 };
 use relive::testkit::millicast::{DirectorFault, MillicastServer};
 use relive::testkit::proxy::FaultProxy;

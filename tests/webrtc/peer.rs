@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use relive::millicast::{MediaEvent, MediaSession, OfferProvider, PendingOffer};
+use relive::offer::{MediaEvent, NegotiatedMedia, OfferProvider, PendingOffer};
 use relive::testkit::publisher::{Feed, PublisherPeer};
 use relive::webrtc::{ReceivePeers, TrackKind, WebRtcMedia};
 use tokio::sync::watch;
@@ -65,7 +65,7 @@ async fn a_peer_receives_rtp_and_ticks_progress_from_its_timestamps() {
 async fn connected(
     peers: &ReceivePeers,
 ) -> (
-    MediaSession<WebRtcMedia>,
+    NegotiatedMedia<WebRtcMedia>,
     PublisherPeer,
     watch::Sender<Feed>,
 ) {
@@ -79,7 +79,7 @@ async fn connected(
     (session, publisher, feed_tx)
 }
 
-async fn next_progress(session: &mut MediaSession<WebRtcMedia>) -> Duration {
+async fn next_progress(session: &mut NegotiatedMedia<WebRtcMedia>) -> Duration {
     match timeout(PATIENCE, session.events.next()).await.unwrap() {
         Some(MediaEvent::Progress(t)) => t,
         other => panic!("not progress: {other:?}"),
@@ -124,7 +124,7 @@ async fn dropping_the_session_events_ends_the_peer_task_and_frees_its_socket() {
     let peers = peers();
     let (session, publisher, _feed) = connected(&peers).await;
     assert_eq!(peers.live_peers(), 1);
-    let MediaSession { mut media, events } = session;
+    let NegotiatedMedia { mut media, events } = session;
     drop(events);
     // The queue ends once the task is gone: no sleeping, just the end of the stream.
     while timeout(PATIENCE, media.recv()).await.unwrap().is_some() {}

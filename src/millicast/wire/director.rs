@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Secret, base64url};
+use super::base64url;
+use crate::Secret;
+use crate::http_status::{StatusContext, retry_for_status};
+use crate::source::{Classify, Retry};
 
 /// Longest server message kept in a [`DirectorFailure`]; the rest is cut so that a proxy's error
 /// page cannot flood the logs.
@@ -139,6 +142,20 @@ impl DirectorFailure {
             | Self::Server { status, .. }
             | Self::Unexpected { status, .. } => *status,
         }
+    }
+}
+
+/// The class the shared HTTP status table gives the answer. What the Director adds: a
+/// [`NotPublished`](DirectorFailure::NotPublished) answer waits for the publisher, and any status
+/// the table does not name (a 400 or 404 about something else, a 2xx without a usable body, a
+/// proxy's odd answer) is retried later.
+impl Classify for DirectorFailure {
+    fn retry(&self) -> Retry {
+        let context = StatusContext {
+            not_published: matches!(self, Self::NotPublished { .. }),
+            otherwise: Retry::Later,
+        };
+        retry_for_status(self.status(), context)
     }
 }
 

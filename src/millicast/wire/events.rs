@@ -1,5 +1,5 @@
 //! Signaling events (`{"type":"event","name":...,"data":...}`), read leniently: extra fields are
-//! ignored, missing ones take defaults, unknown names become [`Event::Unknown`].
+//! ignored, missing ones take defaults, unknown names become [`SignalingEvent::Unknown`].
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use serde_json::Value;
 /// An event pushed by the signaling server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum SignalingEvent {
     /// A source started publishing (or was already live when the viewer joined).
     Active {
         /// `accountId/streamName`.
@@ -17,7 +17,7 @@ pub enum Event {
         /// The source within a multi-source stream; `None` for the main source.
         source_id: Option<String>,
         /// The source's tracks.
-        tracks: Vec<Track>,
+        tracks: Vec<SourceTrack>,
     },
     /// A source stopped publishing; `stopped` may follow once the stream is gone for good.
     Inactive {
@@ -43,7 +43,7 @@ pub enum Event {
     Unknown(String),
 }
 
-impl Event {
+impl SignalingEvent {
     /// Builds the event from its name and `data`, never failing.
     pub(super) fn from_parts(name: &str, data: Option<Value>) -> Self {
         let data = data.unwrap_or(Value::Null);
@@ -74,7 +74,7 @@ impl Event {
     }
 }
 
-impl Event {
+impl SignalingEvent {
     /// The event's name on the wire (`active`, `viewercount`, ...).
     pub fn name(&self) -> &str {
         match self {
@@ -139,9 +139,9 @@ fn plain_value(value: &impl Serialize) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-fn unknown(name: &str) -> Event {
+fn unknown(name: &str) -> SignalingEvent {
     tracing::debug!(event = name, "signaling event with unreadable data");
-    Event::Unknown(name.to_owned())
+    SignalingEvent::Unknown(name.to_owned())
 }
 
 fn viewer_count(data: &Value) -> Option<u64> {
@@ -157,7 +157,7 @@ struct ActiveData {
     #[serde(deserialize_with = "string_or_default")]
     stream_id: String,
     source_id: Option<String>,
-    tracks: Vec<Track>,
+    tracks: Vec<SourceTrack>,
 }
 
 fn string_or_default<'de, D: serde::Deserializer<'de>>(
@@ -178,7 +178,7 @@ fn id_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, 
 /// One track of an `active` source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Track {
+pub struct SourceTrack {
     /// The track id.
     pub track_id: String,
     /// `video` or `audio`.

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Event, WireError};
+use super::{SignalingEvent, WireError};
 
 /// The events a viewer subscribes to unless told otherwise.
 pub const DEFAULT_EVENTS: [&str; 8] = [
@@ -186,7 +186,7 @@ pub enum ServerMessage {
         message: String,
     },
     /// A pushed event.
-    Event(Event),
+    Event(SignalingEvent),
 }
 
 impl ServerMessage {
@@ -216,12 +216,12 @@ impl ServerMessage {
 /// Reads one signaling text frame.
 ///
 /// Errors only when the frame is not a JSON object, has an unknown `type`, or a response/error
-/// lacks its `transId`; event data is read leniently (see [`Event`]). Never panics.
+/// lacks its `transId`; event data is read leniently (see [`SignalingEvent`]). Never panics.
 ///
 /// ```
-/// use relive::millicast::wire::{parse_server_message, Event, ServerMessage};
+/// use relive::millicast::wire::{parse_server_message, SignalingEvent, ServerMessage};
 /// let frame = r#"{"type":"event","name":"viewercount","data":{"viewerCount":3}}"#;
-/// assert_eq!(parse_server_message(frame).unwrap(), ServerMessage::Event(Event::ViewerCount(3)));
+/// assert_eq!(parse_server_message(frame).unwrap(), ServerMessage::Event(SignalingEvent::ViewerCount(3)));
 /// ```
 pub fn parse_server_message(text: &str) -> Result<ServerMessage, WireError> {
     let raw: RawFrame = serde_json::from_str(text).map_err(WireError::Malformed)?;
@@ -236,7 +236,9 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, WireError> {
         }),
         Some("event") => {
             let name = raw.name.ok_or(WireError::MissingField("name"))?;
-            Ok(ServerMessage::Event(Event::from_parts(&name, raw.data)))
+            Ok(ServerMessage::Event(SignalingEvent::from_parts(
+                &name, raw.data,
+            )))
         }
         other => Err(WireError::UnknownType(other.unwrap_or_default().to_owned())),
     }

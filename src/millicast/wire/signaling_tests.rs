@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn event(text: &str) -> Event {
+fn event(text: &str) -> SignalingEvent {
     match parse_server_message(text).unwrap() {
         ServerMessage::Event(event) => event,
         other => panic!("not an event: {other:?}"),
@@ -131,7 +131,7 @@ fn malformed_and_unknown_frames_are_typed_errors() {
 #[test]
 fn active_and_inactive_parse_with_and_without_data() {
     let text = r#"{"type":"event","name":"active","data":{"streamId":"acct/cam","sourceId":null,"tracks":[{"trackId":"video","media":"video"}],"encryption":{}}}"#;
-    let Event::Active {
+    let SignalingEvent::Active {
         stream_id,
         source_id,
         tracks,
@@ -142,7 +142,7 @@ fn active_and_inactive_parse_with_and_without_data() {
     assert_eq!((stream_id.as_str(), source_id), ("acct/cam", None));
     assert_eq!(
         tracks,
-        [Track {
+        [SourceTrack {
             track_id: "video".into(),
             media: "video".into()
         }]
@@ -150,7 +150,7 @@ fn active_and_inactive_parse_with_and_without_data() {
     let odd = event(r#"{"type":"event","name":"active","data":"??"}"#);
     assert_eq!(
         odd,
-        Event::Active {
+        SignalingEvent::Active {
             stream_id: String::new(),
             source_id: None,
             tracks: vec![]
@@ -161,7 +161,7 @@ fn active_and_inactive_parse_with_and_without_data() {
     );
     assert_eq!(
         inactive,
-        Event::Inactive {
+        SignalingEvent::Inactive {
             stream_id: "acct/cam".into(),
             source_id: Some("b".into())
         }
@@ -171,10 +171,10 @@ fn active_and_inactive_parse_with_and_without_data() {
 #[test]
 fn payloadless_events_parse_with_any_data() {
     for (name, expected) in [
-        ("stopped", Event::Stopped),
-        ("migrate", Event::Migrate),
-        ("vad", Event::Vad),
-        ("updated", Event::Updated),
+        ("stopped", SignalingEvent::Stopped),
+        ("migrate", SignalingEvent::Migrate),
+        ("vad", SignalingEvent::Vad),
+        ("updated", SignalingEvent::Updated),
     ] {
         for data in ["", r#","data":null"#, r#","data":{}"#, r#","data":[1]"#] {
             let text = format!(r#"{{"type":"event","name":"{name}"{data}}}"#);
@@ -187,14 +187,14 @@ fn payloadless_events_parse_with_any_data() {
 fn viewercount_accepts_both_spellings() {
     assert_eq!(
         event(r#"{"type":"event","name":"viewercount","data":{"viewercount":5}}"#),
-        Event::ViewerCount(5)
+        SignalingEvent::ViewerCount(5)
     );
     assert_eq!(
         event(r#"{"type":"event","name":"viewercount","data":{"viewerCount":6}}"#),
-        Event::ViewerCount(6)
+        SignalingEvent::ViewerCount(6)
     );
     let odd = event(r#"{"type":"event","name":"viewercount","data":{"count":6}}"#);
-    assert_eq!(odd, Event::Unknown("viewercount".into()));
+    assert_eq!(odd, SignalingEvent::Unknown("viewercount".into()));
 }
 
 #[test]
@@ -205,7 +205,7 @@ fn layers_with_active_entries_counts_them() {
                 {"id":1,"layers":[]}],
                  "inactive":[],"layers":[{"encodingId":"h","temporalLayerId":0}]},
             "1":{"active":[{"id":"a"}],"inactive":[{"id":"b"}],"layers":[]}}}}"#;
-    let Event::Layers(layers) = event(text) else {
+    let SignalingEvent::Layers(layers) = event(text) else {
         panic!()
     };
     assert_eq!(layers.active_count(), 3);
@@ -217,12 +217,12 @@ fn layers_with_active_entries_counts_them() {
 #[test]
 fn layers_without_active_entries_count_zero() {
     let text = r#"{"type":"event","name":"layers","data":{"medias":{"0":{"active":[],"inactive":[{"id":"h"}],"layers":[]}}}}"#;
-    let Event::Layers(layers) = event(text) else {
+    let SignalingEvent::Layers(layers) = event(text) else {
         panic!()
     };
     assert_eq!(layers.active_count(), 0);
     let empty = event(r#"{"type":"event","name":"layers","data":{"medias":{}}}"#);
-    assert_eq!(empty, Event::Layers(Layers::default()));
+    assert_eq!(empty, SignalingEvent::Layers(Layers::default()));
 }
 
 #[test]
@@ -234,7 +234,11 @@ fn unreadable_layers_are_unknown_not_a_stall() {
         r#"{"medias":{"0":{"active":"x"}}}"#,
     ] {
         let text = format!(r#"{{"type":"event","name":"layers","data":{data}}}"#);
-        assert_eq!(event(&text), Event::Unknown("layers".into()), "{data}");
+        assert_eq!(
+            event(&text),
+            SignalingEvent::Unknown("layers".into()),
+            "{data}"
+        );
     }
 }
 
@@ -242,7 +246,7 @@ fn unreadable_layers_are_unknown_not_a_stall() {
 fn unknown_event_names_are_kept() {
     assert_eq!(
         event(r#"{"type":"event","name":"fancy","data":{"a":1}}"#),
-        Event::Unknown("fancy".into())
+        SignalingEvent::Unknown("fancy".into())
     );
 }
 
@@ -270,19 +274,19 @@ fn server_frames_round_trip() {
             trans_id: 5,
             message: "Feed not found".into(),
         },
-        ServerMessage::Event(Event::Active {
+        ServerMessage::Event(SignalingEvent::Active {
             stream_id: "a/b".into(),
             source_id: None,
             tracks: vec![],
         }),
-        ServerMessage::Event(Event::Inactive {
+        ServerMessage::Event(SignalingEvent::Inactive {
             stream_id: "a/b".into(),
             source_id: Some("s".into()),
         }),
-        ServerMessage::Event(Event::Layers(layers)),
-        ServerMessage::Event(Event::ViewerCount(9)),
-        ServerMessage::Event(Event::Stopped),
-        ServerMessage::Event(Event::Migrate),
+        ServerMessage::Event(SignalingEvent::Layers(layers)),
+        ServerMessage::Event(SignalingEvent::ViewerCount(9)),
+        ServerMessage::Event(SignalingEvent::Stopped),
+        ServerMessage::Event(SignalingEvent::Migrate),
     ];
     for frame in frames {
         assert_eq!(parse_server_message(&frame.to_text()).unwrap(), frame);

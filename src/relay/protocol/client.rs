@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Details, ProtocolError, Role, StreamName};
-use crate::millicast::wire::Secret;
+use crate::Secret;
 
 /// A frame a client sends, checked.
 #[derive(Clone, Debug, PartialEq)]

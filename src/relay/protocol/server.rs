@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::client::cut;
 use super::{Details, ErrorCode, ProtocolError, Role, StreamName};
-use crate::millicast::wire::{IceServer, Secret};
+use crate::Secret;
+use crate::millicast::wire::IceServer;
 
 /// A frame the server sends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::millicast::wire::Secret;
+use crate::Secret;
 
 #[test]
 fn every_client_frame_of_the_protocol_parses() {
@@ -151,7 +151,7 @@ fn server_frames_round_trip() {
     let stream = StreamName::new("cam-1").unwrap();
     let details = Details {
         source_ids: vec!["main".into()],
-        tracks: vec![Track {
+        tracks: vec![PublishedTrack {
             track_id: "v".into(),
             media: "video".into(),
         }],

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::millicast::wire::Secret;
+use crate::Secret;
 
 /// Where the Redis of a group of relay nodes is, and how its shared state is kept fresh.
 ///

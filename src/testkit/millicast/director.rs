@@ -13,7 +13,8 @@ use serde_json::json;
 use super::frames;
 use super::state::Shared;
 use super::{DirectorFault, stopped};
-use crate::millicast::wire::{DirectorSuccess, Secret, SubscribeRequest};
+use crate::Secret;
+use crate::millicast::wire::{DirectorSuccess, SubscribeRequest};
 
 /// The handler of `POST /api/director/subscribe`.
 pub(super) async fn subscribe(

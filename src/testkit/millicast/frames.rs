@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::millicast::wire::{
-    Event, LayerEncoding, Layers, MediaLayers, ServerMessage, SpatialTemporalLayer, Track,
-    base64url_encode,
+    LayerEncoding, Layers, MediaLayers, ServerMessage, SignalingEvent, SourceTrack,
+    SpatialTemporalLayer, base64url_encode,
 };
 
 pub(super) fn response(trans_id: u64, data: Value) -> String {
@@ -22,17 +22,17 @@ pub(super) fn error(trans_id: u64, message: &str) -> String {
     .to_text()
 }
 
-pub(super) fn event(event: Event) -> String {
+pub(super) fn event(event: SignalingEvent) -> String {
     ServerMessage::Event(event).to_text()
 }
 
 /// `active` for the main source with one video and one audio track.
 pub(super) fn active(account: &str, stream: &str) -> String {
-    let track = |media: &str| Track {
+    let track = |media: &str| SourceTrack {
         track_id: media.to_owned(),
         media: media.to_owned(),
     };
-    event(Event::Active {
+    event(SignalingEvent::Active {
         stream_id: format!("{account}/{stream}"),
         source_id: None,
         tracks: vec![track("video"), track("audio")],
@@ -40,7 +40,7 @@ pub(super) fn active(account: &str, stream: &str) -> String {
 }
 
 pub(super) fn inactive(account: &str, stream: &str) -> String {
-    event(Event::Inactive {
+    event(SignalingEvent::Inactive {
         stream_id: format!("{account}/{stream}"),
         source_id: None,
     })
@@ -62,7 +62,7 @@ pub(super) fn layers(active: usize) -> String {
             inactive: Vec::new(),
         }
     };
-    event(Event::Layers(Layers {
+    event(SignalingEvent::Layers(Layers {
         medias: [("0".to_owned(), media)].into(),
     }))
 }
@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn layers_frames_count_their_active_encodings() {
         for active in [0, 1, 3] {
-            let ServerMessage::Event(Event::Layers(layers)) =
+            let ServerMessage::Event(SignalingEvent::Layers(layers)) =
                 parse_server_message(&layers(active)).unwrap()
             else {
                 panic!("not layers")

@@ -53,7 +53,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::error::Elapsed;
 
-use crate::millicast::wire::Event;
+use crate::millicast::wire::SignalingEvent;
 use media::Switch;
 use state::{Audience, Control, Shared};
 
@@ -228,7 +228,7 @@ impl MillicastServer {
     pub fn stop(&self, name: &str) {
         self.shared.set_live(name, false);
         self.shared.media.set(name, Switch::Live(false));
-        self.event(name, &frames::event(Event::Stopped));
+        self.event(name, &frames::event(SignalingEvent::Stopped));
     }
 
     /// The publisher's encoder freezes: the peers of `name` keep their connections but send no
@@ -262,12 +262,12 @@ impl MillicastServer {
 
     /// Sends `viewercount` with `count`.
     pub fn send_viewercount(&self, name: &str, count: u64) {
-        self.event(name, &frames::event(Event::ViewerCount(count)));
+        self.event(name, &frames::event(SignalingEvent::ViewerCount(count)));
     }
 
     /// Sends `migrate`: the server asks its viewers to move to a new session.
     pub fn migrate(&self, name: &str) {
-        self.event(name, &frames::event(Event::Migrate));
+        self.event(name, &frames::event(SignalingEvent::Migrate));
     }
 
     /// Sends `text` as it is, as one text frame, to every open socket of `name`: for garbage and

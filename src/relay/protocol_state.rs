@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::time::Instant;
 
-use crate::millicast::wire::Secret;
+use crate::Secret;
 use crate::relay::broker::{BrokerError, Frame, Peer};
 use crate::relay::config::tokens_equal;
 use crate::relay::protocol::{
@@ -27,7 +27,7 @@ pub(crate) enum Flow {
 }
 
 /// One connection's state as the protocol sees it.
-pub(crate) struct Session {
+pub(crate) struct ProtocolState {
     pub(crate) shared: Arc<Shared>,
     pub(crate) peer: Peer,
     role: Option<(Role, RoleGuard)>,
@@ -40,11 +40,11 @@ pub(crate) struct Session {
     director_busy: Arc<AtomicBool>,
 }
 
-impl Session {
+impl ProtocolState {
     pub(crate) fn new(shared: Arc<Shared>, peer: Peer) -> Self {
         let limits = shared.config.limits;
         let bucket = TokenBucket::new(limits.rate_per_sec, limits.burst, now());
-        Session {
+        ProtocolState {
             shared,
             peer,
             role: None,
