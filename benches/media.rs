@@ -155,7 +155,7 @@ async fn reconnect_cycle(bench: &mut Bench, runs: usize) -> Vec<Duration> {
         bench.first_packet().await;
         bench.media = None;
         let start = Instant::now();
-        bench.server.drop_all_sockets();
+        bench.server.close_all_sockets();
         samples.push(bench.first_packet().await - start);
     }
     samples

@@ -271,7 +271,7 @@ async fn demo(policy: Policy, json: bool, clock: MediaClock) {
             match *at {
                 2 | 14 => server.publish("demo"),
                 8 => server.unpublish("demo"),
-                19 => server.drop_all_sockets(),
+                19 => server.close_all_sockets(),
                 22 => server.freeze("demo"),
                 24 => server.unfreeze("demo"),
                 _ => {}

@@ -124,7 +124,7 @@ impl MemoryStream {
     }
 
     /// Media time advances again.
-    pub fn thaw(&self) {
+    pub fn unfreeze(&self) {
         self.script.send_modify(|s| s.frozen = false);
     }
 

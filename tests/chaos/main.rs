@@ -136,7 +136,7 @@ async fn one_fault(rng: &mut Rng, server: &MillicastServer, proxy: &FaultProxy) 
             sleep(ms(300, 1500, rng)).await;
             server.publish(CAM);
         }
-        6 => server.kill_all_sockets(),
+        6 => server.cut_all_sockets(),
         7 => {
             server.ignore_pings(true);
             sleep(ms(500, 1200, rng)).await;
@@ -261,7 +261,7 @@ async fn a_revoked_token_ends_in_gave_up_not_a_loop() {
     })
     .await;
     server.set_secure_token(Some("t2"));
-    server.drop_all_sockets();
+    server.close_all_sockets();
     for v in &mut viewers {
         let gave_up = timeout(PATIENCE, async {
             while let Some(event) = v.next().await {

@@ -88,7 +88,7 @@ async fn a_freeze_that_heals_within_the_grace_keeps_the_session() {
     stream.freeze();
     wait_for(&v, "stalled", is_stalled).await;
     sleep(Duration::from_secs(1)).await;
-    stream.thaw();
+    stream.unfreeze();
     playing(&v).await;
     assert_eq!(stream.connects(), 1, "the same session must carry on");
     assert_eq!(stream.sessions(), 1);
@@ -107,7 +107,7 @@ async fn a_freeze_beyond_the_grace_drops_the_session_and_reconnects() {
     collect_now(&mut v).await;
     let (_, reason) = transition_to(&mut v, "leaving stalled", |s| !is_stalled(s)).await;
     assert_eq!(reason, Reason::GraceExpired(StallCause::NoProgress));
-    stream.thaw();
+    stream.unfreeze();
     collect_now(&mut v).await;
     playing(&v).await;
     assert_eq!(stream.sessions(), 1, "the old session is dropped");

@@ -158,7 +158,7 @@ async fn a_socket_closed_by_the_server_reconnects() {
     server.publish(CAM);
     let mut w = watch(source(&server));
     w.until_playing().await;
-    server.drop_all_sockets();
+    server.close_all_sockets();
     let reason = w.until_state("reconnecting", |s| !s.is_playing()).await;
     assert_eq!(reason, Reason::TransportLost(Retry::Later));
     w.until_playing().await;
@@ -176,7 +176,7 @@ async fn a_socket_killed_without_a_close_frame_reconnects() {
     server.publish(CAM);
     let mut w = watch(source(&server));
     w.until_playing().await;
-    server.kill_all_sockets();
+    server.cut_all_sockets();
     w.until_state("reconnecting", |s| !s.is_playing()).await;
     w.until_playing().await;
     assert_eq!(w.sessions, 2);
@@ -265,7 +265,7 @@ async fn a_refused_token_is_refreshed_once_and_the_viewer_plays() {
     w.until_playing().await;
     assert_eq!(refreshes.load(Ordering::SeqCst), 1);
     // The fresh token is kept for the next attempts.
-    server.drop_all_sockets();
+    server.close_all_sockets();
     w.until_state("reconnecting", |s| !s.is_playing()).await;
     w.until_playing().await;
     assert_eq!(refreshes.load(Ordering::SeqCst), 1);

@@ -28,7 +28,7 @@ async fn tokens_and_jwts_appear_in_no_log_debug_or_error() {
     let policy = Policy::builder().progress_watchdog(false).build().unwrap();
     let mut w = Watch::new(Reconnector::new(source, policy).spawn());
     w.until_playing().await;
-    server.drop_all_sockets();
+    server.close_all_sockets();
     w.until_state("reconnecting", |s| !s.is_playing()).await;
     w.until_playing().await;
     w.viewer.stop().await;

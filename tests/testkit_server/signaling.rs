@@ -192,10 +192,10 @@ async fn ignored_pings_get_no_pong_while_events_still_flow() {
 }
 
 #[tokio::test]
-async fn drop_all_sockets_closes_with_a_close_frame() {
+async fn close_all_sockets_closes_with_a_close_frame() {
     let server = MillicastServer::start().await.unwrap();
     let mut socket = viewing(&server, "cam").await;
-    server.drop_all_sockets();
+    server.close_all_sockets();
     assert_eq!(closed(&mut socket).await, Some(CloseCode::Away));
     server.wait_viewers("cam", 0, PATIENCE).await.unwrap();
     let mut again = viewing(&server, "cam").await;
@@ -208,10 +208,10 @@ async fn drop_all_sockets_closes_with_a_close_frame() {
 }
 
 #[tokio::test]
-async fn kill_all_sockets_ends_them_without_a_close_frame() {
+async fn cut_all_sockets_ends_them_without_a_close_frame() {
     let server = MillicastServer::start().await.unwrap();
     let mut socket = viewing(&server, "cam").await;
-    server.kill_all_sockets();
+    server.cut_all_sockets();
     assert_eq!(closed(&mut socket).await, None);
     server.wait_viewers("cam", 0, PATIENCE).await.unwrap();
 }
@@ -272,7 +272,7 @@ async fn kill_ends_a_socket_even_while_the_client_reads_nothing() {
     server.send_oversized("cam", 32 << 20);
     // On this current-thread runtime, one yield lets the viewer task start that write.
     tokio::task::yield_now().await;
-    server.kill_all_sockets();
+    server.cut_all_sockets();
     server.wait_viewers("cam", 0, PATIENCE).await.unwrap();
     drop(socket);
 }

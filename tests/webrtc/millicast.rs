@@ -166,7 +166,7 @@ async fn dropped_sessions_leave_no_peer_task_behind() {
     );
     let mut w = Watch::new(viewer.spawn());
     let mut session = until_media(&mut w, webrtc).await;
-    server.drop_all_sockets();
+    server.close_all_sockets();
     let mut session2 = until_media(&mut w, webrtc).await;
     // The first session's peer ended with its session (its queue ends once the task is gone)...
     drain(&mut session.media).await;

@@ -317,12 +317,12 @@ impl MillicastServer {
     }
 
     /// Closes every open viewer socket with a close frame (1001, going away).
-    pub fn drop_all_sockets(&self) {
+    pub fn close_all_sockets(&self) {
         self.shared.control_all(Control::Close);
     }
 
     /// Drops every open viewer socket without a close frame, like a crashed server.
-    pub fn kill_all_sockets(&self) {
+    pub fn cut_all_sockets(&self) {
         self.shared.control_all(Control::Kill);
     }
 
