@@ -247,8 +247,9 @@ const SCRIPT: &[(u64, &str)] = &[
         22,
         "encoder freezes: no RTP, no event (seen only from media time, with webrtc)",
     ),
-    (24, "encoder unfreezes"),
-    (28, "end of demo"),
+    // Longer than `stall_after` (2 s) plus a tick, so that the freeze is caught.
+    (26, "encoder unfreezes"),
+    (30, "end of demo"),
 ];
 
 async fn demo(policy: Policy, json: bool, clock: MediaClock) {
@@ -265,15 +266,22 @@ async fn demo(policy: Policy, json: bool, clock: MediaClock) {
         let start = Instant::now();
         for (at, what) in SCRIPT {
             tokio::time::sleep_until(start + Duration::from_secs(*at)).await;
-            if !json {
-                println!("\r{:>7.2}s ── {what}", start.elapsed().as_secs_f64());
+            let t = start.elapsed();
+            if json {
+                let t_ms = t.as_millis() as u64;
+                println!(
+                    "{}",
+                    serde_json::json!({"t_ms": t_ms, "event": "script", "what": what})
+                );
+            } else {
+                println!("\r{:>7.2}s ── {what}", t.as_secs_f64());
             }
             match *at {
                 2 | 14 => server.publish("demo"),
                 8 => server.unpublish("demo"),
                 19 => server.close_all_sockets(),
                 22 => server.freeze("demo"),
-                24 => server.unfreeze("demo"),
+                26 => server.unfreeze("demo"),
                 _ => {}
             }
         }

@@ -147,6 +147,6 @@ pub use source::{
 pub use stats::Stats;
 
 /// The README's examples, compiled and run as doc tests.
-#[cfg(all(doctest, feature = "testkit"))]
+#[cfg(all(doctest, feature = "testkit", feature = "webrtc", feature = "relay"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -127,20 +127,30 @@ impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} stalls · {} reconnects · {} errors",
-            self.stalls,
-            self.reconnects(),
-            self.errors
+            "{} · {} · {}",
+            Count(self.stalls.into(), "stall"),
+            Count(self.reconnects().into(), "reconnect"),
+            Count(self.errors.into(), "error"),
         )?;
         if let (Some(mean), Some(max)) = (self.mean_time_to_resume(), self.max_time_to_resume()) {
             write!(
                 f,
-                " · time to resume: mean {:.2}s, max {:.2}s over {} interruptions",
+                " · time to resume: mean {:.2}s, max {:.2}s over {}",
                 mean.as_secs_f64(),
                 max.as_secs_f64(),
-                self.resumes
+                Count(self.resumes.into(), "interruption")
             )?;
         }
         Ok(())
+    }
+}
+
+/// `n` things, with the plural where English wants one: `1 stall`, `2 stalls`.
+struct Count(u64, &'static str);
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.0 == 1 { "" } else { "s" };
+        write!(f, "{} {}{plural}", self.0, self.1)
     }
 }

@@ -3,7 +3,7 @@
 //! This one file is used twice: as a module of the fuzz crate (by `fuzz_targets/*.rs`) and by the
 //! main crate's `tests/fuzz_corpus.rs` (`#[path]`-included), which runs every seed through the
 //! same functions on stable. A panic here is a bug report, so every assertion states something
-//! the code under test promises in its docs or in `MILLICAST.md`, never a guess.
+//! the code under test promises in its docs or what the protocol defines, never a guess.
 //!
 //! Floats are the one place where JSON does not round-trip exactly: serde_json (without its
 //! `float_roundtrip` feature) may read back a printed `f64` one step off, or even out of range.

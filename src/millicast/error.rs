@@ -1,5 +1,5 @@
 //! Why a Millicast attempt or session failed, and how each failure is retried
-//! (`MILLICAST.md` §4). No variant ever carries a token, a JWT or a URL that holds one.
+//! (by what the service's answers mean). No variant ever carries a token, a JWT or a URL that holds one.
 
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub enum MillicastError {
     #[error("no answer to view within {0:?}")]
     ViewTimeout(Duration),
     /// The server closed the signaling WebSocket.
-    #[error("signaling closed by the server (code {code:?}): {reason}")]
+    #[error("signaling closed by the server ({}): {reason}", close_code(*.code))]
     Closed {
         /// The close code, if the server sent a close frame.
         code: Option<u16>,
@@ -57,6 +57,11 @@ pub enum MillicastError {
     /// The HTTP client could not be built (TLS initialisation).
     #[error("http client: {0}")]
     Client(String),
+}
+
+/// `code 1001`, or `no close frame`.
+fn close_code(code: Option<u16>) -> String {
+    code.map_or_else(|| "no close frame".to_owned(), |c| format!("code {c}"))
 }
 
 impl Classify for MillicastError {

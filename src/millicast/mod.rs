@@ -16,7 +16,7 @@
 //! | `vad`, `updated`, unknown names | ignored (logged at debug) |
 //! | socket closed, error, missing pong, oversized frame | `Lost` → reconnect |
 //!
-//! Errors classify as `MILLICAST.md` §4 says: "stream not being published" and
+//! Errors classify as the service's answers mean: "stream not being published" and
 //! "Feed not found" wait for the publisher; 401/403 are fatal unless a token
 //! refresher supplies a new token; everything else is retried with backoff.
 //! Tokens and JWTs are [`Secret`](crate::Secret)s: never in logs, `Debug` or errors.

@@ -1,7 +1,7 @@
 //! Millicast wire types: the JSON the Director and the signaling WebSocket speak.
 //!
 //! Pure `serde` types and parsers shared by the client adapter and the testkit server, so that both
-//! sides agree on one definition of each shape (see `MILLICAST.md` §1–§3). Nothing here does I/O,
+//! sides agree on one definition of each shape (the Director call, the signaling commands and events). Nothing here does I/O,
 //! and no parser panics, whatever the input.
 //!
 //! - [`parse_director_response`] classifies a Director answer (status + body) into a

@@ -2,6 +2,9 @@
 //! own source as a closure, and a source chosen at run time behind one type.
 #![cfg(feature = "testkit")]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -15,8 +18,7 @@ use relive::{
 };
 use tokio::time::timeout;
 
-/// Virtual time: free to wait this long.
-const PATIENCE: Duration = Duration::from_secs(3600);
+use support::VIRTUAL_PATIENCE as PATIENCE;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the server refused: {0}")]

@@ -12,8 +12,7 @@ use relive::{Event, GiveUpReason, Policy, Reason, Reconnector, Retry, StallCause
 use tokio::time::{Instant, sleep, timeout};
 
 const TICK: Duration = Duration::from_millis(250);
-/// Generous virtual-time bound for any wait; paused time makes it free.
-const PATIENCE: Duration = Duration::from_secs(3600);
+use support::VIRTUAL_PATIENCE as PATIENCE;
 
 fn viewer(stream: &MemoryStream) -> Viewer<MemorySource> {
     Reconnector::new(stream.source().tick(TICK), Policy::default())

@@ -10,8 +10,9 @@ use relive::{
 
 use crate::{Media, Setup, Step, ms};
 
-/// A jump back in media time larger than this starts a new timeline.
-pub(crate) const NEW_TIMELINE: Duration = Duration::from_secs(1);
+/// A jump back in media time larger than this starts a new timeline (the crate's one
+/// continuity threshold; the model reads the number, not the rule).
+pub(crate) const NEW_TIMELINE: Duration = relive::timeline::MAX_REWIND;
 
 /// Whether the publisher's side caused the stall: only `Active` or a live hint end it.
 pub(crate) fn publisher_stopped(cause: StallCause) -> bool {

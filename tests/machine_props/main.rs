@@ -8,7 +8,7 @@
 //! of the timers the machine should have (media time as a high-water mark
 //! per timeline, ticks taken at their own instant), and of the counters the
 //! give-up rules read (failures other than a missing publisher, the outage
-//! clock, the wait for a publisher). The invariants of DESIGN.md §3 are
+//! clock, the wait for a publisher). The invariants of the crate's state table are
 //! checked against that model after every step, and the machine must give
 //! up exactly when, and why, the model does. Two rules that once lived
 //! outside the machine are modelled here too: a live hint that comes while an

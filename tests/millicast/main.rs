@@ -1,5 +1,5 @@
 //! MillicastSource + Reconnector against the testkit Millicast-protocol server,
-//! over real sockets on 127.0.0.1: one test per situation of MILLICAST.md.
+//! over real sockets on 127.0.0.1: one test per situation of the protocol.
 #![allow(clippy::unwrap_used)] // test helpers fail loudly, like the tests
 #![cfg(all(feature = "millicast", feature = "testkit"))]
 

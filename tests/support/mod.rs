@@ -15,6 +15,10 @@ use tokio::time::{Instant, timeout};
 /// turns a hang into a failure with a timeline, never an assertion on how long something took.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
+/// The same bound for tests on paused time (`start_paused`), where waiting is free: an hour of
+/// virtual time, so that no backoff or grace of a real policy can outlast it.
+pub const VIRTUAL_PATIENCE: Duration = Duration::from_secs(3600);
+
 /// A viewer plus everything it reported, for assertions and failure messages.
 pub struct Watch<S: StreamSource> {
     pub viewer: Viewer<S>,

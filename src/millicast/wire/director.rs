@@ -91,7 +91,7 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
 }
 
 /// Why a Director call did not give a session; each variant maps to one reconnect class
-/// (`MILLICAST.md` §4).
+/// (what the Director's answers mean).
 ///
 /// `message` is the server's own message when the body had one (cut to 200 characters), else a
 /// short description of the body such as `empty body`. It never contains a token.

@@ -1,4 +1,4 @@
-//! Director shapes of `MILLICAST.md` §1, as real servers send them and as proxies mangle them.
+//! Director shapes, as real servers send them and as proxies mangle them.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};

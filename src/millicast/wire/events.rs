@@ -212,7 +212,7 @@ pub struct MediaLayers {
     pub layers: Vec<SpatialTemporalLayer>,
 }
 
-/// One simulcast encoding (`E` in `MILLICAST.md` §3).
+/// One simulcast encoding (`E` in a `layers` event).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LayerEncoding {
@@ -235,7 +235,7 @@ pub struct LayerEncoding {
     pub layers: Vec<SpatialTemporalLayer>,
 }
 
-/// One selectable layer (`L` in `MILLICAST.md` §3).
+/// One selectable layer (`L` in a `layers` event).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SpatialTemporalLayer {

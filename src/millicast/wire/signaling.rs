@@ -1,5 +1,5 @@
 //! Signaling WebSocket frames: the commands a viewer sends and the responses, errors and events
-//! the server sends back (`MILLICAST.md` §2).
+//! the server sends back.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

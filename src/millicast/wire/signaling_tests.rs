@@ -1,4 +1,4 @@
-//! Signaling shapes of `MILLICAST.md` §2–§3: commands, responses, errors and lenient events.
+//! Signaling shapes of the Millicast protocol: commands, responses, errors and lenient events.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};
