@@ -86,7 +86,7 @@ impl HttpSettings {
 
     /// The client to call with: the application's, or one built once with `request_timeout`
     /// (the error is the build failure, without any URL).
-    pub(crate) fn client(&self) -> Result<reqwest::Client, String> {
+    pub(crate) fn client(&self) -> Result<reqwest::Client, crate::NetError> {
         if let Some(client) = &self.shared_client {
             return Ok(client.clone());
         }
@@ -101,7 +101,7 @@ impl HttpSettings {
             .timeout(self.request_timeout)
             .connect_timeout(self.request_timeout)
             .build()
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(crate::NetError::from_reqwest)?;
         *built = Some(client.clone());
         Ok(client)
     }

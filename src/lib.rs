@@ -115,6 +115,8 @@ mod http_settings;
 #[cfg(feature = "millicast")]
 mod http_status;
 mod machine;
+#[cfg(feature = "millicast")]
+mod net_error;
 mod policy;
 mod secret;
 mod source;
@@ -138,6 +140,8 @@ pub use driver::{Control, Event, Reconnector, Viewer};
 pub use machine::{
     GiveUpReason, Input, MACHINE_SIZE, Machine, Output, Reason, StallCause, State, Timer,
 };
+#[cfg(feature = "millicast")]
+pub use net_error::{NetError, NetErrorKind};
 pub use policy::{GiveUpRule, MAX_DURATION, Policy, PolicyBuilder, PolicyError};
 pub use secret::Secret;
 pub use source::{

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::NetError;
 use crate::millicast::wire::{DirectorFailure, WireError};
 use crate::source::{Classify, Retry};
 
@@ -15,7 +16,7 @@ pub enum MillicastError {
     Director(#[from] DirectorFailure),
     /// The Director call did not complete: DNS, TCP, TLS, timeout. (The URL is stripped.)
     #[error("director request failed: {0}")]
-    DirectorRequest(#[source] reqwest::Error),
+    DirectorRequest(#[source] NetError),
     /// The Director body was larger than the client accepts.
     #[error("director response larger than {0} bytes")]
     DirectorTooLarge(usize),
@@ -24,7 +25,7 @@ pub enum MillicastError {
     TokenRefused,
     /// The signaling WebSocket could not be opened.
     #[error("signaling connect failed: {0}")]
-    Connect(String),
+    Connect(#[source] NetError),
     /// The server refused the `view` command (e.g. `Feed not found`).
     #[error("view rejected: {0}")]
     ViewRejected(String),
@@ -47,7 +48,7 @@ pub enum MillicastError {
     FrameTooLarge(usize),
     /// The WebSocket failed (reset, protocol violation, TLS).
     #[error("signaling transport failed: {0}")]
-    Transport(String),
+    Transport(#[source] NetError),
     /// A frame the client needed (the `view` answer) could not be read.
     #[error("signaling protocol error: {0}")]
     Protocol(#[from] WireError),
@@ -56,7 +57,7 @@ pub enum MillicastError {
     Media(String),
     /// The HTTP client could not be built (TLS initialisation).
     #[error("http client: {0}")]
-    Client(String),
+    Client(#[source] NetError),
 }
 
 /// `code 1001`, or `no close frame`.
@@ -86,18 +87,7 @@ fn is_not_published(message: &str) -> bool {
 
 impl From<reqwest::Error> for MillicastError {
     fn from(e: reqwest::Error) -> Self {
-        MillicastError::DirectorRequest(e.without_url())
-    }
-}
-
-/// A WebSocket error as text, without anything that could hold the JWT.
-pub(crate) fn describe_ws_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
-    use tokio_tungstenite::tungstenite::Error as E;
-    match e {
-        // The response's status says it all; its headers and body stay out of errors.
-        E::Http(response) => format!("HTTP {}", response.status()),
-        E::Url(_) => "invalid signaling URL".to_owned(),
-        other => other.to_string(),
+        MillicastError::DirectorRequest(NetError::from_reqwest(e))
     }
 }
 

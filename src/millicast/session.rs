@@ -121,7 +121,7 @@ async fn run<M: Send + 'static>(
                         Err(e) => SourceEvent::Lost(e),
                     }
                 }
-                Some(Err(e)) => SourceEvent::Lost(signaling::lost(&e, &limits)),
+                Some(Err(e)) => SourceEvent::Lost(signaling::lost(e, &limits)),
                 None => SourceEvent::Lost(MillicastError::Closed { code: None, reason: String::new() }),
             },
             media = live.media_events.next() => match media {

@@ -10,8 +10,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::NetError;
 use crate::Secret;
-use crate::millicast::error::{MillicastError, describe_ws_error};
+use crate::millicast::error::MillicastError;
 use crate::millicast::wire::{
     Command, ServerMessage, SignalingEvent, ViewCommand, ViewResponse, parse_server_message,
 };
@@ -56,7 +57,7 @@ pub(crate) async fn open(url: &Secret, limits: &Limits) -> Result<Ws, MillicastE
         .max_frame_size(Some(limits.max_frame));
     let (ws, _) = tokio_tungstenite::connect_async_with_config(url.expose(), Some(config), false)
         .await
-        .map_err(|e| MillicastError::Connect(describe_ws_error(&e)))?;
+        .map_err(|e| MillicastError::Connect(NetError::from_ws(e)))?;
     Ok(ws)
 }
 
@@ -71,13 +72,13 @@ pub(crate) async fn view(
     let frame = Command::view(trans_id, command)?.to_text();
     ws.send(Message::text(frame))
         .await
-        .map_err(|e| lost(&e, limits))?;
+        .map_err(|e| lost(e, limits))?;
     let mut early = Vec::new();
     let answer = async {
         loop {
             let message = match ws.next().await {
                 Some(Ok(message)) => message,
-                Some(Err(e)) => return Err(lost(&e, limits)),
+                Some(Err(e)) => return Err(lost(e, limits)),
                 None => return Err(closed(None)),
             };
             match read(message)? {
@@ -137,12 +138,12 @@ fn closed(frame: Option<(u16, String)>) -> MillicastError {
 }
 
 /// A WebSocket error as the session failure it means.
-pub(crate) fn lost(e: &tokio_tungstenite::tungstenite::Error, limits: &Limits) -> MillicastError {
+pub(crate) fn lost(e: tokio_tungstenite::tungstenite::Error, limits: &Limits) -> MillicastError {
     use tokio_tungstenite::tungstenite::Error as E;
     match e {
         E::Capacity(_) => MillicastError::FrameTooLarge(limits.max_frame),
         E::ConnectionClosed | E::AlreadyClosed => closed(None),
-        other => MillicastError::Transport(describe_ws_error(other)),
+        other => MillicastError::Transport(NetError::from_ws(other)),
     }
 }
 
@@ -189,7 +190,7 @@ impl Keepalive {
         .await
         {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(lost(&e, &self.limits)),
+            Ok(Err(e)) => Err(lost(e, &self.limits)),
             Err(_) => Err(MillicastError::PongTimeout(self.limits.pong_timeout)),
         }
     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
-use crate::Secret;
 use crate::http_settings::{HttpSettings, TokenRefresher};
 use crate::millicast::director;
 use crate::millicast::error::MillicastError;
@@ -20,6 +19,7 @@ use crate::millicast::wire::{
 use crate::millicast::{MillicastMedia, ViewInfo};
 use crate::offer::{OfferProvider, PendingOffer};
 use crate::source::{Session, StreamSource};
+use crate::{NetError, NetErrorKind, Secret};
 
 /// The public Director.
 pub const DEFAULT_DIRECTOR: &str = "https://director.millicast.com";
@@ -238,9 +238,9 @@ async fn establish<P: OfferProvider>(
     http: reqwest::Client,
 ) -> Result<Established<P::Media>, MillicastError> {
     let director = subscribe(&shared, &http).await?;
-    let url = director
-        .signaling_url()
-        .ok_or_else(|| MillicastError::Connect("no signaling URL".to_owned()))?;
+    let url = director.signaling_url().ok_or_else(|| {
+        MillicastError::Connect(NetError::new(NetErrorKind::Other, "no signaling URL"))
+    })?;
     let stream_id = jwt_stream_name(director.jwt.expose()).unwrap_or_else(|| shared.stream.clone());
     let offer = shared
         .provider

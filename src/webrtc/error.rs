@@ -1,6 +1,7 @@
 //! Why a WHEP attempt or session failed, and how each failure is retried. No variant carries the
 //! bearer token, nor the endpoint URL (which may hold one in its query).
 
+use crate::NetError;
 use crate::http_status::{StatusContext, retry_for_status};
 use crate::source::{Classify, Retry};
 
@@ -45,7 +46,7 @@ pub enum WhepError {
     },
     /// The request did not complete: DNS, TCP, TLS, timeout. (The URL is stripped.)
     #[error("WHEP request failed: {0}")]
-    Request(#[source] reqwest::Error),
+    Request(#[source] NetError),
     /// A 201 without what WHEP requires (a `Location`, an SDP body).
     #[error("bad WHEP response: {0}")]
     BadResponse(String),
@@ -54,7 +55,7 @@ pub enum WhepError {
     Media(String),
     /// The HTTP client could not be built (TLS initialisation).
     #[error("http client: {0}")]
-    Client(String),
+    Client(#[source] NetError),
 }
 
 impl WhepError {
@@ -97,7 +98,7 @@ impl Classify for WhepError {
 
 impl From<reqwest::Error> for WhepError {
     fn from(e: reqwest::Error) -> Self {
-        WhepError::Request(e.without_url())
+        WhepError::Request(NetError::from_reqwest(e))
     }
 }
 

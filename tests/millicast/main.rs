@@ -417,11 +417,43 @@ async fn a_director_that_hangs_past_the_request_timeout_is_retried() {
     let source = source(&server).request_timeout(Duration::from_millis(300));
     let mut w = watch(source);
     let event = w.until("an error", |e| matches!(e, Event::Error(_))).await;
-    assert!(
-        matches!(event, Event::Error(MillicastError::DirectorRequest(_))),
-        "{event:?}"
-    );
+    let Event::Error(MillicastError::DirectorRequest(net)) = &event else {
+        panic!("{event:?}");
+    };
+    assert_eq!(net.kind(), relive::NetErrorKind::Timeout, "{net}");
     w.until_playing().await;
+}
+
+#[tokio::test]
+async fn a_refused_director_connection_says_so_and_chains_its_cause() {
+    use std::error::Error as _;
+    // A port nobody listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let source = MillicastSource::new("acct", CAM).director_url(format!("http://127.0.0.1:{port}"));
+    let mut w = watch(source);
+    let event = w.until("an error", |e| matches!(e, Event::Error(_))).await;
+    let Event::Error(error) = &event else {
+        unreachable!()
+    };
+    let MillicastError::DirectorRequest(net) = error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(net.kind(), relive::NetErrorKind::Connect);
+    let text = error.to_string().to_lowercase();
+    assert!(text.contains("refused"), "the cause is named: {text}");
+    // The chain goes down to the client library's error, with no URL in it.
+    let mut depth = 0;
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        assert!(!e.to_string().contains("127.0.0.1"), "a URL in {e}");
+        depth += 1;
+        cause = e.source();
+    }
+    assert!(depth >= 2, "{error:?}");
 }
 
 #[tokio::test]
