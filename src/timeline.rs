@@ -66,11 +66,19 @@ impl Continuity {
 /// ```
 #[inline]
 pub fn classify(furthest: Duration, reading: Duration) -> Continuity {
-    if reading > furthest {
+    if is_ahead(furthest, reading) {
         classify_offset(true, reading - furthest)
     } else {
         classify_offset(false, furthest - reading)
     }
+}
+
+/// Whether `reading` is past `furthest`: `classify(furthest, reading).is_ahead()`, in one
+/// compare. The hot path of a stall watchdog asks this first and classifies only what is
+/// not ahead.
+#[inline]
+pub fn is_ahead(furthest: Duration, reading: Duration) -> bool {
+    reading > furthest
 }
 
 /// The same rule for a reading `by` ahead of (`ahead`) or behind the furthest
@@ -111,6 +119,25 @@ mod tests {
             classify(MAX_REWIND + tiny, Duration::ZERO),
             Continuity::Rewound
         );
+    }
+
+    #[test]
+    fn is_ahead_agrees_with_classify() {
+        let ms = Duration::from_millis;
+        for (f, r) in [
+            (0, 0),
+            (0, 1),
+            (5_000, 4_000),
+            (5_000, 20_000),
+            (5_000, 0),
+            (7, 7),
+        ] {
+            assert_eq!(
+                is_ahead(ms(f), ms(r)),
+                classify(ms(f), ms(r)).is_ahead(),
+                "{f} {r}"
+            );
+        }
     }
 
     #[test]

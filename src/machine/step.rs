@@ -8,7 +8,7 @@ use crate::machine::queue::Pending;
 use crate::machine::state::{Nanos, Phase, nanos};
 use crate::machine::{Flags, GiveUpReason, Machine, NEVER, Reason, StallCause, Timer};
 use crate::source::Retry;
-use crate::timeline::{Continuity, classify};
+use crate::timeline::{Continuity, classify, is_ahead};
 
 impl Machine {
     /// The hot path: a compare and two stores while playing, nothing allocated,
@@ -19,14 +19,15 @@ impl Machine {
     /// new timeline (a publisher restart, a migrated media path).
     #[inline]
     pub(super) fn on_tick(&mut self, now: Instant, media: Duration) {
-        match classify(self.last_media, media) {
-            Continuity::Still => return,
-            Continuity::Rewound => {
+        // Ahead (`Forward` or `Leaped`) is progress: one compare on the hot path;
+        // only what is not ahead is classified further.
+        if !is_ahead(self.last_media, media) {
+            if classify(self.last_media, media) == Continuity::Rewound {
                 self.last_media = media;
-                return;
             }
-            Continuity::Forward | Continuity::Leaped => self.last_media = media,
+            return;
         }
+        self.last_media = media;
         match self.phase {
             Phase::Playing { .. } => {
                 // Time never runs backwards: an older tick moves nothing.
