@@ -11,10 +11,10 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use relive::relay::protocol::{ServerFrame, parse_server_frame};
 use relive::relay::{
-    CloseReason, Details, ErrorCode, PublishedTrack, RelayClient, RelayConfig, RelayEvent,
-    RelayPublisher, RelayServer, StreamName,
+    CloseReason, Details, ErrorCode, RelayClient, RelayConfig, RelayEvent, RelayPublisher,
+    RelayServer, StreamName,
 };
-use support::PATIENCE;
+use support::{PATIENCE, cam, details};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -37,21 +37,6 @@ fn config() -> RelayConfig {
 
 async fn start(config: RelayConfig) -> RelayServer {
     RelayServer::start(config).await.unwrap()
-}
-
-fn cam(n: u32) -> StreamName {
-    StreamName::new(format!("cam-{n}")).unwrap()
-}
-
-fn details(title: &str) -> Details {
-    Details {
-        source_ids: vec!["main".into()],
-        tracks: vec![PublishedTrack {
-            track_id: "video0".into(),
-            media: "video".into(),
-        }],
-        metadata: serde_json::json!({ "title": title }),
-    }
 }
 
 /// A viewer client of `stream`, past its `Connected` and first `Snapshot`.

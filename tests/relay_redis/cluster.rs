@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relive::relay::{
-    Broker, Details, PublishedTrack, RedisBroker, RedisConfig, RelayClient, RelayConfig,
-    RelayEvent, RelayServer, StreamName,
+    Broker, Details, RedisBroker, RedisConfig, RelayClient, RelayConfig, RelayEvent, RelayServer,
+    StreamName,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use tokio::time::{Instant, timeout};
 
 pub const TOKEN: &str = "cam-token";
-pub use crate::support::PATIENCE;
+pub use crate::support::{PATIENCE, cam, details};
 /// Short so that the dead-node test is quick; the defaults are 5 s and 1 s.
 pub const TTL: Duration = Duration::from_millis(1500);
 pub const HEARTBEAT: Duration = Duration::from_millis(300);
@@ -179,21 +179,6 @@ impl ChildNode {
         let url = line.rsplit(' ').next().unwrap().to_owned();
         assert!(url.starts_with("ws://"), "unexpected first line {line:?}");
         ChildNode { child, url }
-    }
-}
-
-pub fn cam(n: u32) -> StreamName {
-    StreamName::new(format!("cam-{n}")).unwrap()
-}
-
-pub fn details(title: &str) -> Details {
-    Details {
-        source_ids: vec!["main".into()],
-        tracks: vec![PublishedTrack {
-            track_id: "video0".into(),
-            media: "video".into(),
-        }],
-        metadata: serde_json::json!({ "title": title }),
     }
 }
 

@@ -202,6 +202,25 @@ impl std::io::Write for CapturedLogs {
     }
 }
 
+/// The relay tests' stream `cam-{n}`.
+#[cfg(feature = "relay")]
+pub fn cam(n: u32) -> relive::relay::StreamName {
+    relive::relay::StreamName::new(format!("cam-{n}")).unwrap()
+}
+
+/// The relay tests' stream details: one video track, a title.
+#[cfg(feature = "relay")]
+pub fn details(title: &str) -> relive::relay::Details {
+    relive::relay::Details {
+        source_ids: vec!["main".into()],
+        tracks: vec![relive::relay::PublishedTrack {
+            track_id: "video0".into(),
+            media: "video".into(),
+        }],
+        metadata: serde_json::json!({ "title": title }),
+    }
+}
+
 /// The next relay event matching `f`; panics with what came instead after `patience`.
 #[cfg(feature = "relay")]
 pub async fn next_relay_event(
