@@ -205,7 +205,7 @@ impl std::io::Write for CapturedLogs {
 /// The relay tests' stream `cam-{n}`.
 #[cfg(feature = "relay")]
 pub fn cam(n: u32) -> relive::relay::StreamName {
-    relive::relay::StreamName::new(format!("cam-{n}")).unwrap()
+    relive::relay::StreamName::new(format!("cam-{n}")).expect("a valid stream name")
 }
 
 /// The relay tests' stream details: one video track, a title.
