@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use relive::{GiveUpReason, Jitter, Output, Reason, Retry, StallCause, State, Timer};
 
-use crate::harness::{Call, Ctx, Event, Harness, publisher_stopped};
+use crate::harness::{Call, Ctx, Event, Harness, publisher_side};
 use crate::{Step, ms};
 
-/// A stall the publisher's side caused, which a live hint or `Active` heals.
-fn publisher_side(cause: StallCause) -> bool {
+/// A stall the source told of (no layers, `inactive`, `stopped`), not one seen from
+/// media time: a live hint or `Active` heals it.
+fn told_by_source(cause: StallCause) -> bool {
     cause != StallCause::NoProgress
 }
 
@@ -26,7 +27,7 @@ impl Harness {
         }
         let stale_hint = match call.before {
             State::Backoff { .. } => false,
-            State::Stalled { cause, .. } => !publisher_side(cause),
+            State::Stalled { cause, .. } => !told_by_source(cause),
             _ => true,
         };
         if matches!(call.step, Step::LiveHint | Step::Active) && stale_hint {
@@ -73,7 +74,7 @@ impl Harness {
                 let allowed = match (reason, from) {
                     (Reason::Connected, State::Connecting { .. }) => true,
                     (Reason::ProgressResumed, State::Stalled { cause, .. }) => {
-                        matches!(call.step, Step::Progress(_)) && !publisher_stopped(cause)
+                        matches!(call.step, Step::Progress(_)) && !publisher_side(cause)
                     }
                     (Reason::UserPaused, State::Stalled { cause, .. }) => {
                         cause == StallCause::NoProgress && matches!(call.step, Step::Pause)
@@ -82,10 +83,10 @@ impl Harness {
                         cause == StallCause::NoLayers
                     }
                     (Reason::PublisherActive, State::Stalled { cause, .. }) => {
-                        publisher_side(cause) && matches!(call.step, Step::Active)
+                        told_by_source(cause) && matches!(call.step, Step::Active)
                     }
                     (Reason::LiveHint, State::Stalled { cause, .. }) => {
-                        publisher_side(cause) && matches!(call.step, Step::LiveHint)
+                        told_by_source(cause) && matches!(call.step, Step::LiveHint)
                     }
                     _ => false,
                 };
@@ -250,7 +251,7 @@ impl Harness {
                 "still stalled after a pause\n{ctx}"
             ),
             (Step::LiveHint | Step::Active, State::Stalled { cause, .. })
-                if publisher_side(cause) =>
+                if told_by_source(cause) =>
             {
                 // The publisher is back: the same session watches again.
                 assert!(state.is_playing(), "a hint left a {cause:?} stall\n{ctx}");

@@ -15,7 +15,7 @@ use crate::{Media, Setup, Step, ms};
 pub(crate) const NEW_TIMELINE: Duration = relive::timeline::MAX_REWIND;
 
 /// Whether the publisher's side caused the stall: only `Active` or a live hint end it.
-pub(crate) fn publisher_stopped(cause: StallCause) -> bool {
+pub(crate) fn publisher_side(cause: StallCause) -> bool {
     matches!(cause, StallCause::Inactive | StallCause::StreamEnded)
 }
 
@@ -292,7 +292,7 @@ impl Harness {
         let session = matches!(before, State::Playing { .. } | State::Stalled { .. });
         // A tick during a stall the publisher caused is a leftover of its
         // last packets: it ends nothing and shows nothing.
-        let ignored = matches!(before, State::Stalled { cause, .. } if publisher_stopped(cause));
+        let ignored = matches!(before, State::Stalled { cause, .. } if publisher_side(cause));
         if advanced && session && !ignored {
             self.world.session_showed_media = true;
         }
