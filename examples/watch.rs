@@ -128,7 +128,7 @@ async fn main() {
     }
 }
 
-/// The media time of the current session, from its RTP packets (`None`: signaling only).
+/// The presentation time reached by the viewer, from its frames (`None`: signaling only).
 #[derive(Clone)]
 struct MediaClock(Option<Arc<AtomicU64>>);
 
@@ -194,13 +194,13 @@ mod media {
         MediaClock(Some(Arc::new(AtomicU64::new(0))))
     }
 
-    /// Plays a new session: here, reads its packets into the clock until the session ends.
+    /// Plays a new session: here, reads its frames into the clock (the viewer's presentation
+    /// time, which goes on across sessions) until the session ends.
     fn follow(mut media: WebRtcMedia, clock: &MediaClock) {
         let Some(ms) = clock.0.clone() else { return };
-        ms.store(0, Ordering::Relaxed);
         tokio::spawn(async move {
-            while let Some(packet) = media.recv().await {
-                ms.fetch_max(packet.media_time.as_millis() as u64, Ordering::Relaxed);
+            while let Some(frame) = media.recv().await {
+                ms.fetch_max(frame.pts.as_millis() as u64, Ordering::Relaxed);
             }
         });
     }

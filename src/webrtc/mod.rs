@@ -25,6 +25,7 @@
 //! | session dropped by the reconnector | DTLS close sent, socket closed, task ended |
 
 mod error;
+mod keyframes;
 mod media;
 mod peer;
 mod progress;
@@ -33,6 +34,8 @@ mod sdp;
 mod whep;
 
 pub use error::WhepError;
-pub use media::{Codec, MediaPacket, Track, TrackKind, WebRtcMedia};
+pub use media::{
+    Codec, Delivery, MediaCodec, MediaFrame, MediaPacket, Track, TrackKind, WebRtcMedia,
+};
 pub use provider::{AUDIO_MID, PendingPeer, ReceivePeers, VIDEO_MID};
 pub use whep::{WhepEvents, WhepSource};

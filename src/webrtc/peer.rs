@@ -1,25 +1,31 @@
 //! The task of one receive-only peer: the str0m run loop over its UDP socket.
 //!
 //! It reads datagrams into `handle_input`, drains `poll_output` (transmits, events, the next
-//! timeout) after every input, turns RTP timestamps into progress ticks and queues packets for
-//! the application. It ends when the session's events are dropped (closing the DTLS session
-//! politely), or when the path fails, after reporting `Lost`.
+//! timeout) after every input, turns RTP timestamps into progress ticks and queues frames (or
+//! packets) for the application: video through its [`KeyframeGate`], every frame placed on the
+//! viewer's [`Timeline`]. It ends when the session's events are dropped (closing the DTLS
+//! session politely), or when the path fails, after reporting `Lost`.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use str0m::media::{KeyframeRequestKind, MediaData, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::rtp::RtpPacket;
-use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::offer::MediaEvent;
-use crate::webrtc::media::{MediaPacket, Queue};
+use crate::timeline::{SessionId, Timeline};
+use crate::webrtc::keyframes::KeyframeGate;
+use crate::webrtc::media::{
+    Counters, Delivery, MediaCodec, MediaFrame, MediaPacket, Queue, TrackKind,
+};
 use crate::webrtc::progress::{MediaClocks, ProgressTicker};
 
 /// Larger than any datagram WebRTC sends (str0m's MTU target is ~1150 bytes).
@@ -51,11 +57,27 @@ pub(crate) struct Peer {
     /// The local candidate address: the destination of every datagram we read.
     pub(crate) local: SocketAddr,
     pub(crate) events: mpsc::Sender<MediaEvent>,
-    pub(crate) queue: Arc<Queue>,
+    pub(crate) delivery: Delivery,
+    pub(crate) frames: Arc<Queue<MediaFrame>>,
+    pub(crate) packets: Arc<Queue<MediaPacket>>,
+    pub(crate) counters: Arc<Counters>,
     pub(crate) ticker: ProgressTicker,
     /// Payload type → RTP clock rate, from the negotiated codecs.
     pub(crate) clock_rates: HashMap<u8, u32>,
     pub(crate) clocks: MediaClocks,
+    /// The viewer's timeline (shared with its other sessions) and this session on it.
+    pub(crate) timeline: Arc<Mutex<Timeline>>,
+    pub(crate) session: SessionId,
+    /// The keyframe state of each video track, and how to ask for one (`None`: the answer
+    /// negotiated neither PLI nor FIR).
+    pub(crate) gates: Vec<VideoGate>,
+}
+
+/// One video track's keyframe gate.
+pub(crate) struct VideoGate {
+    pub(crate) mid: Mid,
+    pub(crate) gate: KeyframeGate,
+    pub(crate) request: Option<KeyframeRequestKind>,
 }
 
 /// Why the loop ended.
@@ -87,10 +109,11 @@ impl Peer {
                 let _ = self.events.send(MediaEvent::Lost(reason)).await;
             }
         }
-        let queue = Arc::clone(&self.queue);
+        let (frames, packets) = (Arc::clone(&self.frames), Arc::clone(&self.packets));
         drop(self);
         drop(live);
-        queue.close();
+        frames.close();
+        packets.close();
     }
 
     async fn serve(&mut self) -> End {
@@ -142,7 +165,53 @@ impl Peer {
         }
         self.rtc
             .handle_input(input)
-            .map_err(|e| format!("WebRTC failed: {e}"))
+            .map_err(|e| format!("WebRTC failed: {e}"))?;
+        self.ask_first_keyframes();
+        Ok(())
+    }
+
+    /// Asks for a keyframe on every video track whose first packets just arrived (str0m has
+    /// a receive stream for it), before its first frame is even complete.
+    fn ask_first_keyframes(&mut self) {
+        for i in 0..self.gates.len() {
+            let gate = &self.gates[i];
+            if !gate.gate.awaits_first_request() || gate.request.is_none() {
+                continue;
+            }
+            let mid = gate.mid;
+            if self.rtc.direct_api().stream_rx_by_mid(mid, None).is_none() {
+                continue;
+            }
+            if self.gates[i].gate.on_packets(now()) && !self.request_keyframe(i) {
+                self.gates[i].gate.request_failed();
+            }
+        }
+    }
+
+    /// Sends a keyframe request for video track `index`; whether it went out.
+    fn request_keyframe(&mut self, index: usize) -> bool {
+        let VideoGate { mid, request, .. } = self.gates[index];
+        let Some(kind) = request else {
+            return false;
+        };
+        let sent = match self.delivery {
+            Delivery::Frames => match self.rtc.writer(mid) {
+                Some(mut writer) => writer.request_keyframe(None, kind).is_ok(),
+                None => false,
+            },
+            Delivery::RtpPackets => match self.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                Some(stream) => {
+                    stream.request_keyframe(kind);
+                    true
+                }
+                None => false,
+            },
+        };
+        if sent {
+            Counters::add(&self.counters.keyframe_requests);
+            tracing::debug!(%mid, ?kind, "keyframe requested");
+        }
+        sent
     }
 
     fn handle_timeout(&mut self) -> Result<(), String> {
@@ -172,6 +241,9 @@ impl Peer {
                     }
                 }
                 Ok(Output::Event(event)) => self.on_event(event)?,
+                // A payload str0m cannot depacketize (malformed, truncated): skipped and
+                // counted; str0m has consumed it and goes on with the next.
+                Err(RtcError::Packet(mid, pt, e)) => self.on_undecodable(mid, *pt, &e),
                 Err(e) => return Err(format!("WebRTC failed: {e}")),
             }
         }
@@ -179,6 +251,7 @@ impl Peer {
 
     fn on_event(&mut self, event: Event) -> Result<(), String> {
         match event {
+            Event::MediaData(data) => self.on_frame(data),
             Event::RtpPacket(packet) => self.on_rtp(packet),
             Event::Connected => tracing::debug!(local = %self.local, "ICE and DTLS connected"),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -195,6 +268,76 @@ impl Peer {
             other => tracing::trace!(event = ?other, "webrtc event"),
         }
         Ok(())
+    }
+
+    fn on_undecodable(&mut self, mid: Mid, payload_type: u8, error: &dyn std::fmt::Display) {
+        Counters::add(&self.counters.undecodable);
+        tracing::debug!(%mid, payload_type, %error, "skipping a payload that does not depacketize");
+        if let Some(i) = self.gates.iter().position(|g| g.mid == mid)
+            && self.gates[i].gate.on_broken(now())
+        {
+            self.request_keyframe(i);
+        }
+    }
+
+    /// A depacketized frame: video through its keyframe gate, then progress, then the
+    /// timeline and the application's queue.
+    fn on_frame(&mut self, data: MediaData) {
+        let now = now();
+        let codec = MediaCodec::from_str0m(data.params.spec().codec);
+        let video = self.gates.iter().position(|g| g.mid == data.mid);
+        let kind = if video.is_some() || codec.is_video() {
+            TrackKind::Video
+        } else {
+            TrackKind::Audio
+        };
+        let keyframe = data.is_keyframe();
+        if let Some(i) = video {
+            let admit = self.gates[i].gate.on_frame(now, keyframe, data.contiguous);
+            if admit.request {
+                self.request_keyframe(i);
+            }
+            if !admit.deliver {
+                Counters::add(&self.counters.withheld);
+                return;
+            }
+        }
+        let mid = data.mid.to_string();
+        let clock_rate = data.time.frequency().get();
+        // The frame's RTP timestamp: str0m extends it to 64 bits; the low 32 are the wire's.
+        let rtp_timestamp = data.time.numer() as u32;
+        let (_, session_time) = self.clocks.on_packet(&mid, 0, rtp_timestamp, clock_rate);
+        let placed = self
+            .timeline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .place(
+                self.session,
+                &mid,
+                rtp_timestamp,
+                clock_rate,
+                data.network_time,
+            );
+        if let Some(placed) = placed {
+            self.frames.push(MediaFrame {
+                mid,
+                kind,
+                codec,
+                payload_type: *data.pt,
+                keyframe,
+                pts: placed.pts,
+                discontinuity: placed.discontinuity,
+                session: placed.session,
+                rtp_timestamp,
+                clock_rate,
+                data: data.data,
+            });
+        }
+        // A frame of a superseded session is not the picture any more, but it still shows
+        // this session's media moving.
+        if let Some(media) = self.ticker.on_media(now, session_time) {
+            self.tick(media);
+        }
     }
 
     fn on_rtp(&mut self, packet: RtpPacket) {
@@ -214,7 +357,16 @@ impl Peer {
             .unwrap_or_else(|| packet.time.frequency().get());
         let timestamp = packet.header.timestamp;
         let (media_time, session_time) = self.clocks.on_packet(&mid, ssrc, timestamp, clock_rate);
-        self.queue.push(MediaPacket {
+        if let Some(i) = self.gates.iter().position(|g| g.mid == mid)
+            && self.gates[i].gate.on_packets(now())
+        {
+            // RTP mode: nothing is withheld, but a new session still asks for a keyframe at
+            // its first video packet.
+            if !self.request_keyframe(i) {
+                self.gates[i].gate.request_failed();
+            }
+        }
+        self.packets.push(MediaPacket {
             mid: mid.to_string(),
             payload_type,
             ssrc,

@@ -3,21 +3,23 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::{Candidate, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::millicast::wire::IceServer;
 use crate::offer::{MediaError, NegotiatedMedia, OfferProvider, PendingOffer};
-use crate::webrtc::media::{Codec, Queue, Track, TrackKind, WebRtcMedia};
-use crate::webrtc::peer::{LiveGuard, Peer};
+use crate::timeline::{GapMode, Timeline};
+use crate::webrtc::keyframes::KeyframeGate;
+use crate::webrtc::media::{Codec, Delivery, Queue, Track, TrackKind, WebRtcMedia};
+use crate::webrtc::peer::{LiveGuard, Peer, VideoGate};
 use crate::webrtc::progress::{MediaClocks, ProgressTicker};
 use crate::webrtc::sdp;
 
@@ -35,10 +37,16 @@ const EVENT_QUEUE: usize = 16;
 /// Each [`create_offer`](OfferProvider::create_offer) binds a UDP socket, adds it as the one
 /// host candidate and makes a recvonly offer: video on mid `"0"`, audio on mid `"1"`, no trickle
 /// (the server's answer is ICE-lite with host candidates). Accepting the answer spawns one tokio
-/// task per peer that runs the str0m loop and reports progress ticks from RTP timestamps (at most
-/// one per [`progress_every`](ReceivePeers::progress_every)) and `Lost` when ICE or DTLS fail.
-/// The task ends when the session is dropped. Cheap to clone: clones share the
-/// [`live_peers`](ReceivePeers::live_peers) count.
+/// task per peer that runs the str0m loop, delivers frames (or [RTP
+/// packets](ReceivePeers::rtp_packets)) to the session's [`WebRtcMedia`], and reports progress
+/// ticks from RTP timestamps (at most one per [`progress_every`](ReceivePeers::progress_every))
+/// and `Lost` when ICE or DTLS fail. The task ends when the session is dropped.
+///
+/// **One per viewer**: a `ReceivePeers` holds the viewer's presentation
+/// [`Timeline`], on which every session it makes places its frames, so that a player sees one
+/// clock across reconnects. Cheap to clone: clones share the timeline and the
+/// [`live_peers`](ReceivePeers::live_peers) count, so give each viewer its own
+/// `ReceivePeers::new()`.
 ///
 /// ```no_run
 /// # fn demo() {
@@ -58,6 +66,8 @@ pub struct ReceivePeers {
     bind_ip: IpAddr,
     queue_capacity: usize,
     progress_every: Duration,
+    delivery: Delivery,
+    timeline: Arc<Mutex<Timeline>>,
     live: Arc<AtomicUsize>,
 }
 
@@ -73,20 +83,55 @@ impl fmt::Debug for ReceivePeers {
             .field("bind_ip", &self.bind_ip)
             .field("queue_capacity", &self.queue_capacity)
             .field("progress_every", &self.progress_every)
+            .field("delivery", &self.delivery)
+            .field("gap_mode", &self.timeline_mode())
             .field("live_peers", &self.live_peers())
             .finish()
     }
 }
 
 impl ReceivePeers {
-    /// Peers bound on `0.0.0.0`, a queue of 512 packets and a progress tick every 100 ms.
+    /// Peers bound on `0.0.0.0` delivering frames, a queue of 512, a progress tick every
+    /// 100 ms, and a new timeline whose sessions continue where the last one stopped
+    /// ([`GapMode::Continue`]).
     pub fn new() -> Self {
         ReceivePeers {
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             queue_capacity: 512,
             progress_every: Duration::from_millis(100),
+            delivery: Delivery::Frames,
+            timeline: Arc::new(Mutex::new(Timeline::new(GapMode::Continue))),
             live: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Sessions deliver raw RTP packets ([`WebRtcMedia::recv_rtp`]) instead of frames: for
+    /// applications that depacketize themselves. Packets are not placed on the timeline and
+    /// nothing is withheld; a keyframe is still requested at each session's first video packet.
+    #[must_use]
+    pub fn rtp_packets(mut self) -> Self {
+        self.delivery = Delivery::RtpPackets;
+        self
+    }
+
+    /// How a new session's first frame is placed on the viewer's timeline (default
+    /// [`GapMode::Continue`]). Starts a new, empty timeline: set it before the first session.
+    #[must_use]
+    pub fn gap_mode(mut self, mode: GapMode) -> Self {
+        self.timeline = Arc::new(Mutex::new(Timeline::new(mode)));
+        self
+    }
+
+    fn timeline_mode(&self) -> GapMode {
+        self.timeline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .mode()
+    }
+
+    /// What sessions deliver: frames (the default) or RTP packets.
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
     }
 
     /// The IP to bind each peer's UDP socket on (default `0.0.0.0`; tests use `127.0.0.1`).
@@ -99,8 +144,8 @@ impl ReceivePeers {
         self
     }
 
-    /// How many received packets wait for the application before the oldest are dropped
-    /// (default 512, at least 1).
+    /// How many received frames (or packets) wait for the application before the oldest are
+    /// dropped (default 512, at least 1).
     #[must_use]
     pub fn queue_capacity(mut self, packets: usize) -> Self {
         self.queue_capacity = packets.max(1);
@@ -130,7 +175,7 @@ impl ReceivePeers {
             .local_addr()
             .map_err(|e| MediaError(format!("UDP socket has no address: {e}")))?;
         let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
+            .set_rtp_mode(self.delivery == Delivery::RtpPackets)
             .build(tokio::time::Instant::now().into_std());
         if !local.ip().is_unspecified() {
             add_host_candidate(&mut rtc, local)?;
@@ -272,27 +317,78 @@ impl PendingPeer {
             .flat_map(|t| &t.codecs)
             .map(|c| (c.payload_type, c.clock_rate))
             .collect::<HashMap<_, _>>();
-        let queue = Queue::new(self.config.queue_capacity);
+        let capacity = self.config.queue_capacity;
+        let delivery = self.config.delivery;
+        let (frames, packets) = match delivery {
+            Delivery::Frames => (Queue::new(capacity), Queue::closed()),
+            Delivery::RtpPackets => (Queue::closed(), Queue::new(capacity)),
+        };
+        let counters = Arc::default();
+        let session = self
+            .config
+            .timeline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .begin_session();
+        let gates = video_gates(&self.rtc, &tracks);
         let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
         let peer = Peer {
             rtc: self.rtc,
             socket: self.socket,
             local: self.local,
             events: events_tx,
-            queue: Arc::clone(&queue),
+            delivery,
+            frames: Arc::clone(&frames),
+            packets: Arc::clone(&packets),
+            counters: Arc::clone(&counters),
             ticker: ProgressTicker::new(self.config.progress_every),
             clock_rates,
             clocks: MediaClocks::default(),
+            timeline: Arc::clone(&self.config.timeline),
+            session,
+            gates,
         };
         tracing::debug!(local = %self.local, tracks = tracks.len(), "webrtc answer applied");
         let live = LiveGuard::new(&self.config.live);
         tokio::spawn(peer.run(live));
         let events = futures::stream::poll_fn(move |cx| events_rx.poll_recv(cx)).boxed();
         Ok(NegotiatedMedia {
-            media: WebRtcMedia::new(tracks, self.local, queue),
+            media: WebRtcMedia::new(
+                tracks, self.local, session, delivery, frames, packets, counters,
+            ),
             events,
         })
     }
+}
+
+/// A closed keyframe gate per video track, with the request the answer allows: PLI where
+/// negotiated (`a=rtcp-fb:PT nack pli`), else FIR (`ccm fir`).
+fn video_gates(rtc: &Rtc, tracks: &[Track]) -> Vec<VideoGate> {
+    let params = rtc.codec_config().params();
+    tracks
+        .iter()
+        .filter(|t| t.kind == TrackKind::Video)
+        .map(|track| {
+            let negotiated = || {
+                params
+                    .iter()
+                    .filter(|p| track.codecs.iter().any(|c| c.payload_type == *p.pt()))
+            };
+            let request = if negotiated().any(|p| p.fb_pli()) {
+                Some(KeyframeRequestKind::Pli)
+            } else if negotiated().any(|p| p.fb_fir()) {
+                Some(KeyframeRequestKind::Fir)
+            } else {
+                tracing::debug!(mid = %track.mid, "no PLI or FIR negotiated: no keyframe requests");
+                None
+            };
+            VideoGate {
+                mid: Mid::from(track.mid.as_str()),
+                gate: KeyframeGate::new(),
+                request,
+            }
+        })
+        .collect()
 }
 
 /// The negotiated tracks and their codecs.

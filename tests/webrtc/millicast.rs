@@ -38,10 +38,10 @@ async fn a_viewer_receives_media_and_its_media_time_advances() {
     server.publish(CAM);
     let mut w = watch(&server, Duration::from_secs(2));
     let mut session = until_media(&mut w, webrtc).await;
-    let mut media_time = Duration::ZERO;
-    while media_time < Duration::from_secs(1) {
-        let packet = tokio::time::timeout(crate::PATIENCE, session.media.recv()).await;
-        media_time = media_time.max(packet.unwrap().unwrap().media_time);
+    let mut pts = Duration::ZERO;
+    while pts < Duration::from_secs(1) {
+        let frame = tokio::time::timeout(crate::PATIENCE, session.media.recv()).await;
+        pts = pts.max(frame.unwrap().unwrap().pts);
     }
     // A second of media with a 600 ms watchdog: only progress ticks kept it playing.
     assert!(w.viewer.state().is_playing(), "{}", w.dump());

@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use relive::offer::{MediaEvent, NegotiatedMedia, OfferProvider, PendingOffer};
 use relive::testkit::publisher::{Feed, PublisherPeer};
-use relive::webrtc::{ReceivePeers, TrackKind, WebRtcMedia};
+use relive::webrtc::{Delivery, MediaCodec, ReceivePeers, TrackKind, WebRtcMedia};
 use tokio::sync::watch;
 use tokio::time::timeout;
 
@@ -13,7 +13,7 @@ use crate::support::PATIENCE;
 use crate::{LOOPBACK, peers};
 
 #[tokio::test]
-async fn a_peer_receives_rtp_and_ticks_progress_from_its_timestamps() {
+async fn a_peer_receives_frames_and_ticks_progress_from_their_timestamps() {
     let peers = peers();
     let offer = peers.create_offer(&[]).await.unwrap();
     let (_feed_tx, feed) = watch::channel(Feed {
@@ -33,11 +33,12 @@ async fn a_peer_receives_rtp_and_ticks_progress_from_its_timestamps() {
             other => panic!("{other:?}"),
         }
     }
-    let packet = timeout(PATIENCE, session.media.recv())
+    let frame = timeout(PATIENCE, session.media.recv())
         .await
         .unwrap()
         .unwrap();
-    assert!(packet.mid == "0" || packet.mid == "1");
+    assert!(frame.mid == "0" || frame.mid == "1");
+    assert_eq!(session.media.delivery(), Delivery::Frames);
     assert!(publisher.packets_sent() > 10);
     let tracks: Vec<_> = session
         .media
@@ -101,15 +102,68 @@ async fn progress_ticks_come_once_per_period_not_once_per_packet() {
         (5..=15).contains(&ticks),
         "{ticks} ticks for a second of media"
     );
-    let mut packets = 0;
+    let mut frames = 0;
     while session.media.try_recv().is_some() {
-        packets += 1;
+        frames += 1;
     }
-    assert!(packets > 2 * ticks, "{packets} packets, {ticks} ticks");
+    assert!(frames > 2 * ticks, "{frames} frames, {ticks} ticks");
 }
 
 #[tokio::test]
-async fn an_application_that_does_not_read_loses_the_oldest_packets_not_the_progress() {
+async fn video_starts_at_a_keyframe_that_the_viewer_asked_for() {
+    let (mut session, _publisher, _feed) = connected(&peers()).await;
+    let first_video = loop {
+        let frame = timeout(PATIENCE, session.media.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if frame.kind == TrackKind::Video {
+            break frame;
+        }
+        assert_eq!(frame.codec, MediaCodec::Opus);
+    };
+    assert!(first_video.keyframe, "{first_video:?}");
+    assert_eq!(first_video.codec, MediaCodec::Vp8);
+    assert!(!first_video.discontinuity, "the viewer's first session");
+    assert!(
+        session.media.keyframe_requests() >= 1,
+        "a keyframe is requested at the first video packet: {:?}",
+        session.media
+    );
+    // Presentation time strictly increases per track from there on.
+    let mut last = [None; 2];
+    for _ in 0..40 {
+        let frame = timeout(PATIENCE, session.media.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let track = usize::from(frame.kind == TrackKind::Audio);
+        if let Some(previous) = last[track] {
+            assert!(frame.pts > previous, "{frame:?} after {previous:?}");
+        }
+        last[track] = Some(frame.pts);
+    }
+}
+
+#[tokio::test]
+async fn rtp_delivery_hands_out_packets_and_no_frames() {
+    let (mut session, _publisher, _feed) = connected(&peers().rtp_packets()).await;
+    assert_eq!(session.media.delivery(), Delivery::RtpPackets);
+    let packet = timeout(PATIENCE, session.media.recv_rtp())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(packet.mid == "0" || packet.mid == "1");
+    assert_eq!(
+        session.media.recv().await,
+        None,
+        "no frames in RTP delivery"
+    );
+    next_progress(&mut session).await;
+}
+
+#[tokio::test]
+async fn an_application_that_does_not_read_loses_the_oldest_frames_not_the_progress() {
     let peers = peers().queue_capacity(8);
     let (mut session, _publisher, _feed) = connected(&peers).await;
     let first = next_progress(&mut session).await;

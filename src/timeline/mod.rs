@@ -5,8 +5,17 @@
 //! [`Machine`](crate::Machine) (is this progress?), the WebRTC adapter's RTP
 //! clocks (is this timestamp a discontinuity?), and players that want to know
 //! when to flush their decoder.
+//!
+//! On that rule, [`Timeline`] gives a viewer one presentation clock across all its sessions:
+//! each frame's RTP time becomes a presentation time that only moves forward through
+//! reconnects, migrations, timestamp wraps and jumps, with a discontinuity flag where a
+//! player should flush its decoder.
 
 use std::time::Duration;
+
+mod presentation;
+
+pub use presentation::{GapMode, Placement, SessionId, Timeline};
 
 /// A reading this far behind the furthest point of its timeline, or further,
 /// starts a new timeline (a restarted publisher, a new media path after a
