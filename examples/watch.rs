@@ -21,6 +21,10 @@
 //! and the demo's publisher also freezes its encoder once. `--whep URL [--token T]` watches a
 //! WHEP endpoint instead.
 //!
+//! `--record PATH` (with `--features record,testkit`) writes every frame of every session into
+//! one WebM file on the viewer's continuous timeline: `ffplay PATH` plays it from start to end,
+//! across every reconnect of the run.
+//!
 //! `RUST_LOG` (`RUST_LOG=relive=debug`, `RUST_LOG=trace`) adds relive's and its dependencies'
 //! logs on stderr, through `relive::logging::secret_safe_filter`: tungstenite's TRACE records
 //! (the signaling URL with its JWT, every WebSocket frame) stay out even at `trace`.
@@ -43,6 +47,7 @@ struct Args {
     token: Option<String>,
     director: Option<String>,
     whep: Option<String>,
+    record: Option<String>,
     json: bool,
 }
 
@@ -57,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
             "--token" => args.token = Some(value()?),
             "--director" => args.director = Some(value()?),
             "--whep" => args.whep = Some(value()?),
+            "--record" => args.record = Some(value()?),
             "--json" => args.json = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
@@ -66,7 +72,8 @@ fn parse_args() -> Result<Args, String> {
 }
 
 const USAGE: &str = "usage: watch [--json] [--account A --stream S [--token T] [--director URL]] \
-                     [--whep URL [--token T]] (--whep needs --features webrtc)";
+                     [--whep URL [--token T]] [--record PATH] (--whep needs --features webrtc, \
+                     --record needs --features record)";
 
 /// Logs on stderr when `RUST_LOG` is set, without the dependency records that carry tokens.
 fn init_logs() {
@@ -103,9 +110,16 @@ async fn main() {
     let until = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let clock = media::clock();
+    let clock = match media::clock(args.record.as_deref()) {
+        Ok(clock) => clock,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
     if let Some(url) = args.whep.clone() {
-        media::whep(url, args.token.clone(), policy, args.json, clock, until).await;
+        media::whep(url, args.token.clone(), policy, args.json, clock.clone(), until).await;
+        clock.finish(args.json);
         return;
     }
     match (args.account.clone(), args.stream.clone()) {
@@ -118,25 +132,104 @@ async fn main() {
                 source = source.director_url(director);
             }
             let (source, attach) = media::attach(source, &clock);
-            watch(source, policy, args.json, clock, attach, until).await;
+            watch(source, policy, args.json, clock.clone(), attach, until).await;
         }
-        (None, None) => demo(policy, args.json, clock).await,
+        (None, None) => demo(policy, args.json, clock.clone()).await,
         _ => {
             eprintln!("--account and --stream go together\n{USAGE}");
             std::process::exit(2);
         }
     }
+    clock.finish(args.json);
 }
 
 /// The presentation time reached by the viewer, from its frames (`None`: signaling only).
+/// With `--record`, it also holds the recording.
 #[derive(Clone)]
-struct MediaClock(Option<Arc<AtomicU64>>);
+struct MediaClock(Option<Arc<AtomicU64>>, recording::Recording);
 
 impl MediaClock {
     fn show(&self) -> String {
         match &self.0 {
-            Some(ms) => format!("media {:.2}s", ms.load(Ordering::Relaxed) as f64 / 1e3),
+            Some(ms) => format!("picture {:.2}s", ms.load(Ordering::Relaxed) as f64 / 1e3),
             None => "media n/a (signaling only)".to_owned(),
+        }
+    }
+
+    /// Closes the recording, if any, and says what it holds.
+    fn finish(&self, json: bool) {
+        if let Some(summary) = self.1.finish() {
+            if json {
+                println!("{}", serde_json::json!({"event": "recording", "summary": summary}));
+            } else {
+                println!("recording: {summary}");
+            }
+        }
+    }
+}
+
+/// `--record PATH`: a `relive::record::Recorder` shared by the sessions of the run.
+#[cfg(feature = "record")]
+mod recording {
+    use std::sync::{Arc, Mutex};
+
+    use relive::record::Recorder;
+    use relive::webrtc::MediaFrame;
+
+    #[derive(Clone, Default)]
+    pub(crate) struct Recording(Option<Arc<Mutex<Option<Recorder>>>>);
+
+    impl Recording {
+        pub(crate) fn start(path: Option<&str>) -> Result<Self, String> {
+            let Some(path) = path else {
+                return Ok(Recording(None));
+            };
+            let recorder = Recorder::create(path).map_err(|e| e.to_string())?;
+            Ok(Recording(Some(Arc::new(Mutex::new(Some(recorder))))))
+        }
+
+        /// Records a frame; a write error ends the recording (said once), never the viewer.
+        pub(crate) fn write(&self, frame: &MediaFrame) {
+            let Some(cell) = &self.0 else { return };
+            let mut slot = cell.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(recorder) = slot.as_mut()
+                && let Err(e) = recorder.write(frame)
+            {
+                eprintln!("\nrecording ended: {e}");
+                *slot = None;
+            }
+        }
+
+        pub(crate) fn finish(&self) -> Option<String> {
+            let recorder = self.0.as_ref()?.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+            let path = recorder.path().display().to_string();
+            Some(match recorder.finish() {
+                Ok(summary) => format!("{path}: {summary}"),
+                Err(e) => format!("{path}: {e}"),
+            })
+        }
+    }
+}
+
+/// Without the `record` feature there is nothing to record with.
+#[cfg(not(feature = "record"))]
+mod recording {
+    #[derive(Clone, Default)]
+    pub(crate) struct Recording;
+
+    impl Recording {
+        pub(crate) fn start(path: Option<&str>) -> Result<Self, String> {
+            match path {
+                Some(_) => Err("--record needs --features record".to_owned()),
+                None => Ok(Recording),
+            }
+        }
+
+        #[cfg(feature = "webrtc")]
+        pub(crate) fn write(&self, _frame: &relive::webrtc::MediaFrame) {}
+
+        pub(crate) fn finish(&self) -> Option<String> {
+            None
         }
     }
 }
@@ -150,8 +243,8 @@ mod media {
 
     pub(crate) const WATCHDOG: bool = false;
 
-    pub(crate) fn clock() -> MediaClock {
-        MediaClock(None)
+    pub(crate) fn clock(record: Option<&str>) -> Result<MediaClock, String> {
+        Ok(MediaClock(None, super::recording::Recording::start(record)?))
     }
 
     pub(crate) fn attach(
@@ -190,17 +283,20 @@ mod media {
 
     pub(crate) const WATCHDOG: bool = true;
 
-    pub(crate) fn clock() -> MediaClock {
-        MediaClock(Some(Arc::new(AtomicU64::new(0))))
+    pub(crate) fn clock(record: Option<&str>) -> Result<MediaClock, String> {
+        let recording = super::recording::Recording::start(record)?;
+        Ok(MediaClock(Some(Arc::new(AtomicU64::new(0))), recording))
     }
 
     /// Plays a new session: here, reads its frames into the clock (the viewer's presentation
     /// time, which goes on across sessions) until the session ends.
     fn follow(mut media: WebRtcMedia, clock: &MediaClock) {
         let Some(ms) = clock.0.clone() else { return };
+        let recording = clock.1.clone();
         tokio::spawn(async move {
             while let Some(frame) = media.recv().await {
                 ms.fetch_max(frame.pts.as_millis() as u64, Ordering::Relaxed);
+                recording.write(&frame);
             }
         });
     }
