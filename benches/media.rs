@@ -11,7 +11,12 @@
 //! - encoder restart: a frozen publisher resumes on the same session, to the next packet;
 //! - publisher restart: the publisher leaves (`inactive`, RTP stops) and comes back (`active`)
 //!   within the stall grace, to the first packet on the same session;
-//! - reconnect cycle: every signaling socket dropped, to the first packet of the new session.
+//! - reconnect cycle: every signaling socket dropped, to the first packet of the new session;
+//! - first keyframe / first RTP packet: from `Event::Session` of a new viewer to its first
+//!   decodable video frame (a keyframe, requested at the first video packet), beside the same
+//!   for a viewer in RTP delivery to its first packet — runs interleaved;
+//! - CPU per delivered frame: the process's CPU time (publisher included) over 10 s of one
+//!   viewer, in frame delivery and in RTP delivery, one after the other.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -19,7 +24,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use relive::millicast::{MillicastMedia, MillicastSource};
 use relive::testkit::millicast::MillicastServer;
-use relive::webrtc::{ReceivePeers, WebRtcMedia};
+use relive::webrtc::{ReceivePeers, TrackKind, WebRtcMedia};
 use relive::{Event, Policy, Reconnector, State, Viewer};
 use tokio::time::{Instant, timeout};
 
@@ -48,7 +53,11 @@ struct Bench {
 
 impl Bench {
     async fn start(server: &MillicastServer) -> Bench {
-        let peers = ReceivePeers::new().bind_ip(Ipv4Addr::LOCALHOST.into());
+        Bench::with_peers(server, ReceivePeers::new()).await
+    }
+
+    async fn with_peers(server: &MillicastServer, peers: ReceivePeers) -> Bench {
+        let peers = peers.bind_ip(Ipv4Addr::LOCALHOST.into());
         let source = MillicastSource::new(server.account_id(), CAM)
             .director_url(server.director_url())
             .offer_provider(peers);
@@ -97,6 +106,20 @@ impl Bench {
         timeout(PATIENCE, wait)
             .await
             .expect("the state within the patience");
+    }
+
+    /// Waits for the next `Event::Session`: when it came, and its media.
+    async fn session(&mut self) -> (Instant, Media) {
+        let wait = async {
+            loop {
+                match self.viewer.next().await {
+                    Some(Event::Session(media)) => return (Instant::now(), media),
+                    Some(_) => {}
+                    None => panic!("viewer ended"),
+                }
+            }
+        };
+        timeout(PATIENCE, wait).await.expect("a session")
     }
 
     fn forget_media(&mut self) {
@@ -161,6 +184,82 @@ async fn reconnect_cycle(bench: &mut Bench, runs: usize) -> Vec<Duration> {
     samples
 }
 
+/// From `Event::Session` to the first video keyframe (frame delivery) or the first RTP packet
+/// (RTP delivery) of a new viewer; runs of the two interleaved.
+async fn first_keyframe_and_packet(runs: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let server = MillicastServer::start().await.expect("server");
+    server.publish(CAM);
+    let (mut keyframes, mut packets) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let mut bench = Bench::start(&server).await;
+        let (at, mut media) = bench.session().await;
+        let wait = async {
+            while let Some(frame) = media.media.recv().await {
+                if frame.kind == TrackKind::Video {
+                    assert!(frame.keyframe, "video starts at a keyframe");
+                    return Instant::now();
+                }
+            }
+            panic!("the session ended without video");
+        };
+        keyframes.push(timeout(PATIENCE, wait).await.expect("a keyframe") - at);
+        bench.viewer.stop().await;
+
+        let mut bench = Bench::with_peers(&server, ReceivePeers::new().rtp_packets()).await;
+        let (at, mut media) = bench.session().await;
+        let first = timeout(PATIENCE, media.media.recv_rtp()).await;
+        assert!(first.expect("a packet").is_some());
+        packets.push(Instant::now() - at);
+        bench.viewer.stop().await;
+    }
+    (keyframes, packets)
+}
+
+/// Process CPU time per delivered frame (or packet) over `length` of one viewer reading
+/// everything; the publisher runs in this process too.
+async fn cpu_per_item(peers: ReceivePeers, length: Duration) -> (f64, u64) {
+    let server = MillicastServer::start().await.expect("server");
+    server.publish(CAM);
+    let rtp = peers.delivery() == relive::webrtc::Delivery::RtpPackets;
+    let mut bench = Bench::with_peers(&server, peers).await;
+    let (_, mut media) = bench.session().await;
+    let cpu0 = process_cpu();
+    let end = Instant::now() + length;
+    let mut items = 0u64;
+    while Instant::now() < end {
+        let got = if rtp {
+            timeout(end - Instant::now(), media.media.recv_rtp())
+                .await
+                .map(|p| p.is_some())
+        } else {
+            timeout(end - Instant::now(), media.media.recv())
+                .await
+                .map(|f| f.is_some())
+        };
+        match got {
+            Ok(true) => items += 1,
+            Ok(false) => panic!("the session ended"),
+            Err(_) => break,
+        }
+    }
+    let cpu = process_cpu() - cpu0;
+    bench.viewer.stop().await;
+    (cpu.as_secs_f64() * 1e6 / items.max(1) as f64, items)
+}
+
+/// User + system CPU time of this process, from `/proc/self/stat` (clock ticks of 10 ms).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("Linux /proc");
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 after the name (from 0).
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
 fn report(what: &str, mut samples: Vec<Duration>) {
     samples.sort();
     let at = |q: f64| {
@@ -199,4 +298,14 @@ async fn main() {
     );
     report("reconnect cycle", reconnect_cycle(&mut bench, runs).await);
     bench.viewer.stop().await;
+    let (keyframes, packets) = first_keyframe_and_packet(runs).await;
+    report("session→keyframe", keyframes);
+    report("session→RTP packet", packets);
+    let length = Duration::from_secs(10);
+    let (frame_us, frames) = cpu_per_item(ReceivePeers::new(), length).await;
+    let (packet_us, count) = cpu_per_item(ReceivePeers::new().rtp_packets(), length).await;
+    println!(
+        "CPU per delivered item (process, publisher included, 10 s each): \
+         frame {frame_us:.1} µs ({frames} frames) · RTP packet {packet_us:.1} µs ({count} packets)"
+    );
 }
