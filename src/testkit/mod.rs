@@ -8,8 +8,10 @@
 //! - `millicast` (with feature `millicast`): a Millicast-protocol Director and
 //!   signaling server.
 //! - `publisher` (with feature `webrtc`): a publisher peer that answers a viewer's offer and
-//!   sends real RTP over UDP on loopback.
+//!   sends real RTP over UDP on loopback: the [`clip`], looped.
+//! - [`clip`]: a short real VP8 + Opus clip, embedded, and the cursor that loops it.
 
+pub mod clip;
 mod memory;
 #[cfg(feature = "millicast")]
 pub mod millicast;

@@ -1,9 +1,18 @@
 //! A publisher peer for tests: the answering side of a viewer's offer (str0m, ICE-lite,
-//! `setup:passive`, one host candidate) that sends real RTP over UDP — synthetic VP8 at 30 fps
-//! (90 kHz timestamps) and Opus-like audio at 50 packets/s (48 kHz).
+//! `setup:passive`, one host candidate) that sends real RTP over UDP — the testkit's
+//! [clip](crate::testkit::clip), looped: real VP8 (320×180) at 30 fps (90 kHz timestamps) and
+//! real Opus at 50 packets/s (48 kHz), so what a viewer records decodes.
+//!
+//! Timestamps are rewritten ([`ClipCursor`]): they follow the wall clock from the peer's start,
+//! only increase across loops, and audio and video share that clock. A PLI or FIR from the
+//! viewer (VP8 is answered with `nack pli` and `ccm fir` feedback) makes the next video frame a
+//! key frame: the loop jumps to the clip's next key frame. [`PublisherPeer::keyframe_requests`]
+//! counts them.
 //!
 //! What it does is steered by a [`Feed`] on a `watch` channel, shared by every peer of a stream:
-//! send or not (live, frozen), and black-hole the UDP path (nothing in, nothing out).
+//! send or not (live, frozen), and black-hole the UDP path (nothing in, nothing out). While it
+//! does not send, time goes on but the clip stands still (a frozen encoder), so what it sends
+//! next still decodes against what it sent last.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -12,11 +21,13 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
-use str0m::media::{Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
+
+use crate::testkit::clip::{Clip, ClipCursor, ClipError};
 
 /// What the publisher peers of a stream do now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,6 +48,9 @@ pub enum PublisherError {
     /// The offer could not be read or accepted.
     #[error("publisher cannot answer the offer: {0}")]
     Offer(String),
+    /// The embedded clip could not be read (a broken build, not bad input).
+    #[error("publisher clip: {0}")]
+    Clip(#[from] ClipError),
 }
 
 /// One publisher peer: a task answering one viewer. Dropping it closes the peer (DTLS
@@ -45,17 +59,13 @@ pub enum PublisherError {
 pub struct PublisherPeer {
     local: SocketAddr,
     packets: Arc<AtomicU64>,
+    keyframe_requests: Arc<AtomicU64>,
     _stop: oneshot::Sender<()>,
     done: watch::Receiver<bool>,
 }
 
 /// A viewer that sends nothing (not even consent checks) for this long is gone.
 const IDLE: Duration = Duration::from_secs(30);
-const VIDEO_PERIOD: Duration = Duration::from_nanos(33_333_333);
-const AUDIO_PERIOD: Duration = Duration::from_millis(20);
-/// 90 kHz ticks per video frame at 30 fps, and 48 kHz ticks per 20 ms audio packet.
-const VIDEO_TICKS: u64 = 3_000;
-const AUDIO_TICKS: u64 = 960;
 
 impl PublisherPeer {
     /// Answers `offer` with a peer bound on `ip` (port 0) that follows `feed`; returns the peer
@@ -67,6 +77,7 @@ impl PublisherPeer {
     ) -> Result<(PublisherPeer, String), PublisherError> {
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| PublisherError::Offer(e.to_string()))?;
+        let clip = Clip::builtin()?;
         let std_socket = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
         std_socket.set_nonblocking(true)?;
         let socket = UdpSocket::from_std(std_socket)?;
@@ -85,6 +96,7 @@ impl PublisherPeer {
             .accept_offer(offer)
             .map_err(|e| PublisherError::Offer(e.to_string()))?;
         let packets = Arc::new(AtomicU64::new(0));
+        let keyframe_requests = Arc::new(AtomicU64::new(0));
         let (stop_tx, stop) = oneshot::channel();
         let (done_tx, done) = watch::channel(false);
         let start = tokio::time::Instant::now().into_std();
@@ -94,13 +106,12 @@ impl PublisherPeer {
             local,
             feed,
             packets: Arc::clone(&packets),
+            keyframe_requests: Arc::clone(&keyframe_requests),
             video: None,
             audio: None,
             connected: false,
-            next_video: start,
-            next_audio: start,
-            frames: 0,
-            samples: 0,
+            start,
+            cursor: ClipCursor::new(clip),
             last_rx: start,
         };
         tokio::spawn(async move {
@@ -111,6 +122,7 @@ impl PublisherPeer {
         let peer = PublisherPeer {
             local,
             packets,
+            keyframe_requests,
             _stop: stop_tx,
             done,
         };
@@ -122,9 +134,15 @@ impl PublisherPeer {
         self.local
     }
 
-    /// RTP packets written so far.
+    /// Video frames and audio packets written so far (str0m sends a large video frame as
+    /// several RTP packets).
     pub fn packets_sent(&self) -> u64 {
         self.packets.load(Ordering::Relaxed)
+    }
+
+    /// Keyframe requests (PLI or FIR) received from the viewer for the video track so far.
+    pub fn keyframe_requests(&self) -> u64 {
+        self.keyframe_requests.load(Ordering::Relaxed)
     }
 
     /// Whether the peer's task has ended (the viewer left or the path died).
@@ -143,13 +161,13 @@ struct Task {
     local: SocketAddr,
     feed: watch::Receiver<Feed>,
     packets: Arc<AtomicU64>,
+    keyframe_requests: Arc<AtomicU64>,
     video: Option<Mid>,
     audio: Option<Mid>,
     connected: bool,
-    next_video: Instant,
-    next_audio: Instant,
-    frames: u64,
-    samples: u64,
+    /// The wall-clock time of the cursor's time zero.
+    start: Instant,
+    cursor: ClipCursor<'static>,
     last_rx: Instant,
 }
 
@@ -157,7 +175,9 @@ impl Task {
     async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         let mut buf = vec![0u8; 2048];
         while let Some(deadline) = self.drain() {
-            let wake = deadline.min(self.next_video).min(self.next_audio);
+            let wake = deadline
+                .min(self.start + self.cursor.video_due())
+                .min(self.start + self.cursor.audio_due());
             tokio::select! {
                 biased;
                 _ = &mut stop => {
@@ -214,27 +234,48 @@ impl Task {
         if now.saturating_duration_since(self.last_rx) > IDLE {
             return false;
         }
-        if now >= self.next_video {
-            self.next_video += VIDEO_PERIOD;
-            let frame = self.frames;
-            self.frames += 1;
-            self.write(
-                MediaKind::Video,
-                now,
-                MediaTime::from_90khz(frame * VIDEO_TICKS),
-            );
+        if now >= self.start + self.cursor.video_due() {
+            self.send(MediaKind::Video, now);
         }
-        if now >= self.next_audio {
-            self.next_audio += AUDIO_PERIOD;
-            let time = MediaTime::new(self.samples * AUDIO_TICKS, Frequency::FORTY_EIGHT_KHZ);
-            self.samples += 1;
-            self.write(MediaKind::Audio, now, time);
+        if now >= self.start + self.cursor.audio_due() {
+            self.send(MediaKind::Audio, now);
         }
         self.rtc.handle_input(Input::Timeout(now)).is_ok()
     }
 
-    /// Writes one frame of `kind` if the feed sends; drains after it (one mutation at a time).
-    fn write(&mut self, kind: MediaKind, now: Instant, time: MediaTime) {
+    /// Uses the next slot of `kind`: writes the clip's next frame (or packet) if the feed
+    /// sends, else lets the slot pass; drains after a write (one mutation at a time).
+    fn send(&mut self, kind: MediaKind, now: Instant) {
+        let Some((mid, pt)) = self.writable(kind) else {
+            if kind.is_audio() {
+                self.cursor.skip_audio();
+            } else {
+                self.cursor.skip_video();
+            }
+            return;
+        };
+        let (time, data) = if kind.is_audio() {
+            let (time, packet) = self.cursor.next_audio();
+            (MediaTime::new(time, Frequency::FORTY_EIGHT_KHZ), packet)
+        } else {
+            let (time, frame) = self.cursor.next_video();
+            (MediaTime::from_90khz(time), &frame.data)
+        };
+        let Some(writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        // A clone of the clip's `Arc`: no copy of the frame.
+        match writer.write(pt, now, time, Arc::clone(data)) {
+            Ok(()) => {
+                self.packets.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!(error = %e, "publisher write failed"),
+        }
+        let _ = self.drain();
+    }
+
+    /// The track and payload type to write `kind` to, if the feed sends and the peer can.
+    fn writable(&mut self, kind: MediaKind) -> Option<(Mid, Pt)> {
         let feed = self.feed();
         let mid = if kind.is_audio() {
             self.audio
@@ -242,35 +283,20 @@ impl Task {
             self.video
         };
         let (Some(mid), true, false) = (mid, self.connected && feed.sending, feed.blackhole) else {
-            return;
-        };
-        let Some(writer) = self.rtc.writer(mid) else {
-            return;
+            return None;
         };
         let wanted = if kind.is_audio() {
             Codec::Opus
         } else {
             Codec::Vp8
         };
-        let Some(pt) = writer
+        let pt = self
+            .rtc
+            .writer(mid)?
             .payload_params()
             .find(|p| p.spec().codec == wanted)
-            .map(|p| p.pt())
-        else {
-            return;
-        };
-        let data = if kind.is_audio() {
-            opus_like(self.samples)
-        } else {
-            vp8_like(self.frames)
-        };
-        match writer.write(pt, now, time, data) {
-            Ok(()) => {
-                self.packets.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => tracing::debug!(error = %e, "publisher write failed"),
-        }
-        let _ = self.drain();
+            .map(|p| p.pt())?;
+        Some((mid, pt))
     }
 
     /// Drains str0m's output; `None` when the peer is over.
@@ -304,6 +330,10 @@ impl Task {
             Event::MediaAdded(added) if added.kind.is_audio() => self.audio = Some(added.mid),
             Event::MediaAdded(added) => self.video = Some(added.mid),
             Event::Connected => self.connected = true,
+            Event::KeyframeRequest(request) if Some(request.mid) == self.video => {
+                self.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                self.cursor.request_keyframe();
+            }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed => {
                 return false;
             }
@@ -330,28 +360,142 @@ impl Task {
     }
 }
 
-/// A VP8-shaped frame: a key frame (start code, 640×360) every 30 frames, else an inter frame.
-fn vp8_like(frame: u64) -> Vec<u8> {
-    let key = frame.is_multiple_of(30);
-    let mut data = vec![0u8; if key { 1200 } else { 300 }];
-    // Frame tag: bit 0 is 0 for a key frame; show_frame set; a first-partition size.
-    data[0] = if key { 0x10 } else { 0x11 };
-    data[1] = 0x02;
-    data[2] = 0x00;
-    if key {
-        data[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
-        data[6..8].copy_from_slice(&640u16.to_le_bytes());
-        data[8..10].copy_from_slice(&360u16.to_le_bytes());
-    }
-    for (i, byte) in data.iter_mut().enumerate().skip(10) {
-        *byte = (i as u64 ^ frame) as u8;
-    }
-    data
-}
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
 
-/// An Opus-shaped packet: a TOC byte (CELT fullband 20 ms, mono, one frame) and filler.
-fn opus_like(sample: u64) -> Vec<u8> {
-    let mut data = vec![(sample as u8) | 1; 80];
-    data[0] = 0xf8;
-    data
+    use str0m::media::{Direction, KeyframeRequestKind};
+
+    use super::*;
+
+    /// A frame-mode str0m viewer (receive-only VP8 + Opus) on its own socket.
+    struct Viewer {
+        rtc: Rtc,
+        socket: UdpSocket,
+        local: SocketAddr,
+        video: Mid,
+    }
+
+    impl Viewer {
+        /// Offers, lets a publisher peer answer, and returns both with the answer.
+        async fn connect() -> (Viewer, PublisherPeer, String, watch::Sender<Feed>) {
+            let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+            let local = socket.local_addr().unwrap();
+            let mut rtc = Rtc::builder()
+                .clear_codecs()
+                .enable_vp8(true)
+                .enable_opus(true, false)
+                .build(now());
+            rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+            let mut changes = rtc.sdp_api();
+            let video = changes.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+            changes.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+            let (offer, pending) = changes.apply().unwrap();
+            let (feed_tx, feed) = watch::channel(Feed {
+                sending: true,
+                blackhole: false,
+            });
+            let (peer, answer) =
+                PublisherPeer::answer(&offer.to_sdp_string(), Ipv4Addr::LOCALHOST.into(), feed)
+                    .unwrap();
+            let parsed = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
+            rtc.sdp_api().accept_answer(pending, parsed).unwrap();
+            let viewer = Viewer {
+                rtc,
+                socket,
+                local,
+                video,
+            };
+            (viewer, peer, answer, feed_tx)
+        }
+
+        /// Runs the peer until the next video frame; returns whether it is a key frame.
+        async fn next_video_frame(&mut self) -> bool {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let deadline = loop {
+                    match self.rtc.poll_output().unwrap() {
+                        Output::Timeout(deadline) => break deadline,
+                        Output::Transmit(t) => {
+                            self.socket
+                                .send_to(&t.contents, t.destination)
+                                .await
+                                .unwrap();
+                        }
+                        Output::Event(Event::MediaData(data)) if data.mid == self.video => {
+                            return data.data[0] & 0x01 == 0;
+                        }
+                        Output::Event(_) => {}
+                    }
+                };
+                tokio::select! {
+                    received = self.socket.recv_from(&mut buf) => {
+                        let (n, source) = received.unwrap();
+                        let input = Input::Receive(now(), Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: self.local,
+                            contents: DatagramRecv::try_from(&buf[..n]).unwrap(),
+                        });
+                        self.rtc.handle_input(input).unwrap();
+                    }
+                    () = tokio::time::sleep_until(deadline.into()) => {
+                        self.rtc.handle_input(Input::Timeout(now())).unwrap();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The payload type of VP8 in an SDP.
+    fn vp8_pt(sdp: &str) -> &str {
+        let line = sdp
+            .lines()
+            .find(|l| l.starts_with("a=rtpmap:") && l.contains(" VP8/90000"))
+            .unwrap();
+        line["a=rtpmap:".len()..].split(' ').next().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_viewer_asking_for_a_keyframe_gets_one_next_and_is_counted() {
+        let timeout = Duration::from_secs(10);
+        let (mut viewer, peer, answer, _feed) = Viewer::connect().await;
+        let pt = vp8_pt(&answer);
+        for feedback in ["nack", "nack pli", "ccm fir"] {
+            assert!(
+                answer.contains(&format!("a=rtcp-fb:{pt} {feedback}\r\n")),
+                "{feedback}: {answer}"
+            );
+        }
+        let first = tokio::time::timeout(timeout, viewer.next_video_frame()).await;
+        assert!(first.unwrap(), "the first frame is a key frame");
+        for _ in 0..5 {
+            let inter = tokio::time::timeout(timeout, viewer.next_video_frame()).await;
+            assert!(
+                !inter.unwrap(),
+                "frames 1 to 5 of the clip are inter frames"
+            );
+        }
+        assert_eq!(peer.keyframe_requests(), 0);
+        for (n, kind) in [(1, KeyframeRequestKind::Pli), (2, KeyframeRequestKind::Fir)] {
+            let mut writer = viewer.rtc.writer(viewer.video).unwrap();
+            assert!(writer.is_request_keyframe_possible(kind), "{kind:?}");
+            writer.request_keyframe(None, kind).unwrap();
+            // Frames already on the way are inter frames; then one key frame, then inter again.
+            let mut keyframe = false;
+            for _ in 0..10 {
+                keyframe = tokio::time::timeout(timeout, viewer.next_video_frame())
+                    .await
+                    .unwrap();
+                if keyframe {
+                    break;
+                }
+            }
+            assert!(keyframe, "{kind:?}: no key frame within 10 frames");
+            assert_eq!(peer.keyframe_requests(), n);
+            let after = tokio::time::timeout(timeout, viewer.next_video_frame()).await;
+            assert!(!after.unwrap(), "one key frame per request");
+        }
+        assert!(peer.packets_sent() > 10);
+    }
 }
