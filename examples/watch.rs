@@ -118,7 +118,15 @@ async fn main() {
         }
     };
     if let Some(url) = args.whep.clone() {
-        media::whep(url, args.token.clone(), policy, args.json, clock.clone(), until).await;
+        media::whep(
+            url,
+            args.token.clone(),
+            policy,
+            args.json,
+            clock.clone(),
+            until,
+        )
+        .await;
         clock.finish(args.json);
         return;
     }
@@ -160,7 +168,10 @@ impl MediaClock {
     fn finish(&self, json: bool) {
         if let Some(summary) = self.1.finish() {
             if json {
-                println!("{}", serde_json::json!({"event": "recording", "summary": summary}));
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "recording", "summary": summary})
+                );
             } else {
                 println!("recording: {summary}");
             }
@@ -201,7 +212,12 @@ mod recording {
         }
 
         pub(crate) fn finish(&self) -> Option<String> {
-            let recorder = self.0.as_ref()?.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+            let recorder = self
+                .0
+                .as_ref()?
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()?;
             let path = recorder.path().display().to_string();
             Some(match recorder.finish() {
                 Ok(summary) => format!("{path}: {summary}"),
@@ -244,7 +260,10 @@ mod media {
     pub(crate) const WATCHDOG: bool = false;
 
     pub(crate) fn clock(record: Option<&str>) -> Result<MediaClock, String> {
-        Ok(MediaClock(None, super::recording::Recording::start(record)?))
+        Ok(MediaClock(
+            None,
+            super::recording::Recording::start(record)?,
+        ))
     }
 
     pub(crate) fn attach(

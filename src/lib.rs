@@ -129,10 +129,10 @@ pub mod logging;
 pub mod millicast;
 #[cfg(feature = "millicast")]
 pub mod offer;
-#[cfg(feature = "relay")]
-pub mod relay;
 #[cfg(feature = "record")]
 pub mod record;
+#[cfg(feature = "relay")]
+pub mod relay;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 #[cfg(feature = "webrtc")]

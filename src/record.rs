@@ -23,8 +23,8 @@
 //! ```
 //!
 //! The tracks of the file are declared once, from the first frames: the recorder holds frames
-//! back until the first video keyframe (whose VP8 header gives the picture size) or until
-//! [`DECLARE_WITHIN`] of media without one (an audio-only file). Frames are then written in
+//! back until it has seen a video keyframe (whose VP8 header gives the picture size) and an
+//! audio frame, or for [`DECLARE_WITHIN`] of media at most (then the file holds the kinds seen). Frames are then written in
 //! presentation order across tracks, as WebM requires, through a reorder window of
 //! [`INTERLEAVE`]; a frame later than that is written at the last timestamp written.
 
@@ -40,8 +40,8 @@ use webm::mux::{AudioCodecId, SegmentBuilder, SegmentMode, Track as _, VideoCode
 
 use crate::webrtc::{MediaCodec, MediaFrame, TrackKind};
 
-/// How much media the recorder holds back, at most, to declare the file's tracks when no video
-/// keyframe came.
+/// How much media the recorder holds back, at most, to declare the file's tracks when it has
+/// not seen both a video keyframe and an audio frame.
 pub const DECLARE_WITHIN: Duration = Duration::from_secs(2);
 /// The reorder window across tracks: frames are written once a frame this much later was seen.
 pub const INTERLEAVE: Duration = Duration::from_millis(300);
@@ -274,8 +274,12 @@ impl Recorder {
             Phase::Pending(_, pending) => {
                 pending.push(frame.clone());
                 let first = pending.first().map_or(frame.pts, |f| f.pts);
+                let video = pending
+                    .iter()
+                    .any(|f| f.kind == TrackKind::Video && f.keyframe);
+                let audio = pending.iter().any(|f| f.kind == TrackKind::Audio);
                 pending.len() >= MAX_PENDING
-                    || (frame.kind == TrackKind::Video && frame.keyframe)
+                    || (video && audio)
                     || frame.pts.saturating_sub(first) >= DECLARE_WITHIN
             }
             Phase::Writing(_) => {
@@ -475,7 +479,11 @@ mod tests {
             discontinuity: false,
             session: Timeline::default().begin_session(),
             rtp_timestamp: 0,
-            clock_rate: if kind == TrackKind::Video { 90_000 } else { 48_000 },
+            clock_rate: if kind == TrackKind::Video {
+                90_000
+            } else {
+                48_000
+            },
             data: data.into(),
         }
     }
@@ -521,10 +529,20 @@ mod tests {
             .unwrap();
         for n in 0..30u64 {
             recorder
-                .write(&frame(TrackKind::Video, MediaCodec::Vp8, 10 + n * 33, n == 0))
+                .write(&frame(
+                    TrackKind::Video,
+                    MediaCodec::Vp8,
+                    10 + n * 33,
+                    n == 0,
+                ))
                 .unwrap();
             recorder
-                .write(&frame(TrackKind::Audio, MediaCodec::Opus, 20 + n * 33, false))
+                .write(&frame(
+                    TrackKind::Audio,
+                    MediaCodec::Opus,
+                    20 + n * 33,
+                    false,
+                ))
                 .unwrap();
         }
         // A late audio frame, far behind the reorder window.
@@ -536,7 +554,10 @@ mod tests {
         assert_eq!(summary.audio_frames, 32);
         assert_eq!(summary.unsupported_codec, 1);
         assert_eq!(summary.late, 1);
-        assert!(summary.to_string().contains("skipped 1 frames of a codec"), "{summary}");
+        assert!(
+            summary.to_string().contains("skipped 1 frames of a codec"),
+            "{summary}"
+        );
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..4], &[0x1a, 0x45, 0xdf, 0xa3], "an EBML file");
         std::fs::remove_file(&path).ok();
@@ -548,7 +569,12 @@ mod tests {
         let mut recorder = Recorder::create("/dev/full").expect("Linux has /dev/full");
         let mut result = Ok(());
         for n in 0..2_000u64 {
-            result = recorder.write(&frame(TrackKind::Video, MediaCodec::Vp8, n * 33, n % 30 == 0));
+            result = recorder.write(&frame(
+                TrackKind::Video,
+                MediaCodec::Vp8,
+                n * 33,
+                n % 30 == 0,
+            ));
             if result.is_err() {
                 break;
             }
