@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
 
 mod cluster;
+mod leaks;
 #[path = "../support/mod.rs"]
 mod support;
 

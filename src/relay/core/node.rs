@@ -70,6 +70,16 @@ impl Node {
         }
     }
 
+    /// Whether a view or publish of `stream` would find room now: it has an entry, or there is
+    /// room for one. A multi-node broker asks before it subscribes to anything.
+    pub(crate) fn room_for(&self, stream: &StreamName) -> Result<(), BrokerError> {
+        if self.topics.contains_key(stream) || self.topics.len() < self.max_streams {
+            Ok(())
+        } else {
+            Err(BrokerError::TooManyStreams(self.max_streams))
+        }
+    }
+
     /// `publisher` announces `details` for `stream`: its viewers get `publish`, or `update`
     /// from the same publisher; another publisher is told `replaced`.
     pub(crate) fn publish(

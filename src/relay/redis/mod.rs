@@ -325,6 +325,26 @@ impl Shared {
         }
     }
 
+    /// A local view: watched (subscribed, the key read) only once the local table has room for
+    /// it, and unwatched again if the table refuses it after all — so no refused view leaves a
+    /// watched entry, a SUBSCRIBE or a heartbeat read behind.
+    async fn view(&self, stream: StreamName, viewer: Peer) -> Result<(), BrokerError> {
+        self.local.lock().room_for(&stream)?;
+        let id = viewer.id();
+        if let Some(mut ready) = self.watch(&stream, id) {
+            // Bounded: without an answer (or with the command dropped) the viewer gets
+            // what this node knows, and the Redis task applies the key when it can.
+            let answered = ready.wait_for(|ready| *ready);
+            let _ = tokio::time::timeout(self.config.view_wait, answered).await;
+        }
+        let viewed = self.local.view_now(stream.clone(), viewer);
+        if viewed.is_err() {
+            // The table filled while the key was read.
+            self.unview_now(&stream, id);
+        }
+        viewed
+    }
+
     /// The key of a watched stream is gone: its publisher's node stopped refreshing it.
     fn apply_missing(&self, stream: &StreamName) {
         let mut state = self.lock();
@@ -366,17 +386,7 @@ impl Broker for RedisBroker {
     }
 
     fn view(&self, stream: StreamName, viewer: Peer) -> BoxFuture<'_, Result<(), BrokerError>> {
-        async move {
-            let shared = &self.shared;
-            if let Some(mut ready) = shared.watch(&stream, viewer.id()) {
-                // Bounded: without an answer (or with the command dropped) the viewer gets
-                // what this node knows, and the Redis task applies the key when it can.
-                let answered = ready.wait_for(|ready| *ready);
-                let _ = tokio::time::timeout(shared.config.view_wait, answered).await;
-            }
-            shared.local.view_now(stream, viewer)
-        }
-        .boxed()
+        self.shared.view(stream, viewer).boxed()
     }
 
     fn unview(&self, stream: &StreamName, viewer: u64) {

@@ -84,6 +84,8 @@ fn the_number_of_streams_is_bounded_and_a_freed_entry_makes_room() {
     let mut node = Node::new(1);
     let (viewer, _v) = peer(1, 8);
     node.view(cam(1), viewer.clone()).unwrap();
+    assert_eq!(node.room_for(&cam(1)), Ok(()), "its entry exists");
+    assert_eq!(node.room_for(&cam(2)), Err(BrokerError::TooManyStreams(1)));
     let refused = node.view(cam(2), viewer.clone());
     assert_eq!(refused, Err(BrokerError::TooManyStreams(1)));
     let (publisher, _p) = peer(2, 8);
