@@ -85,9 +85,15 @@ impl Session {
         Some(self.hello_at.map_or(wake, |at| at.min(wake)))
     }
 
-    /// Silence after which the connection is dead.
+    /// Silence after which the connection is dead: a publisher's viewers must not believe in a
+    /// stream whose publisher stopped answering, so a publisher gets two keepalive periods (it
+    /// missed at least one ping); a viewer gets `idle_timeout_ms`.
     fn silence(&self) -> Duration {
-        self.config.limits.idle_timeout()
+        let limits = &self.config.limits;
+        match self.role {
+            Some(Role::Publisher) => limits.idle_timeout().min(limits.keepalive() * 2),
+            _ => limits.idle_timeout(),
+        }
     }
 
     fn idle_at(&self) -> Instant {

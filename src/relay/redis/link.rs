@@ -169,7 +169,14 @@ impl<'a> Link<'a> {
     async fn handle(&mut self, command: Command) -> Result<(), LinkError> {
         match command {
             Command::Announce(stream) => self.announce(&stream, true).await,
-            Command::Close(stream, record) => self.publish_close(&stream, &record).await,
+            Command::Close(stream, record) => {
+                self.publish_close(&stream, &record).await?;
+                let mut state = self.shared.lock();
+                if state.closes.get(&stream) == Some(&record) {
+                    state.closes.remove(&stream);
+                }
+                Ok(())
+            }
             Command::Watch(stream, done) => {
                 self.subscribe(&stream).await?;
                 self.refresh(std::slice::from_ref(&stream)).await?;
@@ -221,6 +228,22 @@ impl<'a> Link<'a> {
             self.subscribe(stream).await?;
         }
         if announce {
+            // Closes made while Redis was away first: other nodes hear `unpublished`.
+            let closes: Vec<(StreamName, Record)> = {
+                let state = self.shared.lock();
+                state
+                    .closes
+                    .iter()
+                    .map(|(s, r)| (s.clone(), r.clone()))
+                    .collect()
+            };
+            for (stream, record) in closes {
+                self.publish_close(&stream, &record).await?;
+                let mut state = self.shared.lock();
+                if state.closes.get(&stream) == Some(&record) {
+                    state.closes.remove(&stream);
+                }
+            }
             for stream in &owned {
                 self.announce(stream, true).await?;
             }
@@ -369,9 +392,10 @@ impl<'a> Link<'a> {
         stream: &StreamName,
         record: &Record,
     ) -> Result<(), LinkError> {
+        let ttl_ms = u64::try_from(self.shared.config.ttl.as_millis()).unwrap_or(u64::MAX);
         let mut script = self.close.key(wire::live_key(stream));
         script.key(wire::channel(stream));
-        script.arg(record.epoch).arg(record.to_json());
+        script.arg(record.epoch).arg(record.to_json()).arg(ttl_ms);
         let _: u64 = timed(self.limit, script.invoke_async(&mut self.commands)).await?;
         Ok(())
     }

@@ -76,6 +76,10 @@ struct Shared {
 struct State {
     /// Streams whose publisher is connected here.
     owned: HashMap<StreamName, Owned>,
+    /// Closes of owned streams not yet written to Redis (it was away, or the command is
+    /// queued): replayed on reconnect, so other nodes hear `unpublished`, not a TTL's
+    /// `publisher_lost`. At most one per stream, and at most `queue` in all.
+    closes: HashMap<StreamName, Record>,
     /// Streams viewed here: the local viewers and the newest version applied from Redis.
     watched: HashMap<StreamName, Watched>,
 }
@@ -220,7 +224,6 @@ impl Shared {
             return false;
         }
         let owned = state.owned.remove(&stream);
-        drop(state);
         if let Some(Owned {
             epoch: Some(epoch),
             seq,
@@ -234,6 +237,12 @@ impl Shared {
                 details: None,
                 reason: Some(reason),
             };
+            if state.closes.len() < self.config.queue || state.closes.contains_key(&stream) {
+                state.closes.insert(stream.clone(), close.clone());
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(state);
             self.send(Command::Close(stream, close));
         }
         true
@@ -283,7 +292,7 @@ impl Shared {
     /// than what this node holds. Records of streams nobody here views or owns are ignored.
     fn apply(&self, stream: &StreamName, record: Record) {
         let mut state = self.lock();
-        let State { owned, watched } = &mut *state;
+        let State { owned, watched, .. } = &mut *state;
         if record.node == self.node {
             return;
         }

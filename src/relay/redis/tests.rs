@@ -148,3 +148,30 @@ async fn a_view_the_table_refuses_leaves_nothing_watched() {
     assert!(shared.lock().watched.is_empty());
     assert!(matches!(rx.try_recv(), Ok(Command::Unwatch(s)) if s == cam()));
 }
+
+#[test]
+fn a_close_of_an_announced_stream_is_kept_until_redis_has_it() {
+    let (shared, mut rx) = shared(8);
+    let (publisher, _p) = peer(7);
+    shared
+        .publish_now(cam(), publisher, Details::default())
+        .unwrap();
+    assert!(shared.unpublish_now(cam(), 7, CloseReason::Unpublished));
+    assert!(
+        shared.lock().closes.is_empty(),
+        "never announced: nothing to close in Redis"
+    );
+    let (publisher, _p) = peer(8);
+    shared
+        .publish_now(cam(), publisher, Details::default())
+        .unwrap();
+    shared.lock().owned.get_mut(&cam()).unwrap().epoch = Some(3);
+    assert!(shared.unpublish_now(cam(), 8, CloseReason::Unpublished));
+    let kept = shared.lock().closes.get(&cam()).cloned().unwrap();
+    assert_eq!(
+        (kept.epoch, kept.reason),
+        (3, Some(CloseReason::Unpublished))
+    );
+    let queued = std::iter::from_fn(|| rx.try_recv().ok()).last();
+    assert!(matches!(queued, Some(Command::Close(s, r)) if s == cam() && r == kept));
+}

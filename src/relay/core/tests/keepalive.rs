@@ -1,6 +1,9 @@
-//! Keepalive: pings every `keepalive_ms`; a connection silent for `idle_timeout_ms` is closed.
+//! Keepalive: pings every `keepalive_ms`; a viewer silent for `idle_timeout_ms` is closed; a
+//! publisher that misses two keepalive periods is lost, so its viewers hear `close` within
+//! 2 × keepalive, not the idle timeout.
 
 use super::*;
+use crate::relay::protocol::CloseReason;
 
 fn closes(got: &[(Duration, Action)]) -> Vec<(Duration, End)> {
     got.iter()
@@ -45,6 +48,45 @@ fn a_silent_viewer_is_closed_at_the_idle_timeout_and_a_pong_keeps_it() {
             End::Fatal(ErrorCode::IdleTimeout)
         )]
     );
+}
+
+#[test]
+fn a_silent_publisher_is_lost_after_two_keepalives_and_its_streams_close() {
+    let limits = config().limits;
+    assert!(
+        limits.keepalive() * 2 <= Duration::from_secs(10),
+        "the default bound"
+    );
+    let mut sim = Sim::publisher(config(), TOKEN);
+    sim.text(r#"{"type":"publish","stream":"cam-1"}"#);
+    let got = sim.advance(limits.idle_timeout());
+    let pings = got.iter().filter(|(_, a)| *a == Action::Ping).count();
+    assert_eq!(
+        pings, 1,
+        "it missed a ping, and the next is due as it is dropped"
+    );
+    assert_eq!(
+        closes(&got),
+        [(limits.keepalive() * 2, End::Fatal(ErrorCode::IdleTimeout))]
+    );
+    assert_eq!(
+        sim.session.leave(),
+        [Action::Unpublish {
+            stream: cam(1),
+            reason: CloseReason::PublisherLost
+        }]
+    );
+}
+
+#[test]
+fn a_publisher_that_answers_pings_stays() {
+    let limits = config().limits;
+    let mut sim = Sim::publisher(config(), TOKEN);
+    for _ in 0..20 {
+        let got = sim.advance(limits.keepalive());
+        assert!(closes(&got).is_empty(), "{got:?}");
+        sim.session.handle_pong(sim.now);
+    }
 }
 
 #[test]
