@@ -20,8 +20,11 @@ use crate::relay::shared::{RoleGuard, Shared, Slot};
 
 /// How long a closing socket may take to write its last frames and see the client's close.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// How long a kicked (slow) connection gets for its `slow_consumer` frame.
+/// How long a closed connection gets to flush the reply to the client's close.
 const KICK_GRACE: Duration = Duration::from_millis(100);
+/// How long a kicked (slow) connection gets to read up to its `slow_consumer` frame: what is
+/// already in its socket buffers comes first, so this waits for the client to read.
+const SLOW_GRACE: Duration = Duration::from_secs(5);
 /// How long an overflowed socket stays open after its close frame.
 const LINGER: Duration = Duration::from_millis(250);
 
@@ -303,9 +306,17 @@ impl Connection {
             }
             End::Slow => {
                 tracing::info!("dropped: slow consumer");
+                // The queue is dropped (it is what overflowed); the reason goes past it.
                 if let Some(frame) = end.last_words() {
-                    let message = Message::text(frame.to_text());
-                    let _ = timeout(KICK_GRACE, self.socket.send(message)).await;
+                    let told = async {
+                        self.socket.send(Message::text(frame.to_text())).await?;
+                        let close = CloseFrame {
+                            code: close_code::POLICY,
+                            reason: "slow consumer".into(),
+                        };
+                        self.socket.send(Message::Close(Some(close))).await
+                    };
+                    let _ = timeout(SLOW_GRACE, told).await;
                 }
                 return;
             }

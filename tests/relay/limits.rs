@@ -135,11 +135,29 @@ async fn a_slow_viewer_is_dropped_while_the_others_keep_receiving() {
     })
     .await;
     assert!(matches!(after, RelayEvent::Update { details: d, .. } if d == details("after")));
-    // The slow one, once it reads, finds its socket ended after what was buffered.
-    let end = timeout(PATIENCE, async {
-        while let Some(Ok(_)) = slow.next().await {}
+    // The slow one, once it reads, finds what was buffered, then why it was dropped, then the
+    // close.
+    let last = timeout(PATIENCE, async {
+        let mut last = None;
+        while let Some(Ok(message)) = slow.next().await {
+            if let Message::Text(text) = message {
+                last = Some(parse_server_frame(text.as_str()).unwrap());
+            }
+        }
+        last
     })
-    .await;
-    assert!(end.is_ok(), "the slow viewer's socket was closed");
+    .await
+    .expect("the slow viewer's socket was closed");
+    assert!(
+        matches!(
+            last,
+            Some(ServerFrame::Error {
+                code: ErrorCode::SlowConsumer,
+                fatal: true,
+                ..
+            })
+        ),
+        "the last frame tells why: {last:?}"
+    );
     assert_eq!(relay.health().viewers, 1);
 }
