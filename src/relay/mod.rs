@@ -41,6 +41,7 @@ mod hints;
 mod local;
 pub mod protocol;
 mod publisher;
+mod reconnect;
 #[cfg(feature = "relay-redis")]
 mod redis;
 mod server;
