@@ -199,6 +199,7 @@ impl Connection {
         {
             let stream = stream.as_ref().map(|s| s.as_str());
             tracing::info!(?code, stream, fatal, %message, "refused");
+            self.shared.count_refusal(*code);
         }
         self.peer.deliver(&Arc::from(frame.to_text()));
     }
@@ -306,6 +307,7 @@ impl Connection {
             }
             End::Slow => {
                 tracing::info!("dropped: slow consumer");
+                self.shared.count_slow_consumer();
                 // The queue is dropped (it is what overflowed); the reason goes past it.
                 if let Some(frame) = end.last_words() {
                     let told = async {

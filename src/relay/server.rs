@@ -140,6 +140,7 @@ async fn upgrade(
         Err(rejection) => return rejection.into_response(),
     };
     if shared.is_shutting_down() {
+        shared.count_unavailable();
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
     if !origin_allowed(&shared.config.allowed_origins, &headers) {
@@ -148,6 +149,7 @@ async fn upgrade(
     }
     let Some(slot) = shared.reserve() else {
         tracing::warn!(%remote, "connection refused: relay full");
+        shared.count_unavailable();
         return (StatusCode::SERVICE_UNAVAILABLE, "relay full").into_response();
     };
     let hard = shared.config.limits.hard_frame();

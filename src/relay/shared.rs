@@ -2,8 +2,9 @@
 //! and the guards that keep the counts right: a [`Slot`] per open connection, a [`RoleGuard`]
 //! per connection that said `hello`. Used by the axum app and by each connection's shell.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -11,7 +12,7 @@ use tokio::sync::watch;
 use crate::relay::broker::{Broker, BrokerCounts};
 use crate::relay::config::RelayConfig;
 use crate::relay::director::DirectorProxy;
-use crate::relay::protocol::Role;
+use crate::relay::protocol::{ErrorCode, Role};
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -24,6 +25,10 @@ pub(crate) struct Shared {
     publishers: AtomicUsize,
     viewers: AtomicUsize,
     next_id: AtomicU64,
+    /// `error` frames sent, by code (a few dozen codes at most).
+    refused: Mutex<BTreeMap<String, u64>>,
+    slow_consumers: AtomicU64,
+    unavailable: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -35,7 +40,7 @@ impl std::fmt::Debug for Shared {
 }
 
 /// What `GET /healthz` answers, as JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Health {
     /// `"ok"`, or `"shutting_down"`.
     pub status: &'static str,
@@ -48,6 +53,12 @@ pub struct Health {
     /// What the broker holds.
     #[serde(flatten)]
     pub broker: BrokerCounts,
+    /// `error` frames sent since the start, by code (`rate_limited`, `too_many_streams`, …).
+    pub refused: BTreeMap<String, u64>,
+    /// Connections dropped because they did not read (`slow_consumer`).
+    pub slow_consumers: u64,
+    /// Upgrades answered 503: the relay full or shutting down.
+    pub unavailable: u64,
 }
 
 impl Shared {
@@ -65,7 +76,30 @@ impl Shared {
             publishers: AtomicUsize::new(0),
             viewers: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
+            refused: Mutex::new(BTreeMap::new()),
+            slow_consumers: AtomicU64::new(0),
+            unavailable: AtomicU64::new(0),
         }
+    }
+
+    /// Counts an `error` frame sent with `code`.
+    pub(crate) fn count_refusal(&self, code: ErrorCode) {
+        let name = serde_json::to_value(code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "other".to_owned());
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        *refused.entry(name).or_default() += 1;
+    }
+
+    /// Counts a connection dropped as a slow consumer.
+    pub(crate) fn count_slow_consumer(&self) {
+        self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an upgrade answered 503.
+    pub(crate) fn count_unavailable(&self) {
+        self.unavailable.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -87,6 +121,13 @@ impl Shared {
             publishers: self.publishers.load(Ordering::Relaxed),
             viewers: self.viewers.load(Ordering::Relaxed),
             broker: self.broker.counts(),
+            refused: self
+                .refused
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
+            unavailable: self.unavailable.load(Ordering::Relaxed),
         }
     }
 

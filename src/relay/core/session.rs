@@ -377,6 +377,11 @@ impl Session {
             let message = format!("at most {max} streams per connection");
             return self.refuse(ErrorCode::TooManyStreams, message, Some(&stream));
         }
+        if self.config.publish_rule(&stream).is_none() {
+            // Nobody can ever publish it: no entry in the table, no subscription, no slot.
+            let message = "no publish rule covers this stream: it can never be live";
+            return self.refuse(ErrorCode::Forbidden, message, Some(&stream));
+        }
         // A second `view` of the same stream gets a fresh snapshot.
         self.viewing.insert(stream.clone());
         self.out.push_back(Action::View { stream });

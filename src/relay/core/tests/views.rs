@@ -60,3 +60,21 @@ fn a_view_the_node_refuses_is_told_and_forgotten() {
     );
     assert_eq!(sim.session.leave(), [Action::Unview { stream: cam(2) }]);
 }
+
+#[test]
+fn a_view_of_a_stream_no_publish_rule_covers_is_refused_and_takes_nothing() {
+    let mut config = config();
+    config.limits.max_views = 1;
+    let mut sim = Sim::viewer(config);
+    let got = sim.text(r#"{"type":"view","stream":"made-up-name"}"#);
+    assert_eq!(errors(&got), [(ErrorCode::Forbidden, false)]);
+    assert!(
+        !got.iter().any(|a| matches!(a, Action::View { .. })),
+        "the node is not asked"
+    );
+    assert_eq!(
+        sim.text(&view(1)),
+        [Action::View { stream: cam(1) }],
+        "no slot was taken"
+    );
+}
