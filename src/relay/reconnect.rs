@@ -48,6 +48,7 @@ impl Reconnect {
     }
 
     /// Failures since the start or the last reset.
+    #[cfg_attr(not(feature = "relay-redis"), allow(dead_code))]
     pub(crate) fn failures(&self) -> u32 {
         self.backoff.failures()
     }
