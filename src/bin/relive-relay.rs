@@ -76,6 +76,9 @@ struct Args {
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, value_name = "N")]
     queue: Option<usize>,
+    /// How often each connection is pinged, in ms; a publisher that misses two is lost.
+    #[arg(long, value_name = "MS")]
+    keepalive_ms: Option<u64>,
     /// Share stream state with other relay nodes through this Redis (`redis://host:port`).
     #[cfg(feature = "relay-redis")]
     #[arg(
@@ -188,6 +191,7 @@ fn apply_limits(config: &mut RelayConfig, args: &Args) {
     limits.burst = args.burst.unwrap_or(limits.burst);
     limits.max_connections = args.max_connections.unwrap_or(limits.max_connections);
     limits.queue = args.queue.unwrap_or(limits.queue);
+    limits.keepalive_ms = args.keepalive_ms.unwrap_or(limits.keepalive_ms);
 }
 
 fn check_director(director: Option<&DirectorConfig>) -> Result<(), RelayError> {

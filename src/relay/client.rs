@@ -1,5 +1,6 @@
 //! [`RelayClient`]: a viewer of the relay that stays connected — it reconnects with the crate's
-//! own jittered [`Backoff`] — views its streams again after each reconnect, and reports what the
+//! own jittered [`Backoff`](crate::Backoff), starting the delays over only after a connection
+//! held, and stops on a refusal classified [`Retry::Never`](crate::Retry::Never) — views its streams again after each reconnect, and reports what the
 //! relay says as [`RelayEvent`]s.
 
 use std::collections::hash_map::RandomState;
@@ -75,6 +76,13 @@ pub enum RelayEvent {
     },
     /// The relay is shutting down; the client reconnects after its backoff.
     Shutdown,
+    /// The relay refused the client in a way it will refuse again (its
+    /// [`Retry`](crate::Retry) class is `Never`: a forbidden origin, a bad token, an
+    /// unsupported version): the client stops, and this is its last event.
+    GaveUp {
+        /// Why.
+        error: RelayError,
+    },
 }
 
 impl RelayEvent {
@@ -106,6 +114,7 @@ pub struct RelayClientBuilder {
     pub(super) keepalive: Duration,
     pub(super) timeout: Duration,
     pub(super) backoff: BackoffConfig,
+    pub(super) reset_after: Duration,
 }
 
 impl RelayClientBuilder {
@@ -131,10 +140,18 @@ impl RelayClientBuilder {
         self
     }
 
-    /// Reconnect delays (default: 250 ms doubling to 10 s, full jitter). The
-    /// delays start over after each connect.
+    /// Reconnect delays (default: 250 ms doubling to 10 s, full jitter). The delays start
+    /// over once a connection stayed up for [`reset_after`](RelayClientBuilder::reset_after).
     pub fn backoff(mut self, config: BackoffConfig) -> Self {
         self.backoff = config;
+        self
+    }
+
+    /// How long a connection must stay up before the reconnect delays start over (default
+    /// 10 s, as [`Policy::reset_after`](crate::Policy::reset_after)): a relay that accepts and
+    /// drops at once keeps being backed off from.
+    pub fn reset_after(mut self, reset_after: Duration) -> Self {
+        self.reset_after = reset_after;
         self
     }
 
@@ -200,6 +217,7 @@ impl RelayClient {
             keepalive: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
             backoff: DEFAULT_BACKOFF,
+            reset_after: Duration::from_secs(10),
         }
     }
 

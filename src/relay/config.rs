@@ -231,9 +231,12 @@ pub struct Limits {
     pub max_views: usize,
     /// Streams one connection may publish (16).
     pub max_publishes: usize,
-    /// How often the server pings each connection, in ms (15 000).
+    /// How often the server pings each connection, in ms (5 000). A publisher silent for two
+    /// of these (no frame, no pong) is lost: its viewers get `close` (`publisher_lost`) within
+    /// 2 × `keepalive_ms`.
     pub keepalive_ms: u64,
-    /// Silence after which a connection is closed, in ms (45 000).
+    /// Silence after which a viewer's connection is closed, in ms (45 000); a publisher's
+    /// closes after the shorter of this and 2 × `keepalive_ms`.
     pub idle_timeout_ms: u64,
     /// How long a new connection may take to say `hello`, in ms (10 000).
     pub hello_timeout_ms: u64,
@@ -252,7 +255,7 @@ impl Default for Limits {
             max_streams: 100_000,
             max_views: 16,
             max_publishes: 16,
-            keepalive_ms: 15_000,
+            keepalive_ms: 5_000,
             idle_timeout_ms: 45_000,
             hello_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,

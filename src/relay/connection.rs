@@ -1,5 +1,7 @@
-//! One relay connection: a single task that reads frames, writes its bounded queue, pings, and
-//! ends on close, silence, a fatal refusal, a full queue or shutdown — telling the client why.
+//! One relay connection's shell: a single task that carries out what its
+//! [`Session`](crate::relay::core::Session) decides — it reads frames and feeds them in with
+//! the time, writes the bounded queue, asks the broker, pings when told, and ends when told,
+//! telling the client why.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,55 +9,51 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, timeout};
 use tracing::Instrument;
 
 use crate::relay::broker::{Frame, Kick, Peer};
+use crate::relay::core::{Action, End, Session};
 use crate::relay::protocol::{ErrorCode, ServerFrame};
-use crate::relay::protocol_state::{Flow, ProtocolState};
-use crate::relay::server::{Shared, Slot};
+use crate::relay::shared::{RoleGuard, Shared, Slot};
 
 /// How long a closing socket may take to write its last frames and see the client's close.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// How long a kicked (slow) connection gets for its `slow_consumer` frame.
+/// How long a closed connection gets to flush the reply to the client's close.
 const KICK_GRACE: Duration = Duration::from_millis(100);
+/// How long a kicked (slow) connection gets to read up to its `slow_consumer` frame: what is
+/// already in its socket buffers comes first, so this waits for the client to read.
+const SLOW_GRACE: Duration = Duration::from_secs(5);
 /// How long an overflowed socket stays open after its close frame.
 const LINGER: Duration = Duration::from_millis(250);
-
-/// Why a connection ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
-    /// The socket failed or ended: nothing more to say.
-    Gone,
-    /// The client sent a close frame: the reply is flushed, then the socket dropped.
-    Closed,
-    /// A fatal `error` frame is queued.
-    Fatal(ErrorCode),
-    /// The client does not read: its queue filled or a write stalled.
-    Slow,
-    /// The relay shuts down.
-    Shutdown,
-    /// A frame beyond the hard limit: its unread rest makes the kernel reset the socket on
-    /// close, so the close lingers a little for the client to read why.
-    Overflow,
-}
 
 /// What woke the connection's loop.
 enum Wake {
     Shutdown,
     Slow,
     Frame(Option<Frame>),
+    Director(ServerFrame),
     Message(Option<Result<Message, axum::Error>>),
     Timer,
 }
 
 struct Connection {
-    session: ProtocolState,
+    shared: Arc<Shared>,
+    session: Session,
+    peer: Peer,
     kick: Arc<Kick>,
     queue: mpsc::Receiver<Frame>,
     socket: WebSocket,
     shutdown: watch::Receiver<bool>,
+    director: Option<JoinHandle<ServerFrame>>,
+    _role: Option<RoleGuard>,
     _slot: Slot,
+}
+
+/// The runtime's clock as the core reads it (paused in tests).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Serves one upgraded socket until it ends, then forgets it in the broker.
@@ -64,19 +62,24 @@ pub(crate) async fn run(shared: Arc<Shared>, slot: Slot, socket: WebSocket, remo
     let (tx, queue) = mpsc::channel(shared.config.limits.queue);
     let (peer, kick) = Peer::new(id, tx);
     let shutdown = shared.shutdown.subscribe();
+    let session = Session::new(id, Arc::clone(&shared.config), now());
     let mut connection = Connection {
-        session: ProtocolState::new(shared, peer),
+        shared,
+        session,
+        peer,
         kick,
         queue,
         socket,
         shutdown,
+        director: None,
+        _role: None,
         _slot: slot,
     };
     let span = tracing::info_span!("relay_conn", id, %remote);
     async move {
         tracing::debug!("connected");
         let end = connection.serve().await;
-        connection.session.leave().await;
+        connection.leave().await;
         connection.finish(end).await;
         tracing::debug!(?end, "disconnected");
     }
@@ -84,68 +87,154 @@ pub(crate) async fn run(shared: Arc<Shared>, slot: Slot, socket: WebSocket, remo
     .await;
 }
 
-impl Connection {
-    fn limits(&self) -> crate::relay::Limits {
-        self.session.shared.config.limits
-    }
+/// The Director call's answer, once there is one in flight and it is done.
+async fn director_answer(call: &mut Option<JoinHandle<ServerFrame>>) -> ServerFrame {
+    let Some(handle) = call.as_mut() else {
+        return std::future::pending().await;
+    };
+    let answer = handle.await.unwrap_or_else(|_| ServerFrame::Error {
+        code: ErrorCode::Internal,
+        message: "the Director call failed".to_owned(),
+        stream: None,
+        id: None,
+        fatal: false,
+    });
+    *call = None;
+    answer
+}
 
+impl Connection {
     async fn serve(&mut self) -> End {
-        let limits = self.limits();
-        let started = Instant::now();
-        let mut last_seen = started;
-        let mut next_ping = started + limits.keepalive();
         loop {
-            let idle_at = last_seen + limits.idle_timeout();
-            let hello_at = (!self.session.has_hello()).then(|| started + limits.hello_timeout());
-            let wake = hello_at.map_or(idle_at, |h| h.min(idle_at)).min(next_ping);
+            if let Some(end) = self.carry_out().await {
+                return end;
+            }
+            let Some(wake) = self.session.poll_timeout() else {
+                return End::Gone;
+            };
             let woke = tokio::select! {
                 biased;
                 _ = self.shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
                 () = self.kick.kicked() => Wake::Slow,
-                // The session holds a sender, so the queue never ends while we serve.
+                // The connection holds a sender, so the queue never ends while we serve.
                 frame = self.queue.recv() => Wake::Frame(frame),
+                answer = director_answer(&mut self.director) => Wake::Director(answer),
                 message = self.socket.recv() => Wake::Message(message),
-                () = sleep_until(wake) => Wake::Timer,
+                () = sleep_until(tokio::time::Instant::from_std(wake)) => Wake::Timer,
             };
-            let result = match woke {
-                Wake::Shutdown => Err(End::Shutdown),
-                Wake::Slow => Err(End::Slow),
-                Wake::Frame(None) => Err(End::Gone),
-                Wake::Frame(Some(frame)) => self.write(Message::text(String::from(&*frame))).await,
-                Wake::Message(message) => {
-                    last_seen = Instant::now();
-                    self.on_message(message).await
-                }
-                Wake::Timer => {
-                    let now = Instant::now();
-                    if hello_at.is_some_and(|at| at <= now) {
-                        Err(self.fatal(ErrorCode::HelloTimeout, "no hello in time"))
-                    } else if idle_at <= now {
-                        Err(self.fatal(ErrorCode::IdleTimeout, "nothing received in time"))
-                    } else if next_ping <= now {
-                        next_ping = now + limits.keepalive();
-                        self.write(Message::Ping(Default::default())).await
-                    } else {
-                        Ok(())
+            let now = now();
+            match woke {
+                Wake::Shutdown => self.session.handle_shutdown(now),
+                Wake::Slow => self.session.handle_kicked(now),
+                Wake::Frame(None) => self.session.handle_gone(now),
+                Wake::Frame(Some(frame)) => {
+                    let message = Message::text(String::from(&*frame));
+                    if let Err(end) = self.write(message).await {
+                        self.write_failed(end);
                     }
                 }
-            };
-            if let Err(end) = result {
-                return end;
+                Wake::Director(answer) => self.session.handle_director_answer(answer),
+                Wake::Message(message) => self.on_message(now, message),
+                Wake::Timer => self.session.handle_timeout(now),
             }
         }
     }
 
-    fn fatal(&self, code: ErrorCode, message: &str) -> End {
-        match self.session.refuse(code, message, None, true) {
-            Flow::Fatal(code) => End::Fatal(code),
-            Flow::Continue => End::Gone,
+    /// Carries out the session's actions in order; `Some` when one ends the connection.
+    async fn carry_out(&mut self) -> Option<End> {
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                Action::Send(frame) => self.send(&frame),
+                Action::Joined(role) => {
+                    tracing::info!(role = ?role, "hello");
+                    self._role = Some(self.shared.count_role(role));
+                }
+                Action::Publish { stream, details } => {
+                    let broker = Arc::clone(&self.shared.broker);
+                    match broker
+                        .publish(stream.clone(), self.peer.clone(), details)
+                        .await
+                    {
+                        Ok(published) => tracing::info!(%stream, ?published, "publish"),
+                        Err(error) => self.session.handle_refused(&stream, &error),
+                    }
+                }
+                Action::Unpublish { stream, reason } => {
+                    let broker = Arc::clone(&self.shared.broker);
+                    broker
+                        .unpublish(stream.clone(), self.peer.id(), reason)
+                        .await;
+                    tracing::info!(%stream, ?reason, "close");
+                }
+                Action::View { stream } => {
+                    let broker = Arc::clone(&self.shared.broker);
+                    broker.unview(&stream, self.peer.id());
+                    match broker.view(stream.clone(), self.peer.clone()).await {
+                        Ok(()) => tracing::debug!(%stream, "view"),
+                        Err(error) => self.session.handle_refused(&stream, &error),
+                    }
+                }
+                Action::Unview { stream } => self.shared.broker.unview(&stream, self.peer.id()),
+                Action::Director { stream, id } => self.director(stream, id),
+                Action::Ping => {
+                    if let Err(end) = self.write(Message::Ping(Default::default())).await {
+                        self.write_failed(end);
+                    }
+                }
+                Action::Close(end) => return Some(end),
+            }
+        }
+        None
+    }
+
+    /// Queues a frame for this connection (a full queue kicks it, as for any frame).
+    fn send(&self, frame: &ServerFrame) {
+        if let ServerFrame::Error {
+            code,
+            message,
+            stream,
+            fatal,
+            ..
+        } = frame
+        {
+            let stream = stream.as_ref().map(|s| s.as_str());
+            tracing::info!(?code, stream, fatal, %message, "refused");
+            self.shared.count_refusal(*code);
+        }
+        self.peer.deliver(&Arc::from(frame.to_text()));
+    }
+
+    /// Starts the Director call in its own task; its answer comes back through the loop.
+    fn director(&mut self, stream: crate::relay::StreamName, id: Option<u64>) {
+        let Some(proxy) = self.shared.director.clone() else {
+            // The session asks only when the config has a Director, as the proxy does.
+            let answer = ServerFrame::Error {
+                code: ErrorCode::DirectorNotConfigured,
+                message: "this relay has no Director".to_owned(),
+                stream: Some(stream),
+                id,
+                fatal: false,
+            };
+            return self.session.handle_director_answer(answer);
+        };
+        self.director = Some(tokio::spawn(
+            async move { proxy.subscribe(stream, id).await },
+        ));
+    }
+
+    /// A write that failed, as the session hears it.
+    fn write_failed(&mut self, end: End) {
+        let now = now();
+        match end {
+            End::Slow => self.session.handle_kicked(now),
+            End::Shutdown => self.session.handle_shutdown(now),
+            _ => self.session.handle_gone(now),
         }
     }
 
     /// Writes one message; a write that stalls past the idle timeout, a kick or shutdown ends it.
     async fn write(&mut self, message: Message) -> Result<(), End> {
-        let stall = self.limits().idle_timeout();
+        let stall = self.shared.config.limits.idle_timeout();
         tokio::select! {
             biased;
             () = self.kick.kicked() => Err(End::Slow),
@@ -158,64 +247,51 @@ impl Connection {
         }
     }
 
-    async fn on_message(
+    fn on_message(
         &mut self,
+        now: std::time::Instant,
         message: Option<Result<Message, axum::Error>>,
-    ) -> Result<(), End> {
+    ) {
         let message = match message {
-            None => return Err(End::Gone),
-            Some(Err(error)) => return Err(self.read_failed(error)),
+            None => return self.session.handle_gone(now),
+            Some(Err(error)) => return self.read_failed(now, error),
             Some(Ok(message)) => message,
         };
-        let flow = match message {
-            // Pongs are how a silent client shows it is alive; a close ends the loop.
-            Message::Pong(_) => return Ok(()),
-            Message::Close(_) => return Err(End::Closed),
-            // Pings are answered by the WebSocket layer, but count towards the rate.
-            Message::Ping(_) => match self.session.admit() {
-                Ok(()) | Err(Flow::Continue) => Flow::Continue,
-                Err(flow) => flow,
-            },
-            Message::Binary(_) => match self.session.admit() {
-                Ok(()) => self.session.refuse(
-                    ErrorCode::Malformed,
-                    "binary frames are not part of the protocol",
-                    None,
-                    false,
-                ),
-                Err(flow) => flow,
-            },
-            Message::Text(text) => match self.session.admit() {
-                Ok(()) if text.len() > self.limits().max_frame => {
-                    let max = self.limits().max_frame;
-                    let message =
-                        format!("frame of {} bytes over the {max}-byte limit", text.len());
-                    self.session
-                        .refuse(ErrorCode::TooLarge, message, None, false)
-                }
-                Ok(()) => self.session.handle(text.as_str()).await,
-                Err(flow) => flow,
-            },
-        };
-        match flow {
-            Flow::Continue => Ok(()),
-            Flow::Fatal(code) => Err(End::Fatal(code)),
+        match message {
+            Message::Pong(_) => self.session.handle_pong(now),
+            Message::Close(_) => self.session.handle_close(now),
+            Message::Ping(_) => self.session.handle_ping(now),
+            Message::Binary(_) => self.session.handle_binary(now),
+            Message::Text(text) => self.session.handle_text(now, text.as_str()),
         }
     }
 
     /// A read error: a frame beyond the hard limit is told (and closes); anything else is gone.
-    fn read_failed(&self, error: axum::Error) -> End {
+    fn read_failed(&mut self, now: std::time::Instant, error: axum::Error) {
         use tokio_tungstenite::tungstenite::Error as WsError;
         let inner = error.into_inner();
         match inner.downcast_ref::<WsError>() {
-            Some(WsError::Capacity(_)) => {
-                let hard = self.limits().hard_frame();
-                self.fatal(ErrorCode::TooLarge, &format!("frame over {hard} bytes"));
-                End::Overflow
-            }
+            Some(WsError::Capacity(_)) => self.session.handle_overflow(now),
             _ => {
                 tracing::debug!(error = %inner, "read failed");
-                End::Gone
+                self.session.handle_gone(now);
+            }
+        }
+    }
+
+    /// The connection is over: the node forgets its streams (viewers told) and views.
+    async fn leave(&mut self) {
+        let broker = Arc::clone(&self.shared.broker);
+        for action in self.session.leave() {
+            match action {
+                Action::Unpublish { stream, reason } => {
+                    let held = broker.unpublish(stream.clone(), self.peer.id(), reason);
+                    if held.await {
+                        tracing::info!(%stream, "publisher lost; viewers told");
+                    }
+                }
+                Action::Unview { stream } => broker.unview(&stream, self.peer.id()),
+                _ => {}
             }
         }
     }
@@ -230,22 +306,26 @@ impl Connection {
                 return;
             }
             End::Slow => {
-                let frame = ServerFrame::Error {
-                    code: ErrorCode::SlowConsumer,
-                    message: "outgoing queue full: not reading".to_owned(),
-                    stream: None,
-                    id: None,
-                    fatal: true,
-                };
                 tracing::info!("dropped: slow consumer");
-                let _ = timeout(KICK_GRACE, self.socket.send(Message::text(frame.to_text()))).await;
+                self.shared.count_slow_consumer();
+                // The queue is dropped (it is what overflowed); the reason goes past it.
+                if let Some(frame) = end.last_words() {
+                    let told = async {
+                        self.socket.send(Message::text(frame.to_text())).await?;
+                        let close = CloseFrame {
+                            code: close_code::POLICY,
+                            reason: "slow consumer".into(),
+                        };
+                        self.socket.send(Message::Close(Some(close))).await
+                    };
+                    let _ = timeout(SLOW_GRACE, told).await;
+                }
                 return;
             }
             End::Shutdown => {
-                let frame = ServerFrame::Shutdown {
-                    reason: "relay shutting down".to_owned(),
-                };
-                self.session.send(&frame);
+                if let Some(frame) = end.last_words() {
+                    self.send(&frame);
+                }
                 (close_code::AWAY, "shutdown")
             }
             End::Overflow => {

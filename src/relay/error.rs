@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use crate::http_status::{StatusContext, retry_for_status};
 use crate::relay::protocol::{ErrorCode, ProtocolError};
+use crate::{Classify, Retry};
 
 /// A relay server or client failure.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +19,10 @@ pub enum RelayError {
     /// A client could not open its WebSocket (DNS, TCP, HTTP refusal such as 403 for the origin).
     #[error("relay connect failed: {0}")]
     Connect(String),
+    /// The relay (or a proxy before it) answered the upgrade with an HTTP error: 403 for an
+    /// origin off its allow-list, 503 when full.
+    #[error("relay connect failed: HTTP {0}")]
+    Http(u16),
     /// The relay closed the socket.
     #[error("relay closed the connection (code {code:?}): {reason}")]
     Closed {
@@ -47,6 +53,47 @@ pub enum RelayError {
     Stopped,
 }
 
+impl Classify for RelayError {
+    /// A refusal that will be refused again (a bad token, a forbidden origin, an unsupported
+    /// version, a bad config) is `Never`; the network, the relay going away or being full, and
+    /// refusals of the moment (rate, slowness, timeouts) are `Later`.
+    fn retry(&self) -> Retry {
+        match self {
+            RelayError::Config(_) | RelayError::Bind(_) | RelayError::Stopped => Retry::Never,
+            RelayError::Http(status) => retry_for_status(
+                *status,
+                StatusContext {
+                    not_published: false,
+                    otherwise: Retry::Later,
+                },
+            ),
+            RelayError::Refused { code, .. } => match code {
+                ErrorCode::Unauthorized
+                | ErrorCode::Forbidden
+                | ErrorCode::UnsupportedVersion
+                | ErrorCode::InvalidStream
+                | ErrorCode::DirectorUnauthorized => Retry::Never,
+                _ => Retry::Later,
+            },
+            RelayError::Connect(_)
+            | RelayError::Closed { .. }
+            | RelayError::Transport(_)
+            | RelayError::Protocol(_)
+            | RelayError::Timeout(_) => Retry::Later,
+        }
+    }
+}
+
+/// How a failed WebSocket handshake is told: an HTTP answer keeps its status.
+pub(crate) fn connect_failed(e: &tokio_tungstenite::tungstenite::Error) -> RelayError {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            RelayError::Http(response.status().as_u16())
+        }
+        other => RelayError::Connect(describe(other)),
+    }
+}
+
 /// A WebSocket error as text, without request details.
 pub(crate) fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
     use tokio_tungstenite::tungstenite::Error as E;
@@ -54,5 +101,43 @@ pub(crate) fn describe(e: &tokio_tungstenite::tungstenite::Error) -> String {
         E::Http(response) => format!("HTTP {}", response.status()),
         E::Url(_) => "invalid relay URL".to_owned(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_that_will_be_refused_again_are_never_retried() {
+        let refused = |code| RelayError::Refused {
+            code,
+            message: String::new(),
+        };
+        for fatal in [
+            refused(ErrorCode::Unauthorized),
+            refused(ErrorCode::Forbidden),
+            refused(ErrorCode::UnsupportedVersion),
+            RelayError::Http(403),
+            RelayError::Http(401),
+            RelayError::Config(String::new()),
+        ] {
+            assert_eq!(fatal.retry(), Retry::Never, "{fatal}");
+        }
+        for later in [
+            refused(ErrorCode::RateLimited),
+            refused(ErrorCode::SlowConsumer),
+            refused(ErrorCode::IdleTimeout),
+            RelayError::Http(503),
+            RelayError::Http(502),
+            RelayError::Connect("connection refused".to_owned()),
+            RelayError::Closed {
+                code: Some(1001),
+                reason: String::new(),
+            },
+            RelayError::Timeout(Duration::from_secs(1)),
+        ] {
+            assert_eq!(later.retry(), Retry::Later, "{later}");
+        }
     }
 }

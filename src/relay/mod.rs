@@ -34,17 +34,18 @@ mod broker;
 mod client;
 mod config;
 mod connection;
+mod core;
 mod director;
 mod error;
 mod hints;
 mod local;
 pub mod protocol;
-mod protocol_state;
 mod publisher;
-mod rate;
+mod reconnect;
 #[cfg(feature = "relay-redis")]
 mod redis;
 mod server;
+mod shared;
 mod ws;
 
 pub use broker::{Broker, BrokerCounts, BrokerError, Frame, Peer, Published};
@@ -57,4 +58,5 @@ pub use protocol::{CloseReason, Details, ErrorCode, PublishedTrack, StreamName};
 pub use publisher::RelayPublisher;
 #[cfg(feature = "relay-redis")]
 pub use redis::{RedisBroker, RedisConfig, RedisError};
-pub use server::{Health, RelayServer};
+pub use server::RelayServer;
+pub use shared::Health;

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -12,15 +11,13 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::relay::broker::{Broker, BrokerCounts};
+use crate::relay::broker::Broker;
 use crate::relay::config::RelayConfig;
 use crate::relay::director::DirectorProxy;
-use crate::relay::protocol::Role;
+use crate::relay::shared::{Health, Shared};
 use crate::relay::{LocalBroker, RelayError, connection};
 
 /// A running relay: the handle of an in-process server, for tests, benches and the
@@ -43,43 +40,6 @@ pub struct RelayServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     serve: JoinHandle<()>,
-}
-
-/// What every connection shares.
-pub(crate) struct Shared {
-    pub(crate) config: RelayConfig,
-    pub(crate) broker: Arc<dyn Broker>,
-    pub(crate) director: Option<Arc<DirectorProxy>>,
-    pub(crate) shutdown: watch::Sender<bool>,
-    /// Open connections (WebSocket tasks); shutdown waits for zero.
-    connections: watch::Sender<usize>,
-    publishers: AtomicUsize,
-    viewers: AtomicUsize,
-    next_id: AtomicU64,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("connections", &*self.connections.borrow())
-            .finish_non_exhaustive()
-    }
-}
-
-/// What `GET /healthz` answers, as JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Health {
-    /// `"ok"`, or `"shutting_down"`.
-    pub status: &'static str,
-    /// Open WebSocket connections.
-    pub connections: usize,
-    /// Connections that said `hello` as publishers.
-    pub publishers: usize,
-    /// Connections that said `hello` as viewers.
-    pub viewers: usize,
-    /// What the broker holds.
-    #[serde(flatten)]
-    pub broker: BrokerCounts,
 }
 
 impl RelayServer {
@@ -106,16 +66,7 @@ impl RelayServer {
             .await
             .map_err(RelayError::Bind)?;
         let addr = listener.local_addr().map_err(RelayError::Bind)?;
-        let shared = Arc::new(Shared {
-            config,
-            broker,
-            director,
-            shutdown: watch::Sender::new(false),
-            connections: watch::Sender::new(0),
-            publishers: AtomicUsize::new(0),
-            viewers: AtomicUsize::new(0),
-            next_id: AtomicU64::new(1),
-        });
+        let shared = Arc::new(Shared::new(config, broker, director));
         let router = Router::new()
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz))
@@ -172,82 +123,6 @@ impl RelayServer {
     }
 }
 
-impl Shared {
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-
-    fn health(&self) -> Health {
-        Health {
-            status: if self.is_shutting_down() {
-                "shutting_down"
-            } else {
-                "ok"
-            },
-            connections: *self.connections.borrow(),
-            publishers: self.publishers.load(Ordering::Relaxed),
-            viewers: self.viewers.load(Ordering::Relaxed),
-            broker: self.broker.counts(),
-        }
-    }
-
-    /// Counts a connection that said `hello` as `role`, until the guard drops.
-    pub(crate) fn count_role(self: &Arc<Self>, role: Role) -> RoleGuard {
-        self.role_counter(role).fetch_add(1, Ordering::Relaxed);
-        RoleGuard {
-            shared: Arc::clone(self),
-            role,
-        }
-    }
-
-    fn role_counter(&self, role: Role) -> &AtomicUsize {
-        match role {
-            Role::Publisher => &self.publishers,
-            Role::Viewer => &self.viewers,
-        }
-    }
-
-    /// Reserves a connection slot, unless the relay is full.
-    fn reserve(self: &Arc<Self>) -> Option<Slot> {
-        let max = self.config.limits.max_connections;
-        let reserved = self.connections.send_if_modified(|n| {
-            let room = *n < max;
-            if room {
-                *n += 1;
-            }
-            room
-        });
-        reserved.then(|| Slot(Arc::clone(self)))
-    }
-}
-
-/// A connection slot; frees itself when the connection ends.
-pub(crate) struct Slot(Arc<Shared>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.connections.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
-
-/// Counts a connection under its role while it lives.
-pub(crate) struct RoleGuard {
-    shared: Arc<Shared>,
-    role: Role,
-}
-
-impl Drop for RoleGuard {
-    fn drop(&mut self) {
-        self.shared
-            .role_counter(self.role)
-            .fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// `GET /healthz`.
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.health()).into_response()
@@ -265,6 +140,7 @@ async fn upgrade(
         Err(rejection) => return rejection.into_response(),
     };
     if shared.is_shutting_down() {
+        shared.count_unavailable();
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
     if !origin_allowed(&shared.config.allowed_origins, &headers) {
@@ -273,6 +149,7 @@ async fn upgrade(
     }
     let Some(slot) = shared.reserve() else {
         tracing::warn!(%remote, "connection refused: relay full");
+        shared.count_unavailable();
         return (StatusCode::SERVICE_UNAVAILABLE, "relay full").into_response();
     };
     let hard = shared.config.limits.hard_frame();

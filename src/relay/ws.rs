@@ -14,7 +14,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::Secret;
 use crate::relay::RelayError;
-use crate::relay::error::describe;
+use crate::relay::error::{connect_failed, describe};
 use crate::relay::protocol::{
     ClientFrame, PROTOCOL_VERSION, Role, ServerFrame, WireLimits, parse_server_frame,
 };
@@ -68,7 +68,7 @@ async fn connect(url: &str, origin: Option<&str>) -> Result<ClientWs, RelayError
         .max_frame_size(Some(MAX_SERVER_FRAME));
     let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
         .await
-        .map_err(|e| RelayError::Connect(describe(&e)))?;
+        .map_err(|e| connect_failed(&e))?;
     Ok(ws)
 }
 

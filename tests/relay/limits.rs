@@ -85,6 +85,7 @@ async fn the_rate_limit_refuses_a_flood_then_closes_it() {
     assert_eq!(pongs, 5, "the burst passes");
     assert_eq!(limited, 6, "five refusals, then the sixth closes");
     assert!(fatal);
+    assert_eq!(relay.health().refused.get("rate_limited"), Some(&6));
 }
 
 #[tokio::test]
@@ -135,11 +136,44 @@ async fn a_slow_viewer_is_dropped_while_the_others_keep_receiving() {
     })
     .await;
     assert!(matches!(after, RelayEvent::Update { details: d, .. } if d == details("after")));
-    // The slow one, once it reads, finds its socket ended after what was buffered.
-    let end = timeout(PATIENCE, async {
-        while let Some(Ok(_)) = slow.next().await {}
+    // The slow one, once it reads, finds what was buffered, then why it was dropped, then the
+    // close.
+    let last = timeout(PATIENCE, async {
+        let mut last = None;
+        while let Some(Ok(message)) = slow.next().await {
+            if let Message::Text(text) = message {
+                last = Some(parse_server_frame(text.as_str()).unwrap());
+            }
+        }
+        last
     })
-    .await;
-    assert!(end.is_ok(), "the slow viewer's socket was closed");
+    .await
+    .expect("the slow viewer's socket was closed");
+    assert!(
+        matches!(
+            last,
+            Some(ServerFrame::Error {
+                code: ErrorCode::SlowConsumer,
+                fatal: true,
+                ..
+            })
+        ),
+        "the last frame tells why: {last:?}"
+    );
+    assert_eq!(relay.health().slow_consumers, 1);
     assert_eq!(relay.health().viewers, 1);
+}
+
+#[tokio::test]
+async fn a_full_relay_answers_503_counts_it_and_healthz_still_answers() {
+    let mut config = config();
+    config.limits.max_connections = 1;
+    let relay = start(config).await;
+    let _only = Raw::viewer(&relay).await;
+    let refused = tokio_tungstenite::connect_async(relay.url()).await;
+    assert!(refused.unwrap_err().to_string().contains("503"));
+    let health = format!("http://{}/healthz", relay.addr());
+    let health: serde_json::Value = reqwest::get(health).await.unwrap().json().await.unwrap();
+    assert_eq!(health["unavailable"], 1, "{health}");
+    assert_eq!(health["connections"], 1, "{health}");
 }

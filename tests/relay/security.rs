@@ -97,3 +97,30 @@ async fn origins_off_the_allow_list_are_refused_before_the_upgrade() {
     // Not a browser (no Origin): let in, the token still decides.
     assert!(RelayPublisher::connect(&relay.url(), TOKEN).await.is_ok());
 }
+
+/// A refusal that will be refused again is not retried: the client says why and stops, instead
+/// of knocking for ever.
+#[tokio::test]
+async fn a_relay_client_refused_for_its_origin_gives_up_instead_of_retrying() {
+    let mut config = config();
+    config.allowed_origins = vec!["https://player.example".to_owned()];
+    let relay = start(config).await;
+    let mut client = RelayClient::builder(relay.url())
+        .origin("https://evil.example")
+        .stream(cam(1))
+        .spawn();
+    let first = timeout(PATIENCE, client.next()).await.unwrap();
+    assert!(
+        matches!(
+            first,
+            Some(RelayEvent::GaveUp {
+                error: relive::relay::RelayError::Http(403)
+            })
+        ),
+        "{first:?}"
+    );
+    assert!(
+        timeout(PATIENCE, client.next()).await.unwrap().is_none(),
+        "the client ended"
+    );
+}

@@ -99,6 +99,51 @@ impl Redis {
         self.port
     }
 
+    /// The channels with a subscriber (`PUBSUB CHANNELS pattern`), sorted.
+    pub async fn channels(&self, pattern: &str) -> Vec<String> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let mut channels: Vec<String> = redis::cmd("PUBSUB")
+            .arg("CHANNELS")
+            .arg(pattern)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        channels.sort();
+        channels
+    }
+
+    /// Subscribers of each channel (`PUBSUB NUMSUB`).
+    pub async fn numsub(&self, channels: &[String]) -> Vec<u64> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channels)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        counts.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Waits until `PUBSUB CHANNELS pattern` is `expected`; panics with what it is after
+    /// [`PATIENCE`].
+    pub async fn wait_channels(&self, pattern: &str, expected: &[&str]) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let now = self.channels(pattern).await;
+            if now == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "subscribed: {now:?}, expected {expected:?}"
+            );
+            // Polling Redis: there is no event to wait on from outside the node.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Kills it (SIGKILL) and waits for it to exit.
     pub async fn kill(mut self) {
         self.child.kill().await.unwrap();
@@ -127,7 +172,18 @@ impl Node {
 
     /// A node for the Redis at `url`, without waiting for it to connect.
     pub async fn start_with(url: &str) -> Node {
-        let broker = Arc::new(RedisBroker::start(redis_config(url), 1000).unwrap());
+        Node::start_limited(url, 1000).await
+    }
+
+    /// A node tracking at most `max_streams` streams, connected.
+    pub async fn start_connected(redis: &Redis, max_streams: usize) -> Node {
+        let node = Node::start_limited(&redis.url(), max_streams).await;
+        timeout(PATIENCE, node.broker.connected()).await.unwrap();
+        node
+    }
+
+    async fn start_limited(url: &str, max_streams: usize) -> Node {
+        let broker = Arc::new(RedisBroker::start(redis_config(url), max_streams).unwrap());
         let mut config = RelayConfig::default().publish_token("cam-*", TOKEN);
         config.listen = "127.0.0.1:0".parse().unwrap();
         let shared: Arc<dyn Broker> = Arc::clone(&broker) as Arc<dyn Broker>;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
 
 mod cluster;
+mod leaks;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -234,4 +235,34 @@ async fn a_live_stream_outlives_its_ttl_while_its_node_refreshes_the_key() {
     }
     let (_late, now) = viewer(&c.url(), &cam(7)).await;
     assert_eq!(now, Some(details("later")));
+}
+
+/// The close reaches Redis when it is back — replayed by the publisher's node as an event and
+/// a tombstone key — so viewers elsewhere hear `unpublished`, not the TTL's `publisher_lost`.
+#[tokio::test]
+async fn a_close_made_while_redis_is_away_reaches_the_other_nodes_as_unpublished() {
+    let redis = Redis::start().await;
+    let port = redis.port();
+    let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
+    let (mut on_b, _) = viewer(&b.url(), &cam(8)).await;
+    let mut publisher = RelayPublisher::connect(&a.url(), TOKEN).await.unwrap();
+    publisher.publish(&cam(8), &details("live")).await.unwrap();
+    live_with(&mut on_b, &details("live")).await;
+    redis.kill().await;
+    publisher.close(&cam(8)).await.unwrap();
+    // Answered after the close on the same socket: node A has applied it.
+    let ping = relive::relay::protocol::ClientFrame::Ping { id: Some(9) };
+    publisher.send(ping).await.unwrap();
+    let pong = timeout(PATIENCE, publisher.next_frame()).await.unwrap();
+    assert_eq!(pong, Some(ServerFrame::Pong { id: Some(9) }));
+    let _redis = Redis::start_on(port).await;
+    let close = next_event(&mut on_b, "close", |e| {
+        matches!(e, RelayEvent::Close { .. })
+    })
+    .await;
+    let unpublished = CloseReason::Unpublished;
+    assert!(
+        matches!(close, RelayEvent::Close { reason, .. } if reason == unpublished),
+        "{close:?}"
+    );
 }

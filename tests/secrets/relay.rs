@@ -93,3 +93,38 @@ async fn relay_tokens_and_relayed_jwts_appear_in_no_log_debug_or_error() {
         "{unfiltered}"
     );
 }
+
+/// A token sent where the protocol wants a number (`hello`'s `v`) is refused without being
+/// repeated: not in the `error` frame, not in the INFO record of the refusal.
+#[tokio::test]
+async fn a_token_in_the_wrong_hello_field_is_not_echoed_by_the_refusal() {
+    use futures::SinkExt;
+    use relive::relay::ErrorCode;
+    use relive::relay::protocol::{ServerFrame, parse_server_frame};
+    use tokio_tungstenite::tungstenite::Message;
+
+    const MISPLACED: &str = "misplaced-token-41c9e2";
+    let captured = CapturedLogs::install();
+    let mut config = RelayConfig::default().publish_token("cam-*", PUBLISH_TOKEN);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let relay = RelayServer::start(config).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(relay.url()).await.unwrap();
+    let hello = format!(r#"{{"type":"hello","v":"{MISPLACED}","role":"publisher"}}"#);
+    ws.send(Message::text(hello)).await.unwrap();
+    let frame = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => break parse_server_frame(text.as_str()).unwrap(),
+            Some(Ok(_)) => {}
+            other => panic!("no error frame: {other:?}"),
+        }
+    };
+    let ServerFrame::Error { code, message, .. } = &frame else {
+        panic!("expected an error, got {frame:?}");
+    };
+    assert_eq!(*code, ErrorCode::Malformed);
+    relay.shutdown().await;
+    let log = captured.text();
+    assert!(log.contains("refused"), "the refusal is logged: {log}");
+    assert!(log.contains("wrong type or value"), "{log}");
+    assert_absent(&format!("{log}\n{message}\n{frame:?}"), MISPLACED);
+}

@@ -9,11 +9,12 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Command, RelayClientBuilder, RelayEvent};
-use crate::Backoff;
+use crate::Classify;
 use crate::millicast::wire::DirectorSuccess;
 use crate::relay::RelayError;
 use crate::relay::error::describe;
 use crate::relay::protocol::{ClientFrame, ErrorCode, Role, ServerFrame, StreamName};
+use crate::relay::reconnect::Reconnect;
 use crate::relay::ws::{self, ClientWs};
 
 type Pending = HashMap<u64, oneshot::Sender<Result<DirectorSuccess, RelayError>>>;
@@ -45,11 +46,12 @@ impl Task {
     }
 
     pub(super) async fn run(mut self) {
-        let mut backoff = Backoff::new(self.config.backoff, self.seed);
+        let c = &self.config;
+        let mut reconnect = Reconnect::new(c.backoff, c.reset_after, self.seed);
         loop {
             let error = match self.connect().await {
                 Ok((ws, session)) => {
-                    backoff.reset();
+                    reconnect.connected(Instant::now().into_std());
                     if !self.emit(RelayEvent::Connected { session }).await {
                         return;
                     }
@@ -63,7 +65,11 @@ impl Task {
             if matches!(error, RelayError::Stopped) {
                 return;
             }
-            let retry_in = backoff.next_delay();
+            let Some(retry_in) = reconnect.failed(Instant::now().into_std(), error.retry()) else {
+                tracing::warn!(%error, "relay client stopped: the relay will refuse it again");
+                self.emit(RelayEvent::GaveUp { error }).await;
+                return;
+            };
             tracing::debug!(%error, retry_in_ms = retry_in.as_millis() as u64, "relay client disconnected");
             if !self
                 .emit(RelayEvent::Disconnected { error, retry_in })

@@ -189,11 +189,28 @@ fn classify(text: &str, error: &serde_json::Error) -> ProtocolError {
         Ok(TypeOnly {
             kind: Some(Value::String(kind)),
         }) if !CLIENT_TYPES.contains(&kind.as_str()) => ProtocolError::UnknownType(cut(&kind)),
-        _ => ProtocolError::Malformed(cut(&error.to_string())),
+        _ => ProtocolError::Malformed(describe_json(error)),
     }
 }
 
-/// Keeps client-controlled text in errors short.
+/// What was wrong with a frame, in words that never repeat its values: serde's own message
+/// quotes the offending value (`invalid type: string "s3cret", expected u32` for a token sent as
+/// `v`), and refusals are logged. A missing field is named (a name is ours, not the client's).
+pub(super) fn describe_json(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let column = error.column();
+    match error.classify() {
+        Category::Data if error.to_string().starts_with("missing field `") => {
+            cut(&error.to_string())
+        }
+        Category::Data => format!("a field has the wrong type or value (column {column})"),
+        Category::Syntax => format!("not valid JSON (column {column})"),
+        Category::Eof => "truncated JSON".to_owned(),
+        Category::Io => "unreadable frame".to_owned(),
+    }
+}
+
+/// Keeps text in errors short.
 pub(super) fn cut(text: &str) -> String {
     text.chars().take(80).collect()
 }

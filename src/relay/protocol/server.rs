@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::client::cut;
+use super::client::describe_json;
 use super::{Details, ErrorCode, ProtocolError, Role, StreamName};
 use crate::Secret;
 use crate::millicast::wire::IceServer;
@@ -109,7 +109,7 @@ impl ServerFrame {
 /// Reads one server text frame (the clients' side). Unknown types are an error the clients
 /// ignore, so that a newer server can add frames.
 pub fn parse_server_frame(text: &str) -> Result<ServerFrame, ProtocolError> {
-    serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(cut(&e.to_string())))
+    serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(describe_json(&e)))
 }
 
 /// The limits the server announces in `welcome`.

@@ -212,3 +212,27 @@ fn error_codes_are_snake_case_on_the_wire() {
     let json = serde_json::to_string(&ErrorCode::DirectorNotConfigured).unwrap();
     assert_eq!(json, "\"director_not_configured\"");
 }
+
+#[test]
+fn a_malformed_frame_s_error_never_repeats_its_values() {
+    let token = "s3cret-in-the-wrong-field";
+    for text in [
+        format!(r#"{{"type":"hello","v":"{token}","role":"viewer"}}"#),
+        format!(r#"{{"type":"hello","v":1,"role":"{token}"}}"#),
+        format!(r#"{{"type":"view","stream":["{token}"]}}"#),
+        format!(r#"{{"type":"publish","stream":"cam","details":{{"sourceIds":"{token}"}}}}"#),
+        format!(r#"{{"type":"director","stream":"cam","id":"{token}"}}"#),
+    ] {
+        let error = parse_client_frame(&text).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::Malformed, "{text}");
+        assert!(!error.to_string().contains(token), "{error}");
+    }
+    let jwt = format!(r#"{{"type":"director","stream":"cam","urls":[],"jwt":7,"x":"{token}"}}"#);
+    let error = parse_server_frame(&jwt).unwrap_err();
+    assert!(!error.to_string().contains(token), "{error}");
+    let missing = parse_client_frame(r#"{"type":"view"}"#).unwrap_err();
+    assert!(
+        missing.to_string().contains("missing field `stream`"),
+        "{missing}"
+    );
+}

@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use super::wire::{self, Record};
 use super::{Command, Shared};
 use crate::relay::protocol::StreamName;
-use crate::{Backoff, BackoffConfig};
+use crate::relay::reconnect::Reconnect;
+use crate::{BackoffConfig, Classify, Retry};
 
 /// Why a connection to Redis ended.
 #[derive(Debug, thiserror::Error)]
@@ -34,9 +35,25 @@ enum LinkError {
     Lost,
 }
 
+impl Classify for LinkError {
+    /// Redis refusing this node's credentials will refuse them again (`Never`); anything else
+    /// is the network or Redis restarting (`Later`).
+    fn retry(&self) -> Retry {
+        match self {
+            LinkError::Redis(error) if error.kind() == ::redis::ErrorKind::AuthenticationFailed => {
+                Retry::Never
+            }
+            LinkError::Redis(_) | LinkError::Timeout(_) | LinkError::Lost => Retry::Later,
+        }
+    }
+}
+
 /// Reconnect delays to Redis: 100 ms doubling to 5 s, decorrelated jitter.
 const REDIS_BACKOFF: BackoffConfig =
     BackoffConfig::exponential(Duration::from_millis(100), Duration::from_secs(5));
+/// How long a link must stay up before the delays start over: a Redis that accepts and drops
+/// at once keeps being backed off from.
+const REDIS_RESET_AFTER: Duration = Duration::from_secs(10);
 
 /// Keys read per `MGET` when checking watched streams.
 const CHUNK: usize = 256;
@@ -44,11 +61,11 @@ const CHUNK: usize = 256;
 /// Runs until the broker is dropped: connect, serve, and on failure back off and reconnect.
 pub(super) async fn run(shared: Arc<Shared>, client: Client, mut queue: mpsc::Receiver<Command>) {
     let seed = RandomState::new().hash_one(shared.node.as_str());
-    let mut backoff = Backoff::new(REDIS_BACKOFF, seed);
+    let mut reconnect = Reconnect::new(REDIS_BACKOFF, REDIS_RESET_AFTER, seed);
     loop {
         let error = match Link::connect(&shared, &client).await {
             Ok((mut link, messages)) => {
-                backoff.reset();
+                reconnect.connected(Instant::now().into_std());
                 let error = link.serve(&mut queue, messages).await;
                 shared.connected.send_replace(false);
                 match error {
@@ -58,9 +75,12 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client, mut queue: mpsc::Re
             }
             Err(error) => error,
         };
-        let delay = backoff.next_delay();
+        let Some(delay) = reconnect.failed(Instant::now().into_std(), error.retry()) else {
+            tracing::error!(%error, "redis refused this node's credentials; serving local only, not retrying");
+            return;
+        };
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        tracing::warn!(%error, attempt = backoff.failures(), delay_ms, "redis unavailable; serving local only");
+        tracing::warn!(%error, attempt = reconnect.failures(), delay_ms, "redis unavailable; serving local only");
         if !wait_draining(&mut queue, delay).await {
             return;
         }
@@ -169,7 +189,14 @@ impl<'a> Link<'a> {
     async fn handle(&mut self, command: Command) -> Result<(), LinkError> {
         match command {
             Command::Announce(stream) => self.announce(&stream, true).await,
-            Command::Close(stream, record) => self.publish_close(&stream, &record).await,
+            Command::Close(stream, record) => {
+                self.publish_close(&stream, &record).await?;
+                let mut state = self.shared.lock();
+                if state.closes.get(&stream) == Some(&record) {
+                    state.closes.remove(&stream);
+                }
+                Ok(())
+            }
             Command::Watch(stream, done) => {
                 self.subscribe(&stream).await?;
                 self.refresh(std::slice::from_ref(&stream)).await?;
@@ -221,6 +248,22 @@ impl<'a> Link<'a> {
             self.subscribe(stream).await?;
         }
         if announce {
+            // Closes made while Redis was away first: other nodes hear `unpublished`.
+            let closes: Vec<(StreamName, Record)> = {
+                let state = self.shared.lock();
+                state
+                    .closes
+                    .iter()
+                    .map(|(s, r)| (s.clone(), r.clone()))
+                    .collect()
+            };
+            for (stream, record) in closes {
+                self.publish_close(&stream, &record).await?;
+                let mut state = self.shared.lock();
+                if state.closes.get(&stream) == Some(&record) {
+                    state.closes.remove(&stream);
+                }
+            }
             for stream in &owned {
                 self.announce(stream, true).await?;
             }
@@ -369,9 +412,10 @@ impl<'a> Link<'a> {
         stream: &StreamName,
         record: &Record,
     ) -> Result<(), LinkError> {
+        let ttl_ms = u64::try_from(self.shared.config.ttl.as_millis()).unwrap_or(u64::MAX);
         let mut script = self.close.key(wire::live_key(stream));
         script.key(wire::channel(stream));
-        script.arg(record.epoch).arg(record.to_json());
+        script.arg(record.epoch).arg(record.to_json()).arg(ttl_ms);
         let _: u64 = timed(self.limit, script.invoke_async(&mut self.commands)).await?;
         Ok(())
     }

@@ -76,6 +76,10 @@ struct Shared {
 struct State {
     /// Streams whose publisher is connected here.
     owned: HashMap<StreamName, Owned>,
+    /// Closes of owned streams not yet written to Redis (it was away, or the command is
+    /// queued): replayed on reconnect, so other nodes hear `unpublished`, not a TTL's
+    /// `publisher_lost`. At most one per stream, and at most `queue` in all.
+    closes: HashMap<StreamName, Record>,
     /// Streams viewed here: the local viewers and the newest version applied from Redis.
     watched: HashMap<StreamName, Watched>,
 }
@@ -220,7 +224,6 @@ impl Shared {
             return false;
         }
         let owned = state.owned.remove(&stream);
-        drop(state);
         if let Some(Owned {
             epoch: Some(epoch),
             seq,
@@ -234,6 +237,12 @@ impl Shared {
                 details: None,
                 reason: Some(reason),
             };
+            if state.closes.len() < self.config.queue || state.closes.contains_key(&stream) {
+                state.closes.insert(stream.clone(), close.clone());
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(state);
             self.send(Command::Close(stream, close));
         }
         true
@@ -283,7 +292,7 @@ impl Shared {
     /// than what this node holds. Records of streams nobody here views or owns are ignored.
     fn apply(&self, stream: &StreamName, record: Record) {
         let mut state = self.lock();
-        let State { owned, watched } = &mut *state;
+        let State { owned, watched, .. } = &mut *state;
         if record.node == self.node {
             return;
         }
@@ -323,6 +332,26 @@ impl Shared {
                 self.local.unpublish_now(stream.clone(), id, reason);
             }
         }
+    }
+
+    /// A local view: watched (subscribed, the key read) only once the local table has room for
+    /// it, and unwatched again if the table refuses it after all — so no refused view leaves a
+    /// watched entry, a SUBSCRIBE or a heartbeat read behind.
+    async fn view(&self, stream: StreamName, viewer: Peer) -> Result<(), BrokerError> {
+        self.local.lock().room_for(&stream)?;
+        let id = viewer.id();
+        if let Some(mut ready) = self.watch(&stream, id) {
+            // Bounded: without an answer (or with the command dropped) the viewer gets
+            // what this node knows, and the Redis task applies the key when it can.
+            let answered = ready.wait_for(|ready| *ready);
+            let _ = tokio::time::timeout(self.config.view_wait, answered).await;
+        }
+        let viewed = self.local.view_now(stream.clone(), viewer);
+        if viewed.is_err() {
+            // The table filled while the key was read.
+            self.unview_now(&stream, id);
+        }
+        viewed
     }
 
     /// The key of a watched stream is gone: its publisher's node stopped refreshing it.
@@ -366,17 +395,7 @@ impl Broker for RedisBroker {
     }
 
     fn view(&self, stream: StreamName, viewer: Peer) -> BoxFuture<'_, Result<(), BrokerError>> {
-        async move {
-            let shared = &self.shared;
-            if let Some(mut ready) = shared.watch(&stream, viewer.id()) {
-                // Bounded: without an answer (or with the command dropped) the viewer gets
-                // what this node knows, and the Redis task applies the key when it can.
-                let answered = ready.wait_for(|ready| *ready);
-                let _ = tokio::time::timeout(shared.config.view_wait, answered).await;
-            }
-            shared.local.view_now(stream, viewer)
-        }
-        .boxed()
+        self.shared.view(stream, viewer).boxed()
     }
 
     fn unview(&self, stream: &StreamName, viewer: u64) {

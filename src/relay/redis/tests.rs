@@ -108,3 +108,70 @@ fn a_full_queue_drops_and_counts() {
     shared.send(Command::Announce(cam()));
     assert_eq!(shared.dropped.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test]
+async fn a_view_the_table_refuses_leaves_nothing_watched() {
+    let (commands, mut rx) = mpsc::channel(8);
+    let shared = Shared {
+        local: LocalBroker::new(1),
+        commands,
+        ..shared(8).0
+    };
+    shared.connected.send_replace(true);
+    let (first, _f) = peer(1);
+    let (second, _s) = peer(2);
+    let watch_first = shared.view(cam(), first);
+    // The first view waits for the Redis task: answer it as the task would.
+    let answer = async {
+        match rx.recv().await {
+            Some(Command::Watch(stream, done)) => {
+                assert_eq!(stream, cam());
+                done.send_replace(true);
+            }
+            other => panic!("expected a watch, got {other:?}"),
+        }
+    };
+    let (viewed, ()) = tokio::join!(watch_first, answer);
+    viewed.unwrap();
+    let other = StreamName::new("other").unwrap();
+    let refused = shared.view(other.clone(), second).await;
+    assert_eq!(refused, Err(BrokerError::TooManyStreams(1)));
+    assert!(
+        !shared.lock().watched.contains_key(&other),
+        "no watched entry"
+    );
+    assert!(
+        rx.try_recv().is_err(),
+        "no subscribe asked for the refused view"
+    );
+    shared.unview_now(&cam(), 1);
+    assert!(shared.lock().watched.is_empty());
+    assert!(matches!(rx.try_recv(), Ok(Command::Unwatch(s)) if s == cam()));
+}
+
+#[test]
+fn a_close_of_an_announced_stream_is_kept_until_redis_has_it() {
+    let (shared, mut rx) = shared(8);
+    let (publisher, _p) = peer(7);
+    shared
+        .publish_now(cam(), publisher, Details::default())
+        .unwrap();
+    assert!(shared.unpublish_now(cam(), 7, CloseReason::Unpublished));
+    assert!(
+        shared.lock().closes.is_empty(),
+        "never announced: nothing to close in Redis"
+    );
+    let (publisher, _p) = peer(8);
+    shared
+        .publish_now(cam(), publisher, Details::default())
+        .unwrap();
+    shared.lock().owned.get_mut(&cam()).unwrap().epoch = Some(3);
+    assert!(shared.unpublish_now(cam(), 8, CloseReason::Unpublished));
+    let kept = shared.lock().closes.get(&cam()).cloned().unwrap();
+    assert_eq!(
+        (kept.epoch, kept.reason),
+        (3, Some(CloseReason::Unpublished))
+    );
+    let queued = std::iter::from_fn(|| rx.try_recv().ok()).last();
+    assert!(matches!(queued, Some(Command::Close(s, r)) if s == cam() && r == kept));
+}

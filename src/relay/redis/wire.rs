@@ -13,7 +13,8 @@ use crate::relay::protocol::{CloseReason, Details, StreamName};
 /// publisher's own count of changes. Compared as a pair.
 pub(crate) type Version = (u64, u64);
 
-/// A stream's state as one node announced it: in the key (always live) and on the channel.
+/// A stream's state as one node announced it: in the key (live, or a close for one TTL) and
+/// on the channel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Record {
     /// Fencing epoch of the publisher; a higher one wins.
@@ -85,15 +86,17 @@ if ARGV[4] == '1' then redis.call('PUBLISH', KEYS[3], ARGV[2]) end
 return 0
 ";
 
-/// Deletes the live record if our epoch holds it and publishes the close unless a higher epoch
-/// holds the stream. Keys: live, channel. Args: epoch, close record. Returns 1 when published.
+/// Unless a higher epoch holds the stream: replaces the key with the close record (a tombstone
+/// for one TTL, so a node that reads the key instead of hearing the event — it reconnected
+/// later — also learns `unpublished`) and publishes the close. Keys: live, channel. Args:
+/// epoch, close record, ttl ms. Returns 1 when published.
 pub(crate) const CLOSE: &str = r"
 local mine = tonumber(ARGV[1])
 local current = redis.call('GET', KEYS[1])
 local held = 0
 if current then held = tonumber(cjson.decode(current).epoch) or 0 end
 if held > mine then return 0 end
-if held == mine then redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('PUBLISH', KEYS[2], ARGV[2])
 return 1
 ";
