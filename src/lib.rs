@@ -154,6 +154,12 @@ pub use source::{
 pub use stats::Stats;
 
 /// The README's examples, compiled and run as doc tests.
-#[cfg(all(doctest, feature = "testkit", feature = "webrtc", feature = "relay"))]
+#[cfg(all(
+    doctest,
+    feature = "testkit",
+    feature = "webrtc",
+    feature = "record",
+    feature = "relay"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -87,19 +87,26 @@ impl KeyframeGate {
                 request: false,
             };
         }
-        let lost_now = self.open;
-        self.open = false;
         Admit {
             deliver: false,
-            request: lost_now || self.retry_due(now),
+            request: self.close(now),
         }
     }
 
     /// A payload of the track could not be depacketized: what follows may depend on it.
     pub(crate) fn on_broken(&mut self, now: Instant) -> bool {
-        let lost_now = self.open;
-        self.open = false;
-        lost_now || self.retry_due(now)
+        self.close(now)
+    }
+
+    /// Closes the track; whether to ask for a keyframe now: at once when it was open (a fresh
+    /// loss), else when a retry is due.
+    fn close(&mut self, now: Instant) -> bool {
+        if self.open {
+            self.open = false;
+            self.requested = Some(now);
+            return true;
+        }
+        self.retry_due(now)
     }
 
     /// Records a request at `now` if one is due (none yet, or the last is [`REQUEST_RETRY`]

@@ -7,7 +7,10 @@
 //!   running str0m's loop. Give it to
 //!   [`MillicastSource::offer_provider`](crate::millicast::MillicastSource::offer_provider).
 //! - [`WebRtcMedia`] is what the application gets for each session: the negotiated [`Track`]s
-//!   and a bounded queue of received [`MediaPacket`]s.
+//!   and a bounded queue of depacketized [`MediaFrame`]s on the viewer's one
+//!   [`Timeline`](crate::timeline::Timeline) (video from a keyframe, which the peer asks for at
+//!   the session's first video packet), or of raw [`MediaPacket`]s with
+//!   [`ReceivePeers::rtp_packets`].
 //! - [`WhepSource`] watches a WHEP endpoint (`POST` the offer as `application/sdp`, `DELETE` the
 //!   resource on leave).
 //!
@@ -20,7 +23,9 @@
 //!
 //! | what | relive |
 //! |---|---|
-//! | RTP packet | queued for the application; media time → `Progress` (≤ 1 per 100 ms) |
+//! | frame (str0m frame mode) | video through the keyframe gate, placed on the timeline, queued for the application; media time → `Progress` (≤ 1 per 100 ms) |
+//! | first video packet of a session, a lost frame | keyframe request (PLI, else FIR), repeated every 300 ms while withheld |
+//! | a payload that does not depacketize | skipped, counted (`undecodable`) |
 //! | ICE `Disconnected`, DTLS closed or failed, socket error | `Lost` → reconnect |
 //! | session dropped by the reconnector | DTLS close sent, socket closed, task ended |
 
