@@ -108,6 +108,13 @@ impl Bench {
             .expect("the state within the patience");
     }
 
+    /// Waits until the viewer is playing (at once if it is).
+    async fn until_playing(&mut self) {
+        if !self.viewer.state().is_playing() {
+            self.until_state(State::is_playing).await;
+        }
+    }
+
     /// Waits for the next `Event::Session`: when it came, and its media.
     async fn session(&mut self) -> (Instant, Media) {
         let wait = async {
@@ -145,6 +152,7 @@ async fn first_media(runs: usize) -> Vec<Duration> {
 async fn encoder_restart(bench: &mut Bench, runs: usize) -> Vec<Duration> {
     let mut samples = Vec::new();
     for _ in 0..runs {
+        bench.until_playing().await;
         bench.server.freeze(CAM);
         bench
             .until_state(|s| matches!(s, State::Stalled { .. }))
@@ -160,6 +168,7 @@ async fn encoder_restart(bench: &mut Bench, runs: usize) -> Vec<Duration> {
 async fn publisher_restart(bench: &mut Bench, runs: usize) -> Vec<Duration> {
     let mut samples = Vec::new();
     for _ in 0..runs {
+        bench.until_playing().await;
         bench.server.unpublish(CAM);
         bench
             .until_state(|s| matches!(s, State::Stalled { .. }))
