@@ -79,6 +79,10 @@ struct Args {
     /// How often each connection is pinged, in ms; a publisher that misses two is lost.
     #[arg(long, value_name = "MS")]
     keepalive_ms: Option<u64>,
+    /// How long a TCP connection may take to send its HTTP request head, in ms; then it is
+    /// closed (counted as `header_timeouts` in `/healthz`).
+    #[arg(long, value_name = "MS")]
+    header_timeout_ms: Option<u64>,
     /// Share stream state with other relay nodes through this Redis (`redis://host:port`).
     #[cfg(feature = "relay-redis")]
     #[arg(
@@ -192,6 +196,7 @@ fn apply_limits(config: &mut RelayConfig, args: &Args) {
     limits.max_connections = args.max_connections.unwrap_or(limits.max_connections);
     limits.queue = args.queue.unwrap_or(limits.queue);
     limits.keepalive_ms = args.keepalive_ms.unwrap_or(limits.keepalive_ms);
+    limits.header_timeout_ms = args.header_timeout_ms.unwrap_or(limits.header_timeout_ms);
 }
 
 fn check_director(director: Option<&DirectorConfig>) -> Result<(), RelayError> {
@@ -298,11 +303,14 @@ mod tests {
             "127.0.0.1:9001",
             "--burst",
             "9",
+            "--header-timeout-ms",
+            "250",
         ])
         .into_config()
         .expect("valid config");
         assert_eq!(config.listen.port(), 9001);
         assert_eq!(config.limits.burst, 9);
+        assert_eq!(config.limits.header_timeout_ms, 250);
         assert_eq!(config.limits.rate_per_sec, 3.0, "the file's value stays");
         assert_eq!(config.publish_tokens[0].token.expose(), "file");
         let config = args(&["--config", &path_arg, "--publish-token", "mic=flag"])

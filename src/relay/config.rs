@@ -242,6 +242,11 @@ pub struct Limits {
     pub hello_timeout_ms: u64,
     /// How long shutdown waits for clients to take their `shutdown` frame, in ms (5 000).
     pub shutdown_grace_ms: u64,
+    /// How long an accepted TCP connection may take to send a complete HTTP request head, in
+    /// ms (10 000); the same bound applies to each later request of a keep-alive connection,
+    /// and ends once it is upgraded to a WebSocket. Closed connections count in `/healthz`
+    /// (`header_timeouts`).
+    pub header_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -259,6 +264,7 @@ impl Default for Limits {
             idle_timeout_ms: 45_000,
             hello_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,
+            header_timeout_ms: 10_000,
         }
     }
 }
@@ -278,6 +284,7 @@ impl Limits {
             ("keepalive_ms", self.keepalive_ms > 0),
             ("idle_timeout_ms", self.idle_timeout_ms > self.keepalive_ms),
             ("hello_timeout_ms", self.hello_timeout_ms > 0),
+            ("header_timeout_ms", self.header_timeout_ms > 0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {
             Some((name, _)) => Err(RelayError::Config(format!(
@@ -297,6 +304,10 @@ impl Limits {
 
     pub(crate) fn hello_timeout(&self) -> Duration {
         Duration::from_millis(self.hello_timeout_ms)
+    }
+
+    pub(crate) fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
     }
 
     pub(crate) fn shutdown_grace(&self) -> Duration {

@@ -38,6 +38,7 @@ mod core;
 mod director;
 mod error;
 mod hints;
+mod listener;
 mod local;
 pub mod protocol;
 mod publisher;

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::relay::broker::Broker;
 use crate::relay::config::RelayConfig;
 use crate::relay::director::DirectorProxy;
+use crate::relay::listener::{RelayListener, Remote};
 use crate::relay::shared::{Health, Shared};
 use crate::relay::{LocalBroker, RelayError, connection};
 
@@ -67,12 +68,14 @@ impl RelayServer {
             .map_err(RelayError::Bind)?;
         let addr = listener.local_addr().map_err(RelayError::Bind)?;
         let shared = Arc::new(Shared::new(config, broker, director));
+        let listener =
+            RelayListener::new(listener, Arc::clone(&shared)).map_err(RelayError::Bind)?;
         let router = Router::new()
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz))
             .with_state(Arc::clone(&shared));
         let mut stop = shared.shutdown.subscribe();
-        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        let app = router.into_make_service_with_connect_info::<Remote>();
         let serve = axum::serve(listener, app)
             .with_graceful_shutdown(async move { while stop.wait_for(|s| *s).await.is_err() {} });
         let serve = tokio::spawn(async move {
@@ -131,7 +134,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 /// `GET /ws`: checks the origin and the connection limit, then upgrades with the frame limits.
 async fn upgrade(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {

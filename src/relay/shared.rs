@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     refused: Mutex<BTreeMap<String, u64>>,
     slow_consumers: AtomicU64,
     unavailable: AtomicU64,
+    header_timeouts: AtomicU64,
+    accept_errors: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -59,6 +61,11 @@ pub struct Health {
     pub slow_consumers: u64,
     /// Upgrades answered 503: the relay full or shutting down.
     pub unavailable: u64,
+    /// TCP connections closed because no request head (or upgrade) came within
+    /// `limits.header_timeout_ms`.
+    pub header_timeouts: u64,
+    /// Failed `accept` calls (`EMFILE` at the open-file limit, aborted connections, …).
+    pub accept_errors: u64,
 }
 
 impl Shared {
@@ -79,6 +86,8 @@ impl Shared {
             refused: Mutex::new(BTreeMap::new()),
             slow_consumers: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
+            header_timeouts: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
         }
     }
 
@@ -100,6 +109,16 @@ impl Shared {
     /// Counts an upgrade answered 503.
     pub(crate) fn count_unavailable(&self) {
         self.unavailable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closed by the header timeout.
+    pub(crate) fn count_header_timeout(&self) {
+        self.header_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed `accept`.
+    pub(crate) fn count_accept_error(&self) {
+        self.accept_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -128,6 +147,8 @@ impl Shared {
                 .clone(),
             slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
             unavailable: self.unavailable.load(Ordering::Relaxed),
+            header_timeouts: self.header_timeouts.load(Ordering::Relaxed),
+            accept_errors: self.accept_errors.load(Ordering::Relaxed),
         }
     }
 

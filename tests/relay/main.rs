@@ -20,6 +20,7 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+mod accept;
 mod director;
 mod flows;
 mod limits;

@@ -1,0 +1,367 @@
+//! The relay's TCP listener for `axum::serve`: every accepted connection gets a header
+//! timeout, and accept errors are logged, counted and backed off.
+//!
+//! Why a listener wrapper: hyper has `http1::Builder::header_read_timeout`, but axum 0.8's
+//! `serve` builds its own hyper-util connection builder per connection and exposes none of its
+//! settings; its only extension point is [`axum::serve::Listener`]. So the deadline lives in the
+//! accepted IO ([`HeadIo`]): armed at accept, it fails the next read or write once it passes,
+//! and hyper then drops the connection (the socket closes). It is disarmed when the blank line
+//! ending a request head has been read, and re-armed when the response starts (the next request
+//! of a keep-alive connection gets the same limit) — except for a `101 Switching Protocols`
+//! response: the upgrade is done and the WebSocket's own limits (`hello_timeout_ms`, keepalive)
+//! take over. A client that does not read its response within the limit is closed too.
+//!
+//! axum's own `TcpListener` loop logs accept errors at ERROR on every failure and sleeps 1 s;
+//! this one counts them, logs the first of a burst at WARN (with the error kind) and the burst's
+//! end, and sleeps 50 ms doubling to 1 s, so an `EMFILE` storm neither spins nor floods the log.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
+
+use crate::relay::shared::Shared;
+
+/// The first sleep after an accept error.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// The longest sleep after accept errors.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Something that accepts connections, one at a time: a [`TcpListener`], or a fake in tests.
+pub(crate) trait TryAccept: Send + 'static {
+    /// The accepted connection.
+    type Io: Send + 'static;
+    /// Accepts one connection, or fails.
+    fn try_accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, SocketAddr)>> + Send;
+}
+
+impl TryAccept for TcpListener {
+    type Io = TcpStream;
+    async fn try_accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
+        self.accept().await
+    }
+}
+
+/// Accepts until a connection comes, counting, logging and backing off on errors.
+pub(crate) struct AcceptLoop<A> {
+    inner: A,
+    shared: Arc<Shared>,
+    /// Errors since the last accepted connection.
+    burst: u64,
+    /// The next sleep after an error.
+    backoff: Duration,
+}
+
+impl<A: TryAccept> AcceptLoop<A> {
+    pub(crate) fn new(inner: A, shared: Arc<Shared>) -> Self {
+        AcceptLoop {
+            inner,
+            shared,
+            burst: 0,
+            backoff: BACKOFF_MIN,
+        }
+    }
+
+    /// The next connection; never fails.
+    pub(crate) async fn next(&mut self) -> (A::Io, SocketAddr) {
+        loop {
+            match self.inner.try_accept().await {
+                Ok(accepted) => {
+                    if self.burst > 0 {
+                        tracing::warn!(errors = self.burst, "accepting again after errors");
+                    }
+                    self.burst = 0;
+                    self.backoff = BACKOFF_MIN;
+                    return accepted;
+                }
+                Err(error) => {
+                    self.shared.count_accept_error();
+                    self.burst += 1;
+                    if self.burst == 1 {
+                        tracing::warn!(kind = ?error.kind(), %error, "accept failed; backing off");
+                    }
+                    // One peer gave up before we took it: nothing to wait for.
+                    if !is_connection_error(&error) {
+                        tokio::time::sleep(self.backoff).await;
+                        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Errors about one connection, not the listener.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// The relay's listener for `axum::serve`: [`AcceptLoop`] over a [`TcpListener`], each
+/// connection wrapped in a [`HeadIo`].
+pub(crate) struct RelayListener {
+    accept: AcceptLoop<TcpListener>,
+    addr: SocketAddr,
+    header_timeout: Duration,
+}
+
+impl RelayListener {
+    pub(crate) fn new(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let header_timeout = shared.config.limits.header_timeout();
+        Ok(RelayListener {
+            accept: AcceptLoop::new(listener, shared),
+            addr,
+            header_timeout,
+        })
+    }
+}
+
+impl axum::serve::Listener for RelayListener {
+    type Io = HeadIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (HeadIo, SocketAddr) {
+        let (stream, remote) = self.accept.next().await;
+        let _ = stream.set_nodelay(true);
+        let io = HeadIo::new(stream, Arc::clone(&self.accept.shared), self.header_timeout);
+        (io, remote)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+}
+
+/// The peer's address, as axum's `ConnectInfo` for connections of a [`RelayListener`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Remote(pub(crate) SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, RelayListener>>
+    for Remote
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, RelayListener>) -> Self {
+        Remote(*stream.remote_addr())
+    }
+}
+
+/// Where a connection is in its HTTP exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request head (the deadline armed); `1` after a `\n`, `2` after `\n\r`.
+    Head(u8),
+    /// The head is read; the response has not started (no deadline).
+    Handling,
+    /// Upgraded (`101`): no deadline any more.
+    Upgraded,
+}
+
+/// An accepted TCP connection with a header deadline; see the [module docs](self).
+pub(crate) struct HeadIo {
+    inner: TcpStream,
+    shared: Arc<Shared>,
+    timeout: Duration,
+    deadline: Pin<Box<Sleep>>,
+    phase: Phase,
+    expired: bool,
+}
+
+impl std::fmt::Debug for HeadIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadIo")
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HeadIo {
+    fn new(inner: TcpStream, shared: Arc<Shared>, timeout: Duration) -> Self {
+        HeadIo {
+            inner,
+            shared,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            phase: Phase::Head(0),
+            expired: false,
+        }
+    }
+
+    /// An error once the deadline passed while a head is awaited (counted once); registers
+    /// the waker with the deadline otherwise.
+    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.expired {
+            return Err(timed_out());
+        }
+        if matches!(self.phase, Phase::Head(_)) && self.deadline.as_mut().poll(cx).is_ready() {
+            self.expired = true;
+            self.shared.count_header_timeout();
+            tracing::debug!("connection closed: no request head within the header timeout");
+            return Err(timed_out());
+        }
+        Ok(())
+    }
+
+    /// A response starts (a write beginning with a status line): `101` ends the deadline for
+    /// good, anything else re-arms it for the next request. Other writes change nothing.
+    fn responding(&mut self, written: &[u8]) {
+        if self.phase == Phase::Upgraded || !written.starts_with(b"HTTP/1.") {
+            return;
+        }
+        if written.get(8..12) == Some(b" 101".as_slice()) {
+            self.phase = Phase::Upgraded;
+        } else {
+            self.phase = Phase::Head(0);
+            let next = tokio::time::Instant::now() + self.timeout;
+            self.deadline.as_mut().reset(next);
+        }
+    }
+}
+
+/// The phase after reading `read` in `phase`: a head ends at its blank line (`\n\n` or
+/// `\n\r\n`, as httparse accepts both).
+fn scan(phase: Phase, read: &[u8]) -> Phase {
+    let Phase::Head(mut state) = phase else {
+        return phase;
+    };
+    for &byte in read {
+        state = match (state, byte) {
+            (1 | 2, b'\n') => return Phase::Handling,
+            (_, b'\n') => 1,
+            (1, b'\r') => 2,
+            _ => 0,
+        };
+    }
+    Phase::Head(state)
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "header timeout")
+}
+
+impl AsyncRead for HeadIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.check(cx)?;
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        this.phase = scan(this.phase, buf.filled().get(before..).unwrap_or_default());
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for HeadIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.check(cx)?;
+        this.responding(buf);
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.check(cx)?;
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            this.responding(first);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.check(cx)?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::relay::{LocalBroker, RelayConfig};
+
+    /// Accepts from a script: `Err` kinds first, then `()` connections.
+    struct Script(VecDeque<io::Result<((), SocketAddr)>>);
+
+    impl TryAccept for Script {
+        type Io = ();
+        async fn try_accept(&mut self) -> io::Result<((), SocketAddr)> {
+            match self.0.pop_front() {
+                Some(next) => next,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn error(kind: io::ErrorKind) -> io::Result<((), SocketAddr)> {
+        Err(io::Error::from(kind))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn accept_errors_are_counted_and_backed_off_never_fatal() {
+        let shared = Arc::new(Shared::new(
+            RelayConfig::default(),
+            Arc::new(LocalBroker::new(10)),
+            None,
+        ));
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut script: VecDeque<_> = (0..7)
+            .map(|_| error(io::ErrorKind::Other)) // EMFILE has no kind of its own
+            .collect();
+        script.push_back(error(io::ErrorKind::ConnectionAborted));
+        script.push_back(Ok(((), addr)));
+        script.push_back(error(io::ErrorKind::Other));
+        script.push_back(Ok(((), addr)));
+        let mut accept = AcceptLoop::new(Script(script), Arc::clone(&shared));
+        let start = tokio::time::Instant::now();
+        assert_eq!(accept.next().await.1, addr);
+        // 50 + 100 + 200 + 400 + 800 + 1000 + 1000 ms; none for the aborted connection.
+        assert_eq!(start.elapsed(), Duration::from_millis(3_550));
+        let start = tokio::time::Instant::now();
+        assert_eq!(accept.next().await.1, addr);
+        assert_eq!(start.elapsed(), BACKOFF_MIN, "a success resets the backoff");
+        assert_eq!(shared.health().accept_errors, 9);
+    }
+
+    #[test]
+    fn a_head_ends_at_its_blank_line() {
+        let head = scan(Phase::Head(0), b"GET / HTTP/1.1\r\nHost: a\r\n");
+        assert_eq!(head, Phase::Head(1));
+        assert_eq!(scan(head, b"\r"), Phase::Head(2));
+        assert_eq!(scan(Phase::Head(2), b"\n"), Phase::Handling);
+        assert_eq!(scan(Phase::Head(0), b"GET / HTTP/1.1\n\n"), Phase::Handling);
+        assert_eq!(scan(Phase::Head(0), b"GET / HTT\r\r\n"), Phase::Head(1));
+        assert_eq!(scan(Phase::Upgraded, b"\n\n"), Phase::Upgraded);
+    }
+}
