@@ -102,6 +102,14 @@ pub(crate) fn classify_offset(ahead: bool, by: Duration) -> Continuity {
     }
 }
 
+/// `ticks` of a `rate` Hz clock as a duration, exactly to the nanosecond below (a zero rate
+/// counts as 1 Hz): the one conversion of RTP ticks, for every clock that counts them.
+#[inline]
+pub(crate) fn ticks_to_duration(ticks: u64, rate: u32) -> Duration {
+    let rate = u64::from(rate.max(1));
+    Duration::from_secs(ticks / rate) + Duration::from_nanos((ticks % rate) * 1_000_000_000 / rate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{Continuity, classify_offset};
+use super::{Continuity, classify_offset, ticks_to_duration};
 
 /// How the first frame of a new session is placed on a [`Timeline`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -300,10 +300,4 @@ impl Timeline {
                 .max(last_pts + arrival.saturating_duration_since(last_arrival)),
         }
     }
-}
-
-/// `ticks` of a `rate` Hz clock as a duration (`rate` > 0).
-fn ticks_to_duration(ticks: u64, rate: u32) -> Duration {
-    let rate = u64::from(rate.max(1));
-    Duration::from_secs(ticks / rate) + Duration::from_nanos((ticks % rate) * 1_000_000_000 / rate)
 }

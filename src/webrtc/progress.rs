@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::timeline::classify_offset;
+use crate::timeline::{classify_offset, ticks_to_duration};
 
 /// The media time of one track, from its RTP timestamps.
 ///
@@ -71,12 +71,6 @@ impl TrackClock {
         }
         ticks_to_duration(self.max_ticks.unsigned_abs(), self.clock_rate)
     }
-}
-
-/// `ticks` of a `rate` Hz clock as a duration (`rate` > 0).
-fn ticks_to_duration(ticks: u64, rate: u32) -> Duration {
-    let rate = u64::from(rate.max(1));
-    Duration::from_secs(ticks / rate) + Duration::from_nanos((ticks % rate) * 1_000_000_000 / rate)
 }
 
 fn rescale(ticks: i64, from: u32, to: u32) -> i64 {
