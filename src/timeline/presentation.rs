@@ -72,6 +72,9 @@ const STILL_STEP: Duration = Duration::from_millis(1);
 ///   first frame of every other track of that session is placed by its arrival time relative to
 ///   that first frame, so audio and video stay in sync across a reconnect (RTP clocks of
 ///   different tracks share no base, and arrival is what the viewer saw).
+/// - A track that was placed before goes on on its own frame grid: its new place is rounded
+///   to a whole number of its frame steps after its last frame (a shift of at most half a
+///   step), so a player or muxer that assumes a constant frame rate sees one grid throughout.
 /// - A break inside a session — a timestamp that jumps back by more than
 ///   [`MAX_REWIND`](super::MAX_REWIND) or ahead by more than [`MAX_LEAP`](super::MAX_LEAP), the
 ///   crate's one continuity rule — is stepped over the same way as a new session.
@@ -133,6 +136,23 @@ struct TrackState {
     ticks: u64,
     /// The track's frame spacing, from its last two frames.
     step: Duration,
+}
+
+impl TrackState {
+    /// Where a track that was placed before goes on, near `pts`: on its own frame grid (its
+    /// last frame plus a whole number of its steps, at least one), at most half a step from
+    /// `pts`. A player or muxer that assumes a constant frame rate then sees every session's
+    /// frames on one grid, and the shift is too small to matter for sync.
+    fn on_grid(&self, pts: Duration) -> Duration {
+        if self.session.is_none() {
+            return pts;
+        }
+        let step = self.step.as_nanos().max(1);
+        let ahead = pts.saturating_sub(self.last_pts).as_nanos();
+        let steps = ((ahead + step / 2) / step).max(1);
+        let offset = u64::try_from(steps.saturating_mul(step)).unwrap_or(u64::MAX);
+        self.last_pts.saturating_add(Duration::from_nanos(offset))
+    }
 }
 
 impl Timeline {
@@ -252,7 +272,7 @@ impl Timeline {
             }
             Continuity::Still => (state.last_pts + STILL_STEP, None, state.step, false),
             Continuity::Rewound | Continuity::Leaped => {
-                let pts = self.resume_at(arrival).max(state.last_pts + STILL_STEP);
+                let pts = state.on_grid(self.resume_at(arrival));
                 (pts, None, state.step, true)
             }
         }
@@ -268,18 +288,14 @@ impl Timeline {
         session: SessionId,
         arrival: Instant,
     ) -> (Duration, Duration, bool) {
+        let state = &self.tracks[index];
         let pts = match self.anchor {
-            Some((pts, at)) => pts + arrival.saturating_duration_since(at),
+            Some((pts, at)) => state.on_grid(pts + arrival.saturating_duration_since(at)),
             None => {
-                let pts = self.resume_at(arrival);
+                let pts = state.on_grid(self.resume_at(arrival));
                 self.anchor = Some((pts, arrival));
                 pts
             }
-        };
-        let state = &self.tracks[index];
-        let pts = match state.session {
-            Some(_) => pts.max(state.last_pts + STILL_STEP),
-            None => pts,
         };
         let discontinuity = self.first_session.is_some_and(|first| first != session)
             || state.session == Some(session);

@@ -187,8 +187,43 @@ fn in_wall_clock_mode_a_reconnect_leaves_the_real_gap() {
         back,
         ms(500),
     );
-    assert_eq!(after[0].2.pts, last.pts + (back - last_at));
+    // The real gap, rounded to the track's frame grid: at most half a frame off, and a whole
+    // number of frames after the last one.
+    let gap = last.pts + (back - last_at);
+    let pts = after[0].2.pts;
+    assert!(pts.abs_diff(gap) <= FRAME / 2, "{pts:?} vs {gap:?}");
+    let frames = (pts - last.pts).as_nanos() as f64 / FRAME.as_nanos() as f64;
+    assert!((frames - frames.round()).abs() < 1e-6, "{frames} frames");
     assert!(after[0].2.discontinuity);
+}
+
+#[test]
+fn a_track_keeps_its_frame_grid_across_sessions() {
+    // Audio arrives first in the new session and anchors it; video follows 7 ms later, which
+    // by arrival alone would put it a fifth of a frame off its old grid.
+    let t0 = tokio::time::Instant::now().into_std();
+    let mut timeline = Timeline::new(GapMode::Continue);
+    let first = timeline.begin_session();
+    let before = play(
+        &mut timeline,
+        first,
+        &mut [Track::video(10), Track::audio(20)],
+        t0,
+        ms(1_000),
+    );
+    let video_last = last_pts(&before, "0");
+    let second = timeline.begin_session();
+    let back = t0 + ms(4_000);
+    let audio = timeline
+        .place(second, "1", 9_999, 48_000, back)
+        .expect("placed");
+    let video = timeline
+        .place(second, "0", 123_456, 90_000, back + ms(7))
+        .expect("placed");
+    let frames = (video.pts - video_last).as_nanos() as f64 / FRAME.as_nanos() as f64;
+    assert!((frames - frames.round()).abs() < 1e-6, "{frames} frames");
+    assert!(video.pts.abs_diff(audio.pts + ms(7)) <= FRAME / 2);
+    assert!(video.discontinuity && audio.discontinuity);
 }
 
 #[test]
