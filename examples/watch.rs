@@ -22,8 +22,9 @@
 //! WHEP endpoint instead.
 //!
 //! `--record PATH` (with `--features record,testkit`) writes every frame of every session into
-//! one WebM file on the viewer's continuous timeline: `ffplay PATH` plays it from start to end,
-//! across every reconnect of the run.
+//! one file on the viewer's continuous timeline: `ffplay PATH` plays it from start to end,
+//! across every reconnect of the run. `--h264` makes the demo's publisher send H.264 instead of
+//! VP8; record it into an `.mp4` (`.webm` holds VP8, VP9, AV1 and Opus; `.mp4` H.264 and Opus).
 //!
 //! `RUST_LOG` (`RUST_LOG=relive=debug`, `RUST_LOG=trace`) adds relive's and its dependencies'
 //! logs on stderr, through `relive::logging::secret_safe_filter`: tungstenite's TRACE records
@@ -49,6 +50,7 @@ struct Args {
     whep: Option<String>,
     record: Option<String>,
     json: bool,
+    h264: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -64,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
             "--whep" => args.whep = Some(value()?),
             "--record" => args.record = Some(value()?),
             "--json" => args.json = true,
+            "--h264" => args.h264 = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -72,7 +75,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 const USAGE: &str = "usage: watch [--json] [--account A --stream S [--token T] [--director URL]] \
-                     [--whep URL [--token T]] [--record PATH] (--whep needs --features webrtc, \
+                     [--whep URL [--token T]] [--record PATH] [--h264] (--whep needs --features webrtc, \
                      --record needs --features record)";
 
 /// Logs on stderr when `RUST_LOG` is set, without the dependency records that carry tokens.
@@ -142,7 +145,7 @@ async fn main() {
             let (source, attach) = media::attach(source, &clock);
             watch(source, policy, args.json, clock.clone(), attach, until).await;
         }
-        (None, None) => demo(policy, args.json, clock.clone()).await,
+        (None, None) => demo(policy, args.json, args.h264, clock.clone()).await,
         _ => {
             eprintln!("--account and --stream go together\n{USAGE}");
             std::process::exit(2);
@@ -367,10 +370,16 @@ const SCRIPT: &[(u64, &str)] = &[
     (30, "end of demo"),
 ];
 
-async fn demo(policy: Policy, json: bool, clock: MediaClock) {
+async fn demo(policy: Policy, json: bool, h264: bool, clock: MediaClock) {
     let server = MillicastServer::start()
         .await
         .expect("the testkit server starts on 127.0.0.1");
+    #[cfg(feature = "webrtc")]
+    if h264 {
+        server.set_video_codec("demo", relive::testkit::clip::ClipCodec::H264);
+    }
+    #[cfg(not(feature = "webrtc"))]
+    let _ = h264; // no media without webrtc
     let source =
         MillicastSource::new(server.account_id(), "demo").director_url(server.director_url());
     let (source, attach) = media::attach(source, &clock);

@@ -111,6 +111,8 @@
 
 mod backoff;
 mod driver;
+#[cfg(any(feature = "testkit", feature = "record"))]
+mod h264;
 #[cfg(feature = "millicast")]
 mod http_settings;
 #[cfg(feature = "millicast")]

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 const VIDEO_IVF: &[u8] = include_bytes!("../../testdata/clip/video.ivf");
+const VIDEO_H264: &[u8] = include_bytes!("../../testdata/clip/video.h264");
 const AUDIO_PACKETS: &[u8] = include_bytes!("../../testdata/clip/audio.opuspkt");
 
 /// Why clip data could not be read.
@@ -46,19 +47,33 @@ pub enum ClipError {
     Missing(&'static str),
 }
 
-/// One VP8 frame of a [`VideoClip`].
+/// The video codec of a [`VideoClip`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClipCodec {
+    /// VP8 (RFC 6386), read from IVF. The default.
+    #[default]
+    Vp8,
+    /// H.264 constrained baseline (packetization mode 1), read from an Annex-B stream.
+    H264,
+}
+
+/// One frame of a [`VideoClip`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VideoFrame {
-    /// The VP8 frame as RTP carries it (RFC 7741 payload, no descriptor), shared: a sender hands
-    /// out clones of the `Arc`, not copies.
+    /// The frame as a sender hands it to its packetizer, shared (a sender hands out clones of
+    /// the `Arc`, not copies): for VP8 the frame (RFC 7741 payload, no descriptor), for H.264
+    /// the access unit in Annex-B form (start codes, no access unit delimiter; a keyframe
+    /// carries its SPS and PPS).
     pub data: Arc<[u8]>,
-    /// Whether it is a key frame (bit 0 of the frame tag is 0).
+    /// Whether it is a key frame (VP8: bit 0 of the frame tag is 0; H.264: an IDR picture).
     pub keyframe: bool,
 }
 
-/// VP8 frames read from IVF.
+/// The frames of a video clip: VP8 read from IVF, or H.264 read from Annex-B.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VideoClip {
+    codec: ClipCodec,
     width: u16,
     height: u16,
     frames: Vec<VideoFrame>,
@@ -96,7 +111,6 @@ impl VideoClip {
         }
         let (width, height) = (u16_at(header, 12), u16_at(header, 14));
         let mut frames = Vec::new();
-        let mut keyframes = Vec::new();
         let mut offset = IVF_HEADER;
         while offset < data.len() {
             let index = frames.len();
@@ -121,15 +135,74 @@ impl VideoClip {
                 .ok_or_else(|| truncated(data.len()))?;
             let frame = &data[start..end];
             let keyframe = vp8_keyframe(frame, index)?;
-            if keyframe {
-                keyframes.push(index);
-            }
             frames.push(VideoFrame {
                 data: Arc::from(frame),
                 keyframe,
             });
             offset = end;
         }
+        VideoClip::from_frames(ClipCodec::Vp8, (width, height), frames)
+    }
+
+    /// Reads an H.264 Annex-B byte stream whose access units each begin with an access unit
+    /// delimiter (x264's `aud=1`), as `testdata/clip/make.sh` writes it: one access unit per
+    /// frame, an IDR picture being a key frame. The picture size comes from the first sequence
+    /// parameter set. The first frame must be a key frame with its parameter sets.
+    pub fn from_h264(data: &[u8]) -> Result<VideoClip, ClipError> {
+        use crate::h264::{nal, nal_type, nal_units, parse_sps};
+        let mut frames = Vec::new();
+        let mut unit_bytes: Vec<u8> = Vec::new();
+        let mut size = None;
+        let flush = |unit_bytes: &mut Vec<u8>, frames: &mut Vec<VideoFrame>| {
+            if !unit_bytes.is_empty() {
+                let keyframe = crate::h264::is_idr(unit_bytes);
+                frames.push(VideoFrame {
+                    data: Arc::from(std::mem::take(unit_bytes)),
+                    keyframe,
+                });
+            }
+        };
+        for unit in nal_units(data) {
+            match nal_type(unit) {
+                Some(nal::AUD) => flush(&mut unit_bytes, &mut frames),
+                Some(kind) => {
+                    if kind == nal::SPS && size.is_none() {
+                        let info = parse_sps(unit).ok_or(ClipError::BadFrame {
+                            index: frames.len(),
+                            reason: "unreadable sequence parameter set",
+                        })?;
+                        let dimension = |v: u32| {
+                            u16::try_from(v).map_err(|_| {
+                                ClipError::Unsupported(format!("a picture {v} pixels wide or high"))
+                            })
+                        };
+                        size = Some((dimension(info.width)?, dimension(info.height)?));
+                    }
+                    unit_bytes.extend_from_slice(&[0, 0, 0, 1]);
+                    unit_bytes.extend_from_slice(unit);
+                }
+                None => {}
+            }
+        }
+        flush(&mut unit_bytes, &mut frames);
+        if frames.is_empty() {
+            return Err(ClipError::Missing("video frames"));
+        }
+        let size = size.ok_or(ClipError::Missing("sequence parameter set"))?;
+        VideoClip::from_frames(ClipCodec::H264, size, frames)
+    }
+
+    fn from_frames(
+        codec: ClipCodec,
+        (width, height): (u16, u16),
+        frames: Vec<VideoFrame>,
+    ) -> Result<VideoClip, ClipError> {
+        let keyframes: Vec<usize> = frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.keyframe)
+            .map(|(i, _)| i)
+            .collect();
         if frames.is_empty() {
             return Err(ClipError::Missing("video frames"));
         }
@@ -137,6 +210,7 @@ impl VideoClip {
             return Err(ClipError::Missing("key frame to start with"));
         }
         Ok(VideoClip {
+            codec,
             width,
             height,
             frames,
@@ -144,7 +218,12 @@ impl VideoClip {
         })
     }
 
-    /// The picture's width and height, from the IVF header.
+    /// The clip's codec.
+    pub fn codec(&self) -> ClipCodec {
+        self.codec
+    }
+
+    /// The picture's width and height (from the IVF header, or the H.264 SPS).
     pub fn size(&self) -> (u16, u16) {
         (self.width, self.height)
     }
@@ -286,19 +365,31 @@ fn opus_frame_us(config: u8) -> u32 {
 /// A video and an audio clip, sent side by side.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Clip {
-    /// VP8 at 30 fps.
+    /// VP8 or H.264 at 30 fps.
     pub video: VideoClip,
     /// Opus in 20 ms packets.
     pub audio: AudioClip,
 }
 
 impl Clip {
-    /// The clip committed in `testdata/clip/`, read once per process.
+    /// The VP8 clip committed in `testdata/clip/` (with its Opus audio), read once per process.
     pub fn builtin() -> Result<&'static Clip, ClipError> {
-        static CLIP: OnceLock<Result<Clip, ClipError>> = OnceLock::new();
-        CLIP.get_or_init(|| {
+        Clip::builtin_with(ClipCodec::Vp8)
+    }
+
+    /// The clip committed in `testdata/clip/` with its video in `codec` — the same 5 s test
+    /// pattern, 320×180 at 30 fps, a key frame every 30 frames — and the same Opus audio; each
+    /// read once per process.
+    pub fn builtin_with(codec: ClipCodec) -> Result<&'static Clip, ClipError> {
+        static VP8: OnceLock<Result<Clip, ClipError>> = OnceLock::new();
+        static H264: OnceLock<Result<Clip, ClipError>> = OnceLock::new();
+        let (cell, read): (_, fn() -> Result<VideoClip, ClipError>) = match codec {
+            ClipCodec::Vp8 => (&VP8, || VideoClip::from_ivf(VIDEO_IVF)),
+            ClipCodec::H264 => (&H264, || VideoClip::from_h264(VIDEO_H264)),
+        };
+        cell.get_or_init(|| {
             Ok(Clip {
-                video: VideoClip::from_ivf(VIDEO_IVF)?,
+                video: read()?,
                 audio: AudioClip::from_packets(AUDIO_PACKETS)?,
             })
         })
@@ -374,6 +465,11 @@ impl<'a> ClipCursor<'a> {
         (time, frame)
     }
 
+    /// The codec of the clip's video.
+    pub fn video_codec(&self) -> ClipCodec {
+        self.clip.video.codec
+    }
+
     /// Lets the next video slot pass with nothing sent.
     pub fn skip_video(&mut self) {
         self.video_slot += 1;
@@ -435,6 +531,78 @@ mod tests {
         let frames = clip.video.frames();
         assert!(frames.windows(2).all(|w| w[0].data != w[1].data));
         assert!(frames[0].data.len() > 2 * frames[1].data.len());
+    }
+
+    #[test]
+    fn the_builtin_h264_clip_is_the_same_five_seconds() {
+        let clip = Clip::builtin_with(ClipCodec::H264).unwrap();
+        assert_eq!(clip.video.codec(), ClipCodec::H264);
+        assert_eq!(clip.video.size(), (320, 180));
+        assert_eq!(clip.video.frames().len(), 150);
+        assert_eq!(clip.video.keyframes(), [0, 30, 60, 90, 120]);
+        for frame in clip.video.frames() {
+            assert_eq!(&frame.data[..4], &[0, 0, 0, 1], "Annex-B");
+            let types: Vec<u8> = crate::h264::nal_units(&frame.data)
+                .filter_map(crate::h264::nal_type)
+                .collect();
+            assert!(!types.contains(&crate::h264::nal::AUD), "{types:?}");
+            if frame.keyframe {
+                assert!(
+                    types.starts_with(&[7, 8]),
+                    "parameter sets first: {types:?}"
+                );
+            }
+        }
+        assert_eq!(clip.audio, Clip::builtin().unwrap().audio);
+    }
+
+    #[test]
+    fn bad_h264_is_a_typed_error() {
+        assert_eq!(
+            VideoClip::from_h264(&[]),
+            Err(ClipError::Missing("video frames"))
+        );
+        // An inter frame first.
+        let inter = [0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x41, 0x9a, 0x00];
+        assert!(matches!(
+            VideoClip::from_h264(&inter),
+            Err(ClipError::Missing(_))
+        ));
+        // A keyframe without an SPS.
+        let idr = [0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x65, 0x88, 0x80];
+        assert_eq!(
+            VideoClip::from_h264(&idr),
+            Err(ClipError::Missing("sequence parameter set"))
+        );
+        // A broken SPS.
+        let sps = [0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0, 0, 0, 1, 0x65, 0x88];
+        assert!(matches!(
+            VideoClip::from_h264(&sps),
+            Err(ClipError::BadFrame { index: 0, .. })
+        ));
+        // Every cut of the real clip reads or fails, never panics.
+        let data = VIDEO_H264;
+        for len in (0..data.len()).step_by(997) {
+            let _ = VideoClip::from_h264(&data[..len]);
+        }
+    }
+
+    #[test]
+    fn what_the_cursor_sends_of_the_h264_clip_decodes() {
+        let clip = Clip::builtin_with(ClipCodec::H264).unwrap();
+        let mut cursor = ClipCursor::new(clip);
+        let mut stream = Vec::new();
+        for slot in 0..200 {
+            if slot == 50 || slot == 140 {
+                cursor.request_keyframe();
+            }
+            if (70..90).contains(&slot) {
+                cursor.skip_video();
+            } else {
+                stream.extend_from_slice(&cursor.next_video().1.data);
+            }
+        }
+        ffmpeg_decodes_silently("cursor.h264", &stream);
     }
 
     /// A minimal IVF of `frames`, as ffmpeg writes it.

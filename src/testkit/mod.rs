@@ -9,7 +9,8 @@
 //!   signaling server.
 //! - `publisher` (with feature `webrtc`): a publisher peer that answers a viewer's offer and
 //!   sends real RTP over UDP on loopback: the [`clip`], looped.
-//! - [`clip`]: a short real VP8 + Opus clip, embedded, and the cursor that loops it.
+//! - [`clip`]: a short real clip (VP8 or H.264 video, Opus audio), embedded, and the cursor
+//!   that loops it.
 
 pub mod clip;
 mod memory;

@@ -1,11 +1,11 @@
 //! A publisher peer for tests: the answering side of a viewer's offer (str0m, ICE-lite,
 //! `setup:passive`, one host candidate) that sends real RTP over UDP — the testkit's
-//! [clip](crate::testkit::clip), looped: real VP8 (320×180) at 30 fps (90 kHz timestamps) and
-//! real Opus at 50 packets/s (48 kHz), so what a viewer records decodes.
+//! [clip](crate::testkit::clip), looped: real VP8 or H.264 ([`Feed::video`]; 320×180) at 30 fps
+//! (90 kHz timestamps) and real Opus at 50 packets/s (48 kHz), so what a viewer records decodes.
 //!
 //! Timestamps are rewritten ([`ClipCursor`]): they follow the wall clock from the peer's start,
 //! only increase across loops, and audio and video share that clock. A PLI or FIR from the
-//! viewer (VP8 is answered with `nack pli` and `ccm fir` feedback) makes the next video frame a
+//! viewer (the video codec is answered with `nack pli` and `ccm fir` feedback) makes the next video frame a
 //! key frame: the loop jumps to the clip's next key frame. [`PublisherPeer::keyframe_requests`]
 //! counts them.
 //!
@@ -27,7 +27,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
 
-use crate::testkit::clip::{Clip, ClipCursor, ClipError};
+use crate::testkit::clip::{Clip, ClipCodec, ClipCursor, ClipError};
 
 /// What the publisher peers of a stream do now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,6 +36,10 @@ pub struct Feed {
     pub sending: bool,
     /// Whether the UDP path is black-holed: datagrams are dropped both ways.
     pub blackhole: bool,
+    /// The video codec a peer answers with and sends (read when it answers; VP8 by default).
+    /// The publisher decides the codec, as with a real Millicast publisher: a viewer that did
+    /// not offer it gets no video track.
+    pub video: ClipCodec,
 }
 
 /// Why a publisher peer could not answer.
@@ -77,7 +81,8 @@ impl PublisherPeer {
     ) -> Result<(PublisherPeer, String), PublisherError> {
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| PublisherError::Offer(e.to_string()))?;
-        let clip = Clip::builtin()?;
+        let codec = feed.borrow().video;
+        let clip = Clip::builtin_with(codec)?;
         let std_socket = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
         std_socket.set_nonblocking(true)?;
         let socket = UdpSocket::from_std(std_socket)?;
@@ -85,7 +90,8 @@ impl PublisherPeer {
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .clear_codecs()
-            .enable_vp8(true)
+            .enable_vp8(codec == ClipCodec::Vp8)
+            .enable_h264(codec == ClipCodec::H264)
             .enable_opus(true, false)
             .build(now());
         let candidate =
@@ -285,16 +291,18 @@ impl Task {
         let (Some(mid), true, false) = (mid, self.connected && feed.sending, feed.blackhole) else {
             return None;
         };
-        let wanted = if kind.is_audio() {
-            Codec::Opus
-        } else {
-            Codec::Vp8
+        let wanted = match (kind.is_audio(), self.cursor.video_codec()) {
+            (true, _) => Codec::Opus,
+            (false, ClipCodec::H264) => Codec::H264,
+            (false, _) => Codec::Vp8,
         };
+        // For H.264, the clip's packetization mode 1 (non-interleaved) first.
         let pt = self
             .rtc
             .writer(mid)?
             .payload_params()
-            .find(|p| p.spec().codec == wanted)
+            .filter(|p| p.spec().codec == wanted)
+            .max_by_key(|p| p.spec().format.packetization_mode == Some(1))
             .map(|p| p.pt())?;
         Some((mid, pt))
     }
@@ -393,7 +401,7 @@ mod tests {
             let (offer, pending) = changes.apply().unwrap();
             let (feed_tx, feed) = watch::channel(Feed {
                 sending: true,
-                blackhole: false,
+                ..Feed::default()
             });
             let (peer, answer) =
                 PublisherPeer::answer(&offer.to_sdp_string(), Ipv4Addr::LOCALHOST.into(), feed)

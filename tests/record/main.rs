@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use relive::millicast::MillicastSource;
 use relive::record::Recorder;
+use relive::testkit::clip::ClipCodec;
 use relive::testkit::millicast::MillicastServer;
 use relive::webrtc::{ReceivePeers, TrackKind};
 use relive::{Event, Policy, Reconnector, Stats};
@@ -75,10 +76,23 @@ fn ffprobe(args: &[&str], file: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recording_across_reconnects_and_a_migration_plays_from_start_to_end() {
+async fn a_vp8_recording_across_reconnects_and_a_migration_plays_from_start_to_end() {
+    record_a_run(ClipCodec::Vp8, "webm", "vp8").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h264_recording_across_reconnects_and_a_migration_plays_from_start_to_end() {
+    record_a_run(ClipCodec::H264, "mp4", "h264").await;
+}
+
+/// Records a run of faults from a publisher sending `codec` into a file named `*.extension`,
+/// and judges the file, whose video ffprobe must call `codec_name`.
+async fn record_a_run(codec: ClipCodec, extension: &str, codec_name: &str) {
     let server = MillicastServer::start().await.unwrap();
+    server.set_video_codec(CAM, codec);
     server.publish(CAM);
-    let path = std::env::temp_dir().join(format!("relive-record-{}.webm", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("relive-record-{}.{extension}", std::process::id()));
     let recorder = Arc::new(Mutex::new(Recorder::create(&path).unwrap()));
     let seen = Arc::new(Seen::default());
     let stats = Arc::new(Mutex::new(Stats::default()));
@@ -163,6 +177,15 @@ async fn a_recording_across_reconnects_and_a_migration_plays_from_start_to_end()
         "{summary}"
     );
     let file = path.to_str().unwrap();
+    let codecs = ffprobe(
+        &["-show_entries", "stream=codec_name", "-of", "csv=p=0"],
+        file,
+    );
+    let mut codecs: Vec<&str> = codecs.lines().map(str::trim).collect();
+    codecs.sort_unstable();
+    let mut expected = vec![codec_name, "opus"];
+    expected.sort_unstable();
+    assert_eq!(codecs, expected, "the file's streams");
 
     // Video packet timestamps strictly increase across every session.
     let pts = ffprobe(

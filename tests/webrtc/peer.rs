@@ -18,7 +18,7 @@ async fn a_peer_receives_frames_and_ticks_progress_from_their_timestamps() {
     let offer = peers.create_offer(&[]).await.unwrap();
     let (_feed_tx, feed) = watch::channel(Feed {
         sending: true,
-        blackhole: false,
+        ..Feed::default()
     });
     let (publisher, answer) = PublisherPeer::answer(offer.sdp(), LOOPBACK, feed).unwrap();
     assert!(
@@ -73,7 +73,7 @@ async fn connected(
     let offer = peers.create_offer(&[]).await.unwrap();
     let (feed_tx, feed) = watch::channel(Feed {
         sending: true,
-        blackhole: false,
+        ..Feed::default()
     });
     let (publisher, answer) = PublisherPeer::answer(offer.sdp(), LOOPBACK, feed).unwrap();
     let session = offer.accept(&answer).await.unwrap();

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 
 use super::frames;
 #[cfg(feature = "webrtc")]
+use crate::testkit::clip::ClipCodec;
+#[cfg(feature = "webrtc")]
 use crate::testkit::publisher::{Feed, PublisherError, PublisherPeer};
 
 /// What keeps a viewer's media flowing: its publisher peer, or nothing without `webrtc`.
@@ -42,6 +44,7 @@ struct StreamMedia {
     live: bool,
     frozen: bool,
     blackhole: bool,
+    video: ClipCodec,
     feed: watch::Sender<Feed>,
 }
 
@@ -52,6 +55,7 @@ impl Default for StreamMedia {
             live: false,
             frozen: false,
             blackhole: false,
+            video: ClipCodec::default(),
             feed: watch::Sender::new(Feed::default()),
         }
     }
@@ -67,6 +71,9 @@ pub(super) enum Switch {
     Frozen(bool),
     /// The UDP path drops everything.
     Blackhole(bool),
+    /// The video codec of the peers answered from now on.
+    #[cfg(feature = "webrtc")]
+    Video(ClipCodec),
 }
 
 impl Media {
@@ -82,10 +89,12 @@ impl Media {
             }
             Switch::Frozen(frozen) => media.frozen = frozen,
             Switch::Blackhole(on) => media.blackhole = on,
+            Switch::Video(codec) => media.video = codec,
         }
         let feed = Feed {
             sending: media.live && !media.frozen,
             blackhole: media.blackhole,
+            video: media.video,
         };
         media.feed.send_replace(feed);
     }

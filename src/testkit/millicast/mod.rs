@@ -250,6 +250,15 @@ impl MillicastServer {
         self.shared.media.set(name, Switch::Blackhole(on));
     }
 
+    /// The video codec that media peers of `name` answered from now on send: VP8 (the
+    /// default) or H.264, each the testkit's [clip](crate::testkit::clip). As with a real
+    /// publisher, the stream decides its codec; viewers connected before keep theirs. (Media
+    /// needs feature `webrtc`.)
+    #[cfg(feature = "webrtc")]
+    pub fn set_video_codec(&self, name: &str, codec: crate::testkit::clip::ClipCodec) {
+        self.shared.media.set(name, Switch::Video(codec));
+    }
+
     /// Whether `name` is live.
     pub fn is_live(&self, name: &str) -> bool {
         self.shared.is_live(name)

@@ -1,13 +1,18 @@
-//! Recording a viewer: every frame of every session into one WebM file, on the viewer's
-//! presentation timeline, so that the file plays from start to end across every reconnect.
+//! Recording a viewer: every frame of every session into one file, on the viewer's presentation
+//! timeline, so that the file plays from start to end across every reconnect.
 //!
 //! [`Recorder`] takes the [`MediaFrame`]s the application reads from each session's
 //! [`WebRtcMedia`](crate::webrtc::WebRtcMedia) — the timeline already makes their presentation
-//! times continuous and strictly increasing per track — and muxes them with libwebm (Google's
-//! reference WebM muxer, through the maintained `webm` crate): VP8, VP9 or AV1 video and Opus
-//! audio. What WebM cannot hold (H.264, G.711, a track that appears after the file's tracks
-//! were declared) is skipped and counted in the [`Summary`] that [`finish`](Recorder::finish)
-//! returns.
+//! times continuous and strictly increasing per track — and muxes them into a [`Container`]:
+//!
+//! - **WebM** (`.webm`, `.mkv`, and any other name): VP8, VP9 or AV1 video and Opus audio, by
+//!   libwebm (Google's reference WebM muxer, through the maintained `webm` crate).
+//! - **MP4** (`.mp4`, `.m4v`, `.mov`): H.264 video and Opus audio, by `shiguredo_mp4`. The
+//!   file starts at the first H.264 keyframe; see [`Container::Mp4`].
+//!
+//! What the container cannot hold (H.264 in WebM, VP8 in MP4, G.711, a track that appears after
+//! the file's tracks were declared) is skipped and counted in the [`Summary`] that
+//! [`finish`](Recorder::finish) returns.
 //!
 //! ```no_run
 //! # async fn demo(mut media: relive::webrtc::WebRtcMedia) -> Result<(), relive::record::RecordError> {
@@ -23,10 +28,13 @@
 //! ```
 //!
 //! The tracks of the file are declared once, from the first frames: the recorder holds frames
-//! back until it has seen a video keyframe (whose VP8 header gives the picture size) and an
-//! audio frame, or for [`DECLARE_WITHIN`] of media at most (then the file holds the kinds seen). Frames are then written in
-//! presentation order across tracks, as WebM requires, through a reorder window of
-//! [`INTERLEAVE`]; a frame later than that is written at the last timestamp written.
+//! back until it has seen a video keyframe (whose VP8 header or H.264 SPS gives the picture
+//! size) and an audio frame, or for [`DECLARE_WITHIN`] of media at most (then the file holds
+//! the kinds seen). Frames are then written in presentation order across tracks, as WebM
+//! requires, through a reorder window of [`INTERLEAVE`]; a frame later than that is written at
+//! the last timestamp written.
+
+mod mp4;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -39,6 +47,48 @@ use std::time::Duration;
 use webm::mux::{AudioCodecId, SegmentBuilder, SegmentMode, Track as _, VideoCodecId, Writer};
 
 use crate::webrtc::{MediaCodec, MediaFrame, TrackKind};
+use mp4::Mp4Writer;
+
+/// The kind of file a [`Recorder`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Container {
+    /// WebM (a Matroska subset): VP8, VP9 or AV1 video and Opus audio.
+    WebM,
+    /// MP4 (ISO BMFF): H.264 video (Annex-B frames are stored length-prefixed, the first
+    /// keyframe's SPS and PPS in the sample entry, a new entry when a later keyframe brings
+    /// others) and Opus audio. MP4 samples have durations, not timestamps: each frame lasts
+    /// until the next of its track, so gaps on the timeline stay gaps. The file starts at the
+    /// first video keyframe; frames before it are counted in [`Summary::before_keyframe`].
+    /// The `moov` box is written by [`Recorder::finish`]: a file not finished does not play.
+    Mp4,
+}
+
+impl Container {
+    /// The container a file name asks for: MP4 for `.mp4`, `.m4v` and `.mov` (any case), WebM
+    /// for anything else.
+    pub fn for_path(path: &Path) -> Container {
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match extension.as_deref() {
+            Some("mp4" | "m4v" | "mov") => Container::Mp4,
+            _ => Container::WebM,
+        }
+    }
+
+    /// Whether the container stores frames of `codec`.
+    pub fn stores(self, codec: MediaCodec) -> bool {
+        match self {
+            Container::WebM => matches!(
+                codec,
+                MediaCodec::Vp8 | MediaCodec::Vp9 | MediaCodec::Av1 | MediaCodec::Opus
+            ),
+            Container::Mp4 => matches!(codec, MediaCodec::H264 | MediaCodec::Opus),
+        }
+    }
+}
 
 /// How much media the recorder holds back, at most, to declare the file's tracks when it has
 /// not seen both a video keyframe and an audio frame.
@@ -66,8 +116,8 @@ pub enum RecordError {
     /// Writing the file failed (a full disk, a removed device): the recording is over.
     #[error("writing the recording failed: {0}")]
     Write(#[source] io::Error),
-    /// The muxer refused (libwebm gives no detail beyond this).
-    #[error("the WebM muxer refused to {0}")]
+    /// The muxer refused (the muxers give no detail beyond this).
+    #[error("the muxer refused to {0}")]
     Mux(&'static str),
     /// An earlier error ended the recording; nothing more is written.
     #[error("the recording has ended after an earlier error")]
@@ -83,8 +133,11 @@ pub struct Summary {
     pub audio_frames: u64,
     /// The presentation time of the last frame written.
     pub duration: Duration,
-    /// Frames skipped because WebM cannot store their codec (H.264, G.711, …).
+    /// Frames skipped because the container cannot store their codec (H.264 in WebM, VP8 in
+    /// MP4, G.711, …).
     pub unsupported_codec: u64,
+    /// Frames before the first video keyframe, which an MP4 file starts with.
+    pub before_keyframe: u64,
     /// Frames skipped because their track appeared after the file's tracks were declared.
     pub undeclared_track: u64,
     /// Frames that came later than the reorder window and were written at the last timestamp.
@@ -101,7 +154,11 @@ impl fmt::Display for Summary {
             self.duration.as_secs_f64()
         )?;
         let skipped = [
-            (self.unsupported_codec, "of a codec WebM cannot store"),
+            (
+                self.unsupported_codec,
+                "of a codec the container cannot store",
+            ),
+            (self.before_keyframe, "before the first keyframe"),
             (self.undeclared_track, "of a track that came too late"),
         ];
         for (count, why) in skipped {
@@ -161,11 +218,23 @@ struct Declared {
     number: u64,
 }
 
+/// A file whose tracks are not declared yet.
+enum Unstarted {
+    WebM(SegmentBuilder<Sink>),
+    Mp4(File),
+}
+
+/// A file being written.
+enum Output {
+    WebM(webm::mux::Segment<Sink>),
+    Mp4(Box<Mp4Writer>),
+}
+
 enum Phase {
     /// Tracks not declared yet: frames wait here.
-    Pending(SegmentBuilder<Sink>, Vec<MediaFrame>),
+    Pending(Unstarted, Vec<MediaFrame>),
     /// Writing.
-    Writing(webm::mux::Segment<Sink>),
+    Writing(Output),
     /// Over (finished, or ended by an error).
     Done,
 }
@@ -173,6 +242,7 @@ enum Phase {
 /// Writes the frames of a viewer's sessions into one WebM file. See the [module docs](self).
 pub struct Recorder {
     path: PathBuf,
+    container: Container,
     phase: Phase,
     tracks: Vec<Declared>,
     /// Frames waiting for the reorder window, in arrival order.
@@ -188,32 +258,49 @@ impl fmt::Debug for Recorder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Recorder")
             .field("path", &self.path)
+            .field("container", &self.container)
             .field("summary", &self.summary)
             .finish_non_exhaustive()
     }
 }
 
 impl Recorder {
-    /// Creates (or truncates) the file at `path`. A bad path is an error now, not at the
-    /// first frame.
+    /// Creates (or truncates) the file at `path`, in the container its name asks for
+    /// ([`Container::for_path`]). A bad path is an error now, not at the first frame.
     pub fn create(path: impl AsRef<Path>) -> Result<Recorder, RecordError> {
+        let container = Container::for_path(path.as_ref());
+        Recorder::create_as(path, container)
+    }
+
+    /// Creates (or truncates) the file at `path`, as a `container` file whatever its name.
+    pub fn create_as(
+        path: impl AsRef<Path>,
+        container: Container,
+    ) -> Result<Recorder, RecordError> {
         let path = path.as_ref().to_path_buf();
         let file = File::create(&path).map_err(|source| RecordError::Create {
             path: path.clone(),
             source,
         })?;
         let error = Arc::new(Mutex::new(None));
-        let sink = Sink {
-            file: BufWriter::new(file),
-            error: Arc::clone(&error),
+        let unstarted = match container {
+            Container::WebM => {
+                let sink = Sink {
+                    file: BufWriter::new(file),
+                    error: Arc::clone(&error),
+                };
+                let builder = SegmentBuilder::new(Writer::new(sink))
+                    .and_then(|b| b.set_mode(SegmentMode::File))
+                    .and_then(|b| b.set_writing_app(concat!("relive ", env!("CARGO_PKG_VERSION"))))
+                    .map_err(|_| RecordError::Mux("start a segment"))?;
+                Unstarted::WebM(builder)
+            }
+            Container::Mp4 => Unstarted::Mp4(file),
         };
-        let builder = SegmentBuilder::new(Writer::new(sink))
-            .and_then(|b| b.set_mode(SegmentMode::File))
-            .and_then(|b| b.set_writing_app(concat!("relive ", env!("CARGO_PKG_VERSION"))))
-            .map_err(|_| RecordError::Mux("start a segment"))?;
         Ok(Recorder {
             path,
-            phase: Phase::Pending(builder, Vec::new()),
+            container,
+            phase: Phase::Pending(unstarted, Vec::new()),
             tracks: Vec::new(),
             queue: VecDeque::new(),
             newest: Duration::ZERO,
@@ -226,6 +313,11 @@ impl Recorder {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The kind of file being written.
+    pub fn container(&self) -> Container {
+        self.container
     }
 
     /// What was written and skipped so far.
@@ -250,7 +342,7 @@ impl Recorder {
         }
         self.drain(None)?;
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Writing(segment) => {
+            Phase::Writing(Output::WebM(segment)) => {
                 // libwebm writes the duration from the last frame itself.
                 let writer = segment
                     .finalize(None)
@@ -258,6 +350,7 @@ impl Recorder {
                 let mut sink = writer.into_inner();
                 sink.flush().map_err(RecordError::Write)?;
             }
+            Phase::Writing(Output::Mp4(writer)) => writer.finish()?,
             Phase::Pending(..) => {}
             Phase::Done => return Err(RecordError::Ended),
         }
@@ -265,7 +358,14 @@ impl Recorder {
     }
 
     fn accept(&mut self, frame: &MediaFrame) -> Result<(), RecordError> {
-        if !storable(frame.codec) {
+        if !self.container.stores(frame.codec) {
+            if self.summary.unsupported_codec == 0 {
+                tracing::warn!(
+                    codec = ?frame.codec,
+                    container = ?self.container,
+                    "the recording skips frames of a codec its container cannot store"
+                );
+            }
             self.summary.unsupported_codec += 1;
             return Ok(());
         }
@@ -297,11 +397,14 @@ impl Recorder {
     /// Declares the tracks from the frames held back (the first video and the first audio
     /// track seen) and moves those frames to the reorder queue.
     fn declare(&mut self) -> Result<(), RecordError> {
-        let Phase::Pending(builder, pending) = std::mem::replace(&mut self.phase, Phase::Done)
+        let Phase::Pending(unstarted, pending) = std::mem::replace(&mut self.phase, Phase::Done)
         else {
             return Ok(());
         };
-        let mut builder = builder;
+        let mut builder = match unstarted {
+            Unstarted::WebM(builder) => builder,
+            Unstarted::Mp4(file) => return self.declare_mp4(file, pending),
+        };
         let video = pending
             .iter()
             .find(|f| f.kind == TrackKind::Video && f.keyframe)
@@ -337,7 +440,24 @@ impl Recorder {
                 number,
             });
         }
-        self.phase = Phase::Writing(builder.build());
+        self.phase = Phase::Writing(Output::WebM(builder.build()));
+        self.queue.extend(pending);
+        Ok(())
+    }
+
+    /// Declares the tracks of an MP4 file: the first video and the first audio track seen.
+    fn declare_mp4(&mut self, file: File, pending: Vec<MediaFrame>) -> Result<(), RecordError> {
+        let video = pending.iter().find(|f| f.kind == TrackKind::Video);
+        let audio = pending.iter().find(|f| f.kind == TrackKind::Audio);
+        for (number, first) in [video, audio].into_iter().flatten().enumerate() {
+            self.tracks.push(Declared {
+                kind: first.kind,
+                mid: first.mid.clone(),
+                number: number as u64 + 1,
+            });
+        }
+        let writer = Mp4Writer::start(file, video.is_some(), audio.map(|f| f.clock_rate))?;
+        self.phase = Phase::Writing(Output::Mp4(Box::new(writer)));
         self.queue.extend(pending);
         Ok(())
     }
@@ -370,23 +490,41 @@ impl Recorder {
             .iter()
             .find(|t| t.kind == frame.kind && t.mid == frame.mid)
         else {
+            if self.summary.undeclared_track == 0 {
+                tracing::warn!(
+                    mid = %frame.mid,
+                    "the recording skips a track that appeared after its tracks were declared"
+                );
+            }
             self.summary.undeclared_track += 1;
             return Ok(());
         };
         let number = track.number;
-        let mut ns = u64::try_from(frame.pts.as_nanos()).unwrap_or(u64::MAX);
-        if ns < self.written {
-            self.summary.late += 1;
-            ns = self.written;
+        match &mut self.phase {
+            Phase::Writing(Output::WebM(segment)) => {
+                let mut ns = u64::try_from(frame.pts.as_nanos()).unwrap_or(u64::MAX);
+                if ns < self.written {
+                    self.summary.late += 1;
+                    ns = self.written;
+                }
+                let keyframe = frame.keyframe || frame.kind == TrackKind::Audio;
+                if segment
+                    .add_frame(number, &frame.data, ns, keyframe)
+                    .is_err()
+                {
+                    return Err(self.failure("add a frame"));
+                }
+                self.written = ns;
+            }
+            // Each MP4 track has its own time: no order across tracks to keep.
+            Phase::Writing(Output::Mp4(writer)) => {
+                if !writer.put(frame)? {
+                    self.summary.before_keyframe += 1;
+                    return Ok(());
+                }
+            }
+            _ => return Err(RecordError::Ended),
         }
-        let Phase::Writing(segment) = &mut self.phase else {
-            return Err(RecordError::Ended);
-        };
-        let keyframe = frame.keyframe || frame.kind == TrackKind::Audio;
-        segment
-            .add_frame(number, &frame.data, ns, keyframe)
-            .map_err(|_| self.failure("add a frame"))?;
-        self.written = ns;
         match frame.kind {
             TrackKind::Audio => self.summary.audio_frames += 1,
             _ => self.summary.video_frames += 1,
@@ -407,14 +545,6 @@ impl Recorder {
             None => RecordError::Mux(what),
         }
     }
-}
-
-/// Whether WebM can store frames of `codec`.
-fn storable(codec: MediaCodec) -> bool {
-    matches!(
-        codec,
-        MediaCodec::Vp8 | MediaCodec::Vp9 | MediaCodec::Av1 | MediaCodec::Opus
-    )
 }
 
 /// The picture size from a VP8 keyframe header (RFC 6386 §9.1: a 3-byte frame tag, the start
@@ -575,6 +705,93 @@ mod tests {
                 n * 33,
                 n % 30 == 0,
             ));
+            if result.is_err() {
+                break;
+            }
+        }
+        let result = result.and_then(|()| recorder.finish().map(drop));
+        let err = result.unwrap_err();
+        assert!(matches!(&err, RecordError::Write(_)), "{err:?}");
+        assert!(err.to_string().contains("No space left"), "{err}");
+    }
+
+    #[test]
+    fn the_container_comes_from_the_file_name() {
+        for (name, container) in [
+            ("a.mp4", Container::Mp4),
+            ("a.M4V", Container::Mp4),
+            ("dir.mp4/a.mov", Container::Mp4),
+            ("a.webm", Container::WebM),
+            ("a.mkv", Container::WebM),
+            ("a", Container::WebM),
+        ] {
+            assert_eq!(Container::for_path(Path::new(name)), container, "{name}");
+        }
+        assert!(Container::Mp4.stores(MediaCodec::H264));
+        assert!(!Container::Mp4.stores(MediaCodec::Vp8));
+        assert!(!Container::WebM.stores(MediaCodec::H264));
+        assert!(
+            Container::WebM.stores(MediaCodec::Opus) && Container::Mp4.stores(MediaCodec::Opus)
+        );
+    }
+
+    /// The testkit's H.264 clip as frames of one session, 30 fps, with Opus beside it.
+    #[cfg(feature = "testkit")]
+    fn h264_frames(count: usize) -> Vec<MediaFrame> {
+        let clip = crate::testkit::clip::Clip::builtin_with(crate::testkit::clip::ClipCodec::H264)
+            .unwrap();
+        let mut out = Vec::new();
+        for (n, video) in clip.video.frames().iter().cycle().take(count).enumerate() {
+            let ms = n as u64 * 100 / 3;
+            let mut f = frame(TrackKind::Video, MediaCodec::H264, ms, video.keyframe);
+            f.data = Arc::clone(&video.data);
+            out.push(f);
+            let packet = &clip.audio.packets()[n % clip.audio.packets().len()];
+            let mut a = frame(TrackKind::Audio, MediaCodec::Opus, ms + 5, false);
+            a.data = Arc::clone(packet);
+            out.push(a);
+        }
+        out
+    }
+
+    #[cfg(feature = "testkit")]
+    #[test]
+    fn h264_goes_to_mp4_from_its_first_keyframe_and_what_mp4_cannot_hold_is_counted() {
+        let path = temp("h264.mp4");
+        let mut recorder = Recorder::create(&path).unwrap();
+        assert_eq!(recorder.container(), Container::Mp4);
+        // A VP8 frame has no place in MP4; an H.264 inter frame before the first keyframe has
+        // nothing to decode against.
+        recorder
+            .write(&frame(TrackKind::Video, MediaCodec::Vp8, 0, true))
+            .unwrap();
+        let mut frames = h264_frames(90);
+        frames.rotate_left(2); // starts with frame 1, an inter frame
+        for f in frames.iter_mut() {
+            f.pts += Duration::from_secs(1);
+        }
+        for f in &frames {
+            recorder.write(f).unwrap();
+        }
+        let summary = recorder.finish().unwrap();
+        assert_eq!(summary.unsupported_codec, 1, "{summary}");
+        assert!(summary.before_keyframe >= 29, "{summary}");
+        assert!(summary.video_frames >= 59, "{summary}");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[4..8], b"ftyp");
+        assert!(bytes.windows(4).any(|w| w == b"moov"));
+        assert!(bytes.windows(4).any(|w| w == b"avcC"));
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[cfg(feature = "testkit")]
+    #[test]
+    fn a_full_disk_ends_an_mp4_recording_with_the_io_error() {
+        let mut recorder =
+            Recorder::create_as("/dev/full", Container::Mp4).expect("Linux has /dev/full");
+        let mut result = Ok(());
+        for f in h264_frames(600) {
+            result = recorder.write(&f);
             if result.is_err() {
                 break;
             }
