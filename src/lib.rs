@@ -111,6 +111,7 @@
 
 mod backoff;
 mod driver;
+pub mod fleet;
 #[cfg(feature = "millicast")]
 mod http_settings;
 #[cfg(feature = "millicast")]
@@ -139,7 +140,8 @@ pub mod testkit;
 pub mod webrtc;
 
 pub use backoff::{Backoff, BackoffConfig, BackoffConfigBuilder, Jitter, Rng};
-pub use driver::{Control, Event, Reconnector, Viewer};
+pub use driver::{Control, Dropped, EVENT_QUEUE_CAPACITY, Event, Reconnector, Viewer};
+pub use fleet::{Fleet, FleetBuilder, FleetControl, ViewerId};
 pub use machine::{
     GiveUpReason, Input, MACHINE_SIZE, Machine, Output, Reason, StallCause, State, Timer,
 };
