@@ -141,7 +141,7 @@ pub mod webrtc;
 
 pub use backoff::{Backoff, BackoffConfig, BackoffConfigBuilder, Jitter, Rng};
 pub use driver::{Control, Dropped, EVENT_QUEUE_CAPACITY, Event, Reconnector, Viewer};
-pub use fleet::{Fleet, FleetBuilder, FleetControl, ViewerId};
+pub use fleet::{Fleet, FleetBuilder, FleetControl, FleetEvent, ViewerId};
 pub use machine::{
     GiveUpReason, Input, MACHINE_SIZE, Machine, Output, Reason, StallCause, State, Timer,
 };

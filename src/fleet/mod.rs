@@ -71,6 +71,12 @@ use crate::source::StreamSource;
 use events::Outbox;
 use shard::{Handle, Shard, ShardShared};
 
+/// What the fleet's stream yields: which viewer, and its event.
+pub type FleetEvent<S> = (
+    ViewerId,
+    Event<<S as StreamSource>::Media, <S as StreamSource>::Error>,
+);
+
 /// One viewer of a [`Fleet`]: which shard, which slot, which occupant of it
 /// (a slot freed by [`Fleet::remove`] is reused under a new generation, so an
 /// old id never reaches a new viewer).
@@ -265,11 +271,8 @@ impl<S: StreamSource> Fleet<S> {
     }
 }
 
-impl<S: StreamSource> Stream for Fleet<S> {
-    type Item = (ViewerId, Event<S::Media, S::Error>);
-
-    /// The next event of some viewer. The stream never ends while the fleet lives.
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+impl<S: StreamSource> Fleet<S> {
+    fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<FleetEvent<S>>> {
         if let Some(item) = self.outbox.pop() {
             return Poll::Ready(Some(item));
         }
@@ -278,6 +281,25 @@ impl<S: StreamSource> Stream for Fleet<S> {
             Some(item) => Poll::Ready(Some(item)),
             None => Poll::Pending,
         }
+    }
+}
+
+impl<S: StreamSource> Stream for Fleet<S> {
+    type Item = FleetEvent<S>;
+
+    /// The next event of some viewer. The stream never ends while the fleet lives.
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_event(cx)
+    }
+}
+
+/// The same stream through a shared reference, for a fleet shared behind an
+/// [`Arc`] (one task reads the events, others add viewers and report progress).
+impl<S: StreamSource> Stream for &Fleet<S> {
+    type Item = FleetEvent<S>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_event(cx)
     }
 }
 

@@ -305,7 +305,7 @@ impl<S: StreamSource> Shard<S> {
             outbox,
             slots: Vec::new(),
             live: 0,
-            deadlines: Deadlines::default(),
+            deadlines: Deadlines::new(now()),
             msgs: Vec::new(),
             ticks: Vec::new(),
             ready: Vec::new(),
