@@ -273,7 +273,8 @@ async fn settle(stream: &MemoryStream) {
     sleep(Duration::from_secs(1)).await;
 }
 
-/// Feeds every viewer 4 ticks/s: a tenth of them every 25 ms, in one batch.
+/// Feeds every viewer 4 ticks/s: a tenth of them (consecutive ids, as an
+/// application that groups its viewers would) every 25 ms, in one batch.
 async fn feed(fleet: Arc<Fleet<MemorySource>>, ids: Arc<Vec<ViewerId>>) {
     const SLICES: usize = 10;
     let mut every = tokio::time::interval(TICK / SLICES as u32);
@@ -283,7 +284,8 @@ async fn feed(fleet: Arc<Fleet<MemorySource>>, ids: Arc<Vec<ViewerId>>) {
         every.tick().await;
         let slice = k % SLICES;
         batch.clear();
-        for i in (slice..ids.len()).step_by(SLICES) {
+        let per = ids.len().div_ceil(SLICES);
+        for i in slice * per..((slice + 1) * per).min(ids.len()) {
             media[i] += TICK;
             batch.push((ids[i], media[i]));
         }

@@ -129,7 +129,11 @@ impl<S: StreamSource> Runner<S> {
         if let Input::Progress(media) = input {
             return self.progress(now, media, sink);
         }
-        self.input(now, input, sink)
+        let acted = self.input(now, input, sink);
+        // A session that connected but was not kept is closed here (the
+        // machine said nothing at all to a stale `Connected`).
+        self.arrived = None;
+        acted
     }
 
     fn on_connect_result(
@@ -193,8 +197,6 @@ impl<S: StreamSource> Runner<S> {
     /// when there were none.
     pub(crate) fn carry_out(&mut self, now: Instant, sink: &mut impl Sink<S>) -> bool {
         if !self.machine.has_output() {
-            // A session that connected but was not kept is closed here.
-            self.arrived = None;
             return false;
         }
         let span = sink.span(&self.source);

@@ -80,6 +80,12 @@ impl<M, E> Outbox<M, E> {
                 return Some((id, event));
             }
         }
+        // Everything was read: give back what a burst of events (a start of
+        // 100 000 viewers) made the map and the turns grow to.
+        if q.queues.capacity() > 1024 {
+            q.queues.shrink_to(64);
+            q.turns.shrink_to(64);
+        }
         None
     }
 

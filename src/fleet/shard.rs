@@ -250,6 +250,35 @@ struct Slot<S: StreamSource> {
     armed: Option<Instant>,
 }
 
+/// A shard's slots in chunks of [`CHUNK`]: growing never copies them and
+/// never leaves more than one chunk unused (a doubling `Vec` leaves up to half).
+struct Slots<S: StreamSource> {
+    chunks: Vec<Box<[Option<Slot<S>>]>>,
+}
+
+const CHUNK: usize = 1024;
+
+impl<S: StreamSource> Slots<S> {
+    fn get(&self, index: u32) -> Option<&Slot<S>> {
+        let i = index as usize;
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)?.as_ref()
+    }
+
+    fn get_mut(&mut self, index: u32) -> Option<&mut Slot<S>> {
+        let i = index as usize;
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)?.as_mut()
+    }
+
+    /// The place of slot `index`, made on first use.
+    fn place(&mut self, index: u32) -> &mut Option<Slot<S>> {
+        let i = index as usize;
+        while self.chunks.len() <= i / CHUNK {
+            self.chunks.push((0..CHUNK).map(|_| None).collect());
+        }
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
 /// Hands one viewer's events and states to the fleet.
 struct ShardSink<'a, M, E> {
     id: ViewerId,
@@ -281,7 +310,7 @@ impl<S: StreamSource> Sink<S> for ShardSink<'_, S::Media, S::Error> {
 pub(crate) struct Shard<S: StreamSource> {
     shared: Arc<ShardShared<S>>,
     outbox: Arc<Outbox<S::Media, S::Error>>,
-    slots: Vec<Option<Slot<S>>>,
+    slots: Slots<S>,
     live: usize,
     deadlines: Deadlines,
     // Buffers kept from wake to wake, so that a steady state allocates nothing.
@@ -303,7 +332,7 @@ impl<S: StreamSource> Shard<S> {
         Shard {
             shared,
             outbox,
-            slots: Vec::new(),
+            slots: Slots { chunks: Vec::new() },
             live: 0,
             deadlines: Deadlines::new(now()),
             msgs: Vec::new(),
@@ -359,7 +388,7 @@ impl<S: StreamSource> Shard<S> {
         generation: u16,
         f: impl FnOnce(&mut Runner<S>, &mut ShardSink<'_, S::Media, S::Error>) -> bool,
     ) {
-        let Some(Some(slot)) = self.slots.get_mut(index as usize) else {
+        let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
         if slot.generation != generation {
@@ -420,12 +449,8 @@ impl<S: StreamSource> Shard<S> {
     }
 
     fn join(&mut self, now: Instant, index: u32, generation: u16, runner: Runner<S>) {
-        let at = index as usize;
-        if self.slots.len() <= at {
-            self.slots.resize_with(at + 1, || None);
-        }
         let (waker, listed) = self.shared.signal.slot_waker(index);
-        self.slots[at] = Some(Slot {
+        *self.slots.place(index) = Some(Slot {
             generation,
             runner,
             waker,
@@ -456,17 +481,15 @@ impl<S: StreamSource> Shard<S> {
     }
 
     fn leave(&mut self, index: u32, generation: u16) {
-        let Some(entry) = self.slots.get_mut(index as usize) else {
-            return;
-        };
-        if entry
-            .as_ref()
+        if self
+            .slots
+            .get(index)
             .is_none_or(|slot| slot.generation != generation)
         {
             return;
         }
         // Drops the attempt or session.
-        *entry = None;
+        *self.slots.place(index) = None;
         self.live -= 1;
         let mut table = lock(&self.shared.table);
         if let Some(e) = table.entries.get_mut(index as usize) {
@@ -478,7 +501,7 @@ impl<S: StreamSource> Shard<S> {
 
     fn fire_deadlines(&mut self, now: Instant) {
         while let Some((at, index)) = self.deadlines.pop_due(now) {
-            let Some(Some(slot)) = self.slots.get_mut(index as usize) else {
+            let Some(slot) = self.slots.get_mut(index) else {
                 continue;
             };
             if slot.armed != Some(at) {
@@ -495,12 +518,12 @@ impl<S: StreamSource> Shard<S> {
         self.shared.signal.take_ready(&mut self.ready);
         let mut ready = std::mem::take(&mut self.ready);
         for index in ready.drain(..) {
-            let Some(Some(slot)) = self.slots.get_mut(index as usize) else {
+            let Some(slot) = self.slots.get_mut(index) else {
                 continue;
             };
             slot.listed.unlist();
             let generation = slot.generation;
-            while let Some(Some(slot)) = self.slots.get_mut(index as usize) {
+            while let Some(slot) = self.slots.get_mut(index) {
                 let mut cx = Context::from_waker(&slot.waker);
                 let Poll::Ready(io) = slot.runner.poll_io(&mut cx) else {
                     break;
@@ -516,12 +539,9 @@ impl<S: StreamSource> Shard<S> {
     fn answer_stops(&mut self) {
         let slots = &self.slots;
         self.stops.retain(|(index, generation, _)| {
-            slots
-                .get(*index as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|slot| {
-                    slot.generation == *generation && !slot.runner.machine().state().is_idle()
-                })
+            slots.get(*index).is_some_and(|slot| {
+                slot.generation == *generation && !slot.runner.machine().state().is_idle()
+            })
         });
         // `retain` dropped the answered senders; a dropped sender is the answer.
     }
@@ -532,11 +552,7 @@ impl<S: StreamSource> Shard<S> {
             return;
         }
         let slots = &self.slots;
-        self.deadlines.retain(|index, at| {
-            slots
-                .get(index as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|slot| slot.armed == Some(at))
-        });
+        self.deadlines
+            .retain(|index, at| slots.get(index).is_some_and(|slot| slot.armed == Some(at)));
     }
 }
