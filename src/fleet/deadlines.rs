@@ -32,6 +32,9 @@ pub(crate) struct Deadlines {
     cursor: u64,
     /// Entries found due, handed out by `pop_due`.
     due: Vec<Entry>,
+    /// Emptied buckets' vectors, handed to buckets that fill: capacity moves
+    /// around the wheel instead of each bucket allocating on its first use.
+    spare: Vec<Vec<Entry>>,
     len: usize,
 }
 
@@ -43,6 +46,7 @@ impl Deadlines {
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
             cursor: 0,
             due: Vec::new(),
+            spare: Vec::new(),
             len: 0,
         }
     }
@@ -66,7 +70,13 @@ impl Deadlines {
             // Its millisecond was swept already: it is due.
             self.due.push(entry);
         } else {
-            self.buckets[(tick % BUCKETS as u64) as usize].push(entry);
+            let bucket = &mut self.buckets[(tick % BUCKETS as u64) as usize];
+            if bucket.capacity() == 0
+                && let Some(spare) = self.spare.pop()
+            {
+                *bucket = spare;
+            }
+            bucket.push(entry);
         }
         self.len += 1;
     }
@@ -111,6 +121,9 @@ impl Deadlines {
                 } else {
                     i += 1; // a later lap's
                 }
+            }
+            if bucket.is_empty() && bucket.capacity() > 0 {
+                self.spare.push(std::mem::take(bucket));
             }
         }
         self.cursor = now_tick + 1;
