@@ -15,6 +15,9 @@
 //! - [`Reconnector`], the tokio driver: runs one machine per viewer over any
 //!   [`StreamSource`], hands each new session to the application and reports
 //!   every change as a [`futures::Stream`] of [`Event`]s.
+//! - [`Fleet`], the driver for crowds: the same machines and outputs, many
+//!   viewers per task, sharded over the runtime's workers, with one timer wheel
+//!   per shard and progress fed in bulk.
 //! - Adapters behind features: Millicast signaling, WebRTC media and WHEP, a relay.
 //!
 //! Every decision lives in the machine; the driver and the adapters carry out

@@ -422,10 +422,16 @@ impl<S: StreamSource> Shard<S> {
             std::mem::swap(&mut inner.ticks, &mut self.ticks);
         }
         let mut ticks = std::mem::take(&mut self.ticks);
+        let taken = ticks.len();
         for tick in ticks.drain(..) {
             self.on_slot(tick.index, tick.generation, |runner, sink| {
                 runner.progress(tick.at, tick.media, sink)
             });
+        }
+        // A burst (a million viewers joining) may have grown the buffer to
+        // its limit: give most of it back once batches are small again.
+        if ticks.capacity() > 4 * taken + 4096 {
+            ticks.shrink_to(2 * taken + 1024);
         }
         self.ticks = ticks;
         let mut msgs = std::mem::take(&mut self.msgs);
