@@ -48,6 +48,7 @@
 mod deadlines;
 mod events;
 mod shard;
+mod shared;
 mod signal;
 
 use std::fmt;
@@ -69,7 +70,8 @@ use crate::machine::{Input, Machine, State};
 use crate::policy::Policy;
 use crate::source::StreamSource;
 use events::Outbox;
-use shard::{Handle, Shard, ShardShared};
+use shard::Shard;
+use shared::{Handle, ShardShared};
 
 /// What the fleet's stream yields: which viewer, and its event.
 pub type FleetEvent<S> = (
