@@ -232,14 +232,16 @@ impl<S: StreamSource> Stream for Viewer<S> {
     type Item = Event<S::Media, S::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // The task ends only when the viewer is dropped: the stream never ends
-        // before, so there is no `None` to give.
+        // The task ends when the viewer is dropped, so the stream ends only
+        // if the task died (a panic in a source): then after the last event.
         if let Some(event) = self.events.lock().pop() {
             return Poll::Ready(Some(event));
         }
         self.events.reader.register(cx.waker());
+        let ended = self.events.ended.load(Ordering::Acquire);
         match self.events.lock().pop() {
             Some(event) => Poll::Ready(Some(event)),
+            None if ended => Poll::Ready(None),
             None => Poll::Pending,
         }
     }

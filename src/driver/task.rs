@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -23,6 +24,9 @@ use crate::source::StreamSource;
 pub(crate) struct Outbox<M, E> {
     pub(crate) queue: Mutex<EventQueue<M, E>>,
     pub(crate) reader: AtomicWaker,
+    /// The task is gone (only if it panicked while the viewer lives): the
+    /// stream ends once the queue is read.
+    pub(crate) ended: AtomicBool,
 }
 
 impl<M, E> Outbox<M, E> {
@@ -30,6 +34,7 @@ impl<M, E> Outbox<M, E> {
         Outbox {
             queue: Mutex::new(EventQueue::new()),
             reader: AtomicWaker::new(),
+            ended: AtomicBool::new(false),
         }
     }
 
@@ -50,6 +55,14 @@ pub(super) struct Driver<S: StreamSource> {
 struct TaskSink<S: StreamSource> {
     outbox: Arc<Outbox<S::Media, S::Error>>,
     state: watch::Sender<State>,
+}
+
+impl<S: StreamSource> Drop for TaskSink<S> {
+    /// The task ends (or unwinds): the application's stream ends too.
+    fn drop(&mut self) {
+        self.outbox.ended.store(true, Ordering::Release);
+        self.outbox.reader.wake();
+    }
 }
 
 impl<S: StreamSource> Sink<S> for TaskSink<S> {

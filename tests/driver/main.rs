@@ -2,10 +2,11 @@
 //!
 //! Every situation is written once, generic over a [`Kind`] of driver, and
 //! runs twice: `reconnector::NAME` on a per-viewer `Reconnector`,
-//! `fleet::NAME` on one viewer of a `Fleet`. Files: `situations.rs` (the
-//! machine's rules as the application sees them), `bounded.rs` (an
-//! application that never reads events), `fleet.rs` (what only a fleet has:
-//! many viewers over several shards, bulk progress, removal).
+//! `fleet_of_one::NAME` on one viewer of a `Fleet`. Files: `situations.rs`
+//! (the machine's rules as the application sees them), `bounded.rs` (an
+//! application that never reads events), `task_only.rs` (what only the
+//! per-viewer task has), `fleet.rs` (what only a fleet has: many viewers over
+//! several shards, bulk progress, removal).
 #![cfg(feature = "testkit")]
 
 #[path = "../support/mod.rs"]
@@ -14,6 +15,7 @@ mod support;
 mod bounded;
 mod fleet;
 mod situations;
+mod task_only;
 
 use std::future::Future;
 use std::time::Duration;
