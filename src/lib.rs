@@ -15,6 +15,9 @@
 //! - [`Reconnector`], the tokio driver: runs one machine per viewer over any
 //!   [`StreamSource`], hands each new session to the application and reports
 //!   every change as a [`futures::Stream`] of [`Event`]s.
+//! - [`Fleet`], the driver for crowds: the same machines and outputs, many
+//!   viewers per task, sharded over the runtime's workers, with one timer wheel
+//!   per shard and progress fed in bulk.
 //! - Adapters behind features: Millicast signaling, WebRTC media and WHEP, a relay.
 //!
 //! Every decision lives in the machine; the driver and the adapters carry out
@@ -111,6 +114,7 @@
 
 mod backoff;
 mod driver;
+pub mod fleet;
 #[cfg(any(feature = "testkit", feature = "record"))]
 mod h264;
 #[cfg(feature = "millicast")]
@@ -141,7 +145,8 @@ pub mod testkit;
 pub mod webrtc;
 
 pub use backoff::{Backoff, BackoffConfig, BackoffConfigBuilder, Jitter, Rng};
-pub use driver::{Control, Event, Reconnector, Viewer};
+pub use driver::{Control, Dropped, EVENT_QUEUE_CAPACITY, Event, Reconnector, Viewer};
+pub use fleet::{Fleet, FleetBuilder, FleetControl, FleetEvent, ViewerId};
 pub use machine::{
     GiveUpReason, Input, MACHINE_SIZE, Machine, Output, Reason, StallCause, State, Timer,
 };

@@ -1,11 +1,19 @@
 //! The tokio shell around the [`Machine`]: one task per viewer that connects,
 //! watches sessions, keeps one timer and reports every change.
 //!
-//! It decides nothing: it feeds the machine and carries out its outputs.
+//! It decides nothing: it feeds the machine and carries out its outputs. The
+//! carrying out ([`runner`]) and the bounded event queue ([`queue`]) are shared
+//! with the fleet driver ([`Fleet`](crate::Fleet)), which runs many viewers per task.
 
+pub(crate) mod inbox;
+pub(crate) mod queue;
+pub(crate) mod runner;
 mod task;
 
-use task::{Command, Driver};
+use inbox::{Command, Inbox};
+pub use queue::{CAPACITY as EVENT_QUEUE_CAPACITY, Dropped};
+use runner::Runner;
+use task::{Driver, Outbox};
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -17,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tracing::Instrument;
 
 use crate::machine::{GiveUpReason, Input, Machine, Reason, State};
@@ -142,8 +150,6 @@ impl<S: StreamSource> Reconnector<S> {
     /// Outside a tokio runtime, like [`tokio::spawn`].
     pub fn spawn(self) -> Viewer<S> {
         let seed = self.seed.unwrap_or_else(entropy_seed);
-        let (commands_tx, commands) = mpsc::unbounded_channel();
-        let (events_tx, events) = mpsc::unbounded_channel();
         let mut machine = Machine::with_shared_policy(self.policy, seed);
         if self.autostart {
             // Started here, so that the state says "connecting" as soon as
@@ -152,19 +158,19 @@ impl<S: StreamSource> Reconnector<S> {
         }
         let (state_tx, state) = watch::channel(machine.state());
         let span = tracing::info_span!("viewer", stream = %self.source.describe());
-        let driver = Driver::new(self.source, machine, commands, events_tx, state_tx);
+        let inbox = Arc::new(Inbox::default());
+        let outbox = Arc::new(Outbox::new());
+        let runner = Runner::new(self.source, machine);
+        let driver = Driver::new(runner, inbox.clone(), outbox.clone(), state_tx);
         tokio::spawn(driver.run().instrument(span));
         Viewer {
-            control: Control {
-                commands: commands_tx,
-                state: state.clone(),
-            },
-            events,
+            control: Control { inbox, state },
+            events: outbox,
         }
     }
 }
 
-fn entropy_seed() -> u64 {
+pub(crate) fn entropy_seed() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
@@ -173,6 +179,16 @@ fn entropy_seed() -> u64 {
 
 /// A running viewer: a [`Stream`] of [`Event`]s and the controls of its task.
 ///
+/// Events wait in a bounded queue until read, so a viewer whose application
+/// never reads them (one that only watches [`state`](Control::state)) keeps
+/// bounded memory: at most one undelivered [`Event::Session`] (a newer one
+/// supersedes it, and the superseded media is dropped, closing it), one
+/// undelivered [`Event::ViewerCount`], and at most [`EVENT_QUEUE_CAPACITY`]
+/// events, a full queue merging its oldest state changes (`A → B`, `B → C`
+/// become `A → C`) and then dropping its oldest errors. An application that
+/// reads events as they come sees every one; [`dropped`](Viewer::dropped)
+/// counts what was coalesced.
+///
 /// It dereferences to its [`Control`], so every control method
 /// ([`state`](Control::state), [`report_progress`](Control::report_progress),
 /// [`pause`](Control::pause), [`live_hint`](Control::live_hint),
@@ -180,10 +196,21 @@ fn entropy_seed() -> u64 {
 /// Dropping it stops the task and drops the session.
 pub struct Viewer<S: StreamSource> {
     control: Control,
-    events: mpsc::UnboundedReceiver<Event<S::Media, S::Error>>,
+    events: Arc<Outbox<S::Media, S::Error>>,
 }
 
 impl<S: StreamSource> Viewer<S> {
+    /// What the event queue coalesced or dropped while the application had
+    /// not read it (all zero for an application that keeps up).
+    pub fn dropped(&self) -> Dropped {
+        self.events.lock().dropped()
+    }
+
+    /// How many events wait to be read (at most [`EVENT_QUEUE_CAPACITY`]).
+    pub fn queued(&self) -> usize {
+        self.events.lock().len()
+    }
+
     /// A cloneable handle to control this viewer from other tasks (a player
     /// thread reporting progress, a relay client sending live hints).
     pub fn control(&self) -> Control {
@@ -204,8 +231,26 @@ impl<S: StreamSource> std::ops::Deref for Viewer<S> {
 impl<S: StreamSource> Stream for Viewer<S> {
     type Item = Event<S::Media, S::Error>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.events.poll_recv(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // The task ends when the viewer is dropped, so the stream ends only
+        // if the task died (a panic in a source): then after the last event.
+        if let Some(event) = self.events.lock().pop() {
+            return Poll::Ready(Some(event));
+        }
+        self.events.reader.register(cx.waker());
+        let ended = self.events.ended.load(Ordering::Acquire);
+        match self.events.lock().pop() {
+            Some(event) => Poll::Ready(Some(event)),
+            None if ended => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<S: StreamSource> Drop for Viewer<S> {
+    /// Ends the task, which drops the attempt or session.
+    fn drop(&mut self) {
+        self.control.inbox.close();
     }
 }
 
@@ -221,7 +266,7 @@ impl<S: StreamSource> fmt::Debug for Viewer<S> {
 /// and never blocks; after the viewer is gone they do nothing.
 #[derive(Clone, Debug)]
 pub struct Control {
-    commands: mpsc::UnboundedSender<Command>,
+    inbox: Arc<Inbox>,
     state: watch::Receiver<State>,
 }
 
@@ -249,8 +294,13 @@ impl Control {
     /// Reports the player's media time (its playback clock). Call it on every
     /// frame or a few times a second: media time that stops advancing for
     /// `stall_after` is a stall.
+    ///
+    /// It allocates nothing and queues nothing: the report overwrites a cell
+    /// that the task reads when it next runs (reports in between are one
+    /// wake), stamped with the instant of the report.
     pub fn report_progress(&self, media_time: Duration) {
-        self.send(Command::Input(Input::Progress(media_time)));
+        let at = tokio::time::Instant::now().into_std();
+        self.inbox.report_progress(media_time, at);
     }
 
     /// The user paused playback: standing media time is not a stall until
@@ -292,7 +342,7 @@ impl Control {
     }
 
     fn send(&self, command: Command) {
-        // The task is gone only when the viewer was dropped: nothing to control.
-        let _ = self.commands.send(command);
+        // Once the viewer was dropped nobody reads this: nothing to control.
+        self.inbox.send(command);
     }
 }

@@ -1,68 +1,87 @@
-//! The viewer's task: one `select!` loop over commands, the connect attempt,
-//! the session's events and one timer, feeding the machine and carrying out
-//! its outputs.
+//! The viewer's task: one `select!` loop over its inbox (commands, the
+//! progress cell, the viewer dropped), the attempt or session, and one timer,
+//! feeding the [`Runner`] and handing events to the bounded queue.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use futures::task::AtomicWaker;
+use tokio::sync::{oneshot, watch};
 
 use crate::driver::Event;
-use crate::machine::{Input, Machine, Output, Reason, State};
-use crate::source::{Classify, Session, SourceEvent, StreamSource};
+use crate::driver::inbox::{Command, Inbox};
+use crate::driver::queue::EventQueue;
+use crate::driver::runner::{Io, Runner, Sink};
+use crate::machine::{Input, State};
+use crate::source::StreamSource;
 
-#[derive(Debug)]
-pub(super) enum Command {
-    Input(Input),
-    Stop(oneshot::Sender<()>),
+/// The application's side of the events: the bounded queue and who waits on it.
+pub(crate) struct Outbox<M, E> {
+    pub(crate) queue: Mutex<EventQueue<M, E>>,
+    pub(crate) reader: AtomicWaker,
+    /// The task is gone (only if it panicked while the viewer lives): the
+    /// stream ends once the queue is read.
+    pub(crate) ended: AtomicBool,
 }
 
-type Connecting<S> = Pin<
-    Box<
-        dyn Future<
-                Output = Result<
-                    Session<<S as StreamSource>::Media, <S as StreamSource>::Events>,
-                    <S as StreamSource>::Error,
-                >,
-            > + Send,
-    >,
->;
+impl<M, E> Outbox<M, E> {
+    pub(crate) fn new() -> Self {
+        Outbox {
+            queue: Mutex::new(EventQueue::new()),
+            reader: AtomicWaker::new(),
+            ended: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, EventQueue<M, E>> {
+        // A poisoned lock means a panic elsewhere; the queue is still whole.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 pub(super) struct Driver<S: StreamSource> {
-    source: S,
-    machine: Machine,
-    commands: mpsc::UnboundedReceiver<Command>,
-    events: mpsc::UnboundedSender<Event<S::Media, S::Error>>,
-    state: watch::Sender<State>,
-    connecting: Option<Connecting<S>>,
-    /// A session that connected, until the machine says to keep it.
-    arrived: Option<Session<S::Media, S::Events>>,
-    session: Option<S::Events>,
+    runner: Runner<S>,
+    inbox: Arc<Inbox>,
+    sink: TaskSink<S>,
+    commands: VecDeque<Command>,
     stop_waiters: Vec<oneshot::Sender<()>>,
 }
 
-impl<S: StreamSource> Driver<S> {
-    pub(super) fn new(
-        source: S,
-        machine: Machine,
-        commands: mpsc::UnboundedReceiver<Command>,
-        events: mpsc::UnboundedSender<Event<S::Media, S::Error>>,
-        state: watch::Sender<State>,
-    ) -> Self {
-        Driver {
-            source,
-            machine,
-            commands,
-            events,
-            state,
-            connecting: None,
-            arrived: None,
-            session: None,
-            stop_waiters: Vec::new(),
-        }
+struct TaskSink<S: StreamSource> {
+    outbox: Arc<Outbox<S::Media, S::Error>>,
+    state: watch::Sender<State>,
+}
+
+impl<S: StreamSource> Drop for TaskSink<S> {
+    /// The task ends (or unwinds): the application's stream ends too.
+    fn drop(&mut self) {
+        self.outbox.ended.store(true, Ordering::Release);
+        self.outbox.reader.wake();
     }
+}
+
+impl<S: StreamSource> Sink<S> for TaskSink<S> {
+    fn emit(&mut self, event: Event<S::Media, S::Error>) {
+        let superseded = self.outbox.lock().push(event);
+        // Dropped outside the lock: dropping media may close a transport.
+        drop(superseded);
+        self.outbox.reader.wake();
+    }
+
+    fn state(&mut self, state: State) {
+        self.state.send_replace(state);
+    }
+}
+
+enum Wake<S: StreamSource> {
+    Inbox,
+    Io(Io<S>),
+    Timer,
 }
 
 fn now() -> std::time::Instant {
@@ -70,29 +89,92 @@ fn now() -> std::time::Instant {
 }
 
 impl<S: StreamSource> Driver<S> {
+    pub(super) fn new(
+        runner: Runner<S>,
+        inbox: Arc<Inbox>,
+        outbox: Arc<Outbox<S::Media, S::Error>>,
+        state: watch::Sender<State>,
+    ) -> Self {
+        Driver {
+            runner,
+            inbox,
+            sink: TaskSink { outbox, state },
+            commands: VecDeque::new(),
+            stop_waiters: Vec::new(),
+        }
+    }
+
     pub(super) async fn run(mut self) {
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
         let mut armed: Option<std::time::Instant> = None;
+        // The connect that `spawn`'s `Start` asked for.
+        self.runner.carry_out(now(), &mut self.sink);
         loop {
-            self.carry_out();
+            self.answer_stops();
             armed = self.rearm(sleep.as_mut(), armed);
-            tokio::select! {
-                biased;
-                command = self.commands.recv() => match command {
-                    Some(command) => self.on_command(command),
-                    None => break,
-                },
-                () = self.events.closed() => break,
-                result = poll_connect(&mut self.connecting) => self.on_connect_result(result),
-                event = poll_session(&mut self.session) => self.on_session_event(event),
-                () = &mut sleep, if armed.is_some() => {
+            // In this order (biased): the handles, the attempt or session, the timer.
+            let wake = std::future::poll_fn(|cx| {
+                if self.inbox.poll_pending(cx).is_ready() {
+                    return Poll::Ready(Wake::Inbox);
+                }
+                if let Poll::Ready(io) = self.runner.poll_io(cx) {
+                    return Poll::Ready(Wake::Io(io));
+                }
+                if armed.is_some() && sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+                Poll::Pending
+            })
+            .await;
+            match wake {
+                Wake::Inbox => {
+                    if !self.on_inbox() {
+                        break;
+                    }
+                }
+                Wake::Io(io) => {
+                    self.runner.on_io(now(), io, &mut self.sink);
+                }
+                Wake::Timer => {
                     armed = None;
-                    self.machine.handle_timeout(now());
+                    self.runner.timeout(now(), &mut self.sink);
                 }
             }
         }
         tracing::debug!("viewer dropped; task ends");
+    }
+
+    /// Feeds the latest progress report, then every command. False once the
+    /// viewer is gone.
+    fn on_inbox(&mut self) -> bool {
+        let taken = self.inbox.take(&mut self.commands);
+        if taken.closed {
+            return false;
+        }
+        if let Some((media, at)) = taken.progress {
+            self.runner.progress(at, media, &mut self.sink);
+        }
+        while let Some(command) = self.commands.pop_front() {
+            match command {
+                Command::Input(input) => {
+                    self.runner.input(now(), input, &mut self.sink);
+                }
+                Command::Stop(done) => {
+                    self.runner.input(now(), Input::Stop, &mut self.sink);
+                    self.stop_waiters.push(done);
+                }
+            }
+        }
+        true
+    }
+
+    fn answer_stops(&mut self) {
+        if !self.stop_waiters.is_empty() && self.runner.machine().state().is_idle() {
+            for done in self.stop_waiters.drain(..) {
+                let _ = done.send(());
+            }
+        }
     }
 
     /// Keeps one timer. A deadline that moved later (every progress tick moves
@@ -104,7 +186,7 @@ impl<S: StreamSource> Driver<S> {
         sleep: Pin<&mut tokio::time::Sleep>,
         armed: Option<std::time::Instant>,
     ) -> Option<std::time::Instant> {
-        let wanted = self.machine.poll_timeout();
+        let wanted = self.runner.machine().poll_timeout();
         match (wanted, armed) {
             (None, _) => None,
             (Some(w), Some(a)) if a <= w => Some(a),
@@ -113,139 +195,5 @@ impl<S: StreamSource> Driver<S> {
                 Some(w)
             }
         }
-    }
-
-    fn on_command(&mut self, command: Command) {
-        match command {
-            Command::Input(input) => self.machine.handle_input(now(), input),
-            Command::Stop(done) => {
-                self.machine.handle_input(now(), Input::Stop);
-                self.stop_waiters.push(done);
-            }
-        }
-    }
-
-    fn on_connect_result(&mut self, result: Result<Session<S::Media, S::Events>, S::Error>) {
-        self.connecting = None;
-        match result {
-            Ok(session) => {
-                // Kept only if the machine says so (`Output::KeepSession`);
-                // otherwise dropped, closing it, once the outputs are carried out.
-                self.arrived = Some(session);
-                self.machine.handle_input(now(), Input::Connected);
-            }
-            Err(error) => {
-                let retry = error.retry();
-                tracing::warn!(error = %error, retry = %retry, "connect failed");
-                self.emit(Event::Error(error));
-                self.machine
-                    .handle_input(now(), Input::ConnectFailed(retry));
-            }
-        }
-    }
-
-    fn on_session_event(&mut self, event: Option<SourceEvent<S::Media, S::Error>>) {
-        let input = match event {
-            Some(SourceEvent::Progress(t)) => Input::Progress(t),
-            Some(SourceEvent::Layers { active }) => Input::Layers { active },
-            Some(SourceEvent::Active) => Input::Active,
-            Some(SourceEvent::Inactive) => Input::Inactive,
-            Some(SourceEvent::StreamEnded) => Input::StreamEnded,
-            Some(SourceEvent::LiveHint) => Input::LiveHint,
-            Some(SourceEvent::ViewerCount(n)) => return self.emit(Event::ViewerCount(n)),
-            Some(SourceEvent::Migrated(media)) => {
-                tracing::info!("session migrated to a new transport");
-                return self.emit(Event::Session(media));
-            }
-            Some(SourceEvent::Lost(error)) => {
-                let retry = error.retry();
-                tracing::warn!(error = %error, retry = %retry, "session lost");
-                self.emit(Event::Error(error));
-                Input::TransportLost(retry)
-            }
-            None => {
-                tracing::warn!("session ended");
-                Input::SessionEnded
-            }
-        };
-        self.machine.handle_input(now(), input);
-    }
-
-    /// Drains the machine's outputs and carries each out, in order.
-    fn carry_out(&mut self) {
-        while let Some(output) = self.machine.poll_output() {
-            match output {
-                Output::Connect { attempt } => {
-                    tracing::info!(attempt, "connecting");
-                    self.connecting = Some(Box::pin(self.source.connect(attempt)));
-                }
-                Output::KeepSession => {
-                    if let Some(session) = self.arrived.take() {
-                        tracing::info!("session up");
-                        self.session = Some(session.events);
-                        self.emit(Event::Session(session.media));
-                    }
-                }
-                Output::AbortConnect { reason } => {
-                    tracing::info!(reason = %reason, "connect attempt abandoned");
-                    self.connecting = None;
-                }
-                Output::DropSession { reason } => {
-                    tracing::info!(reason = %reason, "session dropped");
-                    self.session = None;
-                }
-                Output::StateChanged { from, to, reason } => self.changed(from, to, reason),
-                Output::GaveUp { reason } => {
-                    tracing::warn!(reason = %reason, "gave up");
-                    self.emit(Event::GaveUp(reason));
-                }
-            }
-        }
-        // A session that connected but was not kept is closed here.
-        self.arrived = None;
-        if self.machine.state().is_idle() {
-            for done in self.stop_waiters.drain(..) {
-                let _ = done.send(());
-            }
-        }
-    }
-
-    fn changed(&mut self, from: State, to: State, reason: Reason) {
-        let retry_in = to.retry_in(now());
-        let delay_ms = retry_in.map(|d| d.as_millis() as u64);
-        tracing::info!(
-            from = from.name(),
-            to = to.name(),
-            reason = %reason,
-            attempt = self.machine.attempt(),
-            delay_ms,
-            "state"
-        );
-        self.state.send_replace(to);
-        self.emit(Event::State {
-            from,
-            to,
-            reason,
-            retry_in,
-        });
-    }
-
-    fn emit(&self, event: Event<S::Media, S::Error>) {
-        // The receiver is gone only when the viewer was dropped; the loop ends then.
-        let _ = self.events.send(event);
-    }
-}
-
-async fn poll_connect<F: Future + Unpin>(connecting: &mut Option<F>) -> F::Output {
-    match connecting {
-        Some(f) => f.await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn poll_session<E: Stream + Unpin>(session: &mut Option<E>) -> Option<E::Item> {
-    match session {
-        Some(events) => events.next().await,
-        None => std::future::pending().await,
     }
 }

@@ -1,45 +1,223 @@
-//! The tokio driver on virtual time, against the in-memory scripted source.
+//! The tokio drivers on virtual time, against the in-memory scripted source.
+//!
+//! Every situation is written once, generic over a [`Kind`] of driver, and
+//! runs twice: `reconnector::NAME` on a per-viewer `Reconnector`,
+//! `fleet_of_one::NAME` on one viewer of a `Fleet`. Files: `situations.rs`
+//! (the machine's rules as the application sees them), `bounded.rs` (an
+//! application that never reads events), `task_only.rs` (what only the
+//! per-viewer task has), `fleet.rs` (what only a fleet has: many viewers over
+//! several shards, bulk progress, removal).
 #![cfg(feature = "testkit")]
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bounded;
+mod fleet;
+mod situations;
+mod task_only;
+
+use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
 use relive::testkit::{MemorySource, MemoryStream};
-use relive::{Event, GiveUpReason, Policy, Reason, Reconnector, Retry, StallCause, State, Viewer};
-use tokio::time::{Instant, sleep, timeout};
+use relive::{
+    Dropped, Event, Fleet, FleetBuilder, FleetControl, Policy, Reason, Reconnector, State,
+    StreamSource, Viewer, ViewerId,
+};
+use tokio::time::{sleep, timeout};
 
-const TICK: Duration = Duration::from_millis(250);
-use support::VIRTUAL_PATIENCE as PATIENCE;
+pub(crate) const TICK: Duration = Duration::from_millis(250);
+pub(crate) use support::VIRTUAL_PATIENCE as PATIENCE;
 
-fn viewer(stream: &MemoryStream) -> Viewer<MemorySource> {
-    Reconnector::new(stream.source().tick(TICK), Policy::default())
-        .seed(1)
-        .spawn()
+/// A driver under test: how to start one viewer of `source`.
+pub(crate) trait Kind {
+    /// The application's handle on that viewer.
+    type H<S: StreamSource>: Handle<S>;
+    fn spawn<S: StreamSource>(source: S, policy: Policy, seed: u64) -> Self::H<S>;
 }
 
-async fn wait_for(viewer: &Viewer<MemorySource>, what: &str, f: impl Fn(&State) -> bool) -> State {
-    let mut rx = viewer.watch_state();
-    match timeout(PATIENCE, rx.wait_for(|s| f(s))).await {
-        Ok(Ok(state)) => *state,
-        _ => panic!("never reached {what}; state is {}", viewer.state()),
+/// What a test does with a viewer, whichever the driver.
+pub(crate) trait Handle<S: StreamSource> {
+    fn state(&self) -> State;
+    /// The viewer's next event.
+    fn event(&mut self) -> impl Future<Output = Option<Event<S::Media, S::Error>>>;
+    fn report_progress(&self, media: Duration);
+    fn pause(&self);
+    fn resume(&self);
+    fn live_hint(&self);
+    fn start(&self);
+    fn stop(&self) -> impl Future<Output = ()>;
+    fn retry_in(&self) -> Option<Duration>;
+    /// Undelivered events.
+    fn queued(&self) -> usize;
+    fn dropped(&self) -> Dropped;
+    /// Waits until the state matches `f`: checked after letting the other
+    /// tasks run, and every virtual millisecond when they have nothing to do.
+    fn wait_for(&self, f: impl Fn(&State) -> bool) -> impl Future<Output = Option<State>> {
+        async move {
+            timeout(PATIENCE, async {
+                for round in 0u64.. {
+                    let state = self.state();
+                    if f(&state) {
+                        return state;
+                    }
+                    if round % 32 == 31 {
+                        sleep(Duration::from_millis(1)).await;
+                    } else {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                unreachable!("the rounds never end")
+            })
+            .await
+            .ok()
+        }
     }
 }
 
-async fn playing(viewer: &Viewer<MemorySource>) -> State {
-    wait_for(viewer, "playing", State::is_playing).await
+/// The per-viewer task.
+pub(crate) struct Single;
+
+impl Kind for Single {
+    type H<S: StreamSource> = Viewer<S>;
+    fn spawn<S: StreamSource>(source: S, policy: Policy, seed: u64) -> Viewer<S> {
+        Reconnector::new(source, policy).seed(seed).spawn()
+    }
+}
+
+impl<S: StreamSource> Handle<S> for Viewer<S> {
+    fn state(&self) -> State {
+        std::ops::Deref::deref(self).state()
+    }
+    async fn event(&mut self) -> Option<Event<S::Media, S::Error>> {
+        self.next().await
+    }
+    fn report_progress(&self, media: Duration) {
+        std::ops::Deref::deref(self).report_progress(media);
+    }
+    fn pause(&self) {
+        std::ops::Deref::deref(self).pause();
+    }
+    fn resume(&self) {
+        std::ops::Deref::deref(self).resume();
+    }
+    fn live_hint(&self) {
+        std::ops::Deref::deref(self).live_hint();
+    }
+    fn start(&self) {
+        std::ops::Deref::deref(self).start();
+    }
+    async fn stop(&self) {
+        std::ops::Deref::deref(self).stop().await;
+    }
+    fn retry_in(&self) -> Option<Duration> {
+        std::ops::Deref::deref(self).retry_in()
+    }
+    fn queued(&self) -> usize {
+        Viewer::queued(self)
+    }
+    fn dropped(&self) -> Dropped {
+        Viewer::dropped(self)
+    }
+    /// The watch channel: exact, no polling.
+    async fn wait_for(&self, f: impl Fn(&State) -> bool) -> Option<State> {
+        let mut rx = self.watch_state();
+        match timeout(PATIENCE, rx.wait_for(|s| f(s))).await {
+            Ok(Ok(state)) => Some(*state),
+            _ => None,
+        }
+    }
+}
+
+/// One viewer of a fleet that owns nothing else.
+pub(crate) struct Many;
+
+pub(crate) struct FleetViewer<S: StreamSource> {
+    pub(crate) fleet: Fleet<S>,
+    pub(crate) id: ViewerId,
+    pub(crate) control: FleetControl,
+}
+
+impl Kind for Many {
+    type H<S: StreamSource> = FleetViewer<S>;
+    fn spawn<S: StreamSource>(source: S, policy: Policy, seed: u64) -> FleetViewer<S> {
+        let fleet = FleetBuilder::new(policy).spawn();
+        let id = fleet.add_with(source, Some(seed), true);
+        let control = fleet.control(id);
+        FleetViewer { fleet, id, control }
+    }
+}
+
+impl<S: StreamSource> Handle<S> for FleetViewer<S> {
+    fn state(&self) -> State {
+        self.control.state()
+    }
+    async fn event(&mut self) -> Option<Event<S::Media, S::Error>> {
+        loop {
+            let (id, event) = self.fleet.next().await?;
+            if id == self.id {
+                return Some(event);
+            }
+        }
+    }
+    fn report_progress(&self, media: Duration) {
+        self.control.report_progress(media);
+    }
+    fn pause(&self) {
+        self.control.pause();
+    }
+    fn resume(&self) {
+        self.control.resume();
+    }
+    fn live_hint(&self) {
+        self.control.live_hint();
+    }
+    fn start(&self) {
+        self.control.start();
+    }
+    async fn stop(&self) {
+        self.control.stop().await;
+    }
+    fn retry_in(&self) -> Option<Duration> {
+        self.control.retry_in()
+    }
+    fn queued(&self) -> usize {
+        self.fleet.queued()
+    }
+    fn dropped(&self) -> Dropped {
+        self.fleet.dropped()
+    }
+}
+
+pub(crate) fn viewer<D: Kind>(stream: &MemoryStream) -> D::H<MemorySource> {
+    D::spawn(stream.source().tick(TICK), Policy::default(), 1)
+}
+
+pub(crate) async fn wait_for<S: StreamSource>(
+    v: &impl Handle<S>,
+    what: &str,
+    f: impl Fn(&State) -> bool,
+) -> State {
+    match v.wait_for(f).await {
+        Some(state) => state,
+        None => panic!("never reached {what}; state is {}", v.state()),
+    }
+}
+
+pub(crate) async fn playing<S: StreamSource>(v: &impl Handle<S>) -> State {
+    wait_for(v, "playing", State::is_playing).await
 }
 
 /// Waits for the next transition into a state matching `f`: catches states
-/// too brief for the watch channel. Drain older events first with `collect_now`.
-async fn transition_to(
-    v: &mut Viewer<MemorySource>,
+/// too brief for the state watch. Drain older events first with `collect_now`.
+pub(crate) async fn transition_to<S: StreamSource>(
+    v: &mut impl Handle<S>,
     what: &str,
     f: impl Fn(&State) -> bool,
 ) -> (State, Reason) {
-    while let Ok(Some(event)) = timeout(PATIENCE, v.next()).await {
+    while let Ok(Some(event)) = timeout(PATIENCE, v.event()).await {
         if let Event::State { to, reason, .. } = event
             && f(&to)
         {
@@ -49,433 +227,50 @@ async fn transition_to(
     panic!("never moved to {what}; state is {}", v.state());
 }
 
-fn is_stalled(s: &State) -> bool {
-    matches!(s, State::Stalled { .. })
-}
-
-#[tokio::test(start_paused = true)]
-async fn frozen_media_is_detected_within_stall_after_plus_one_tick() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let v = viewer(&stream);
-    playing(&v).await;
-    sleep(Duration::from_millis(3_100)).await;
-    stream.freeze();
-    let frozen_at = Instant::now();
-    let state = wait_for(&v, "stalled", is_stalled).await;
-    let latency = frozen_at.elapsed();
-    let bound = Policy::default().stall_after() + TICK;
-    assert!(
-        latency <= bound,
-        "detected after {latency:?}, bound {bound:?}"
-    );
-    assert!(matches!(
-        state,
-        State::Stalled {
-            cause: StallCause::NoProgress,
-            ..
+/// Each test, once per driver.
+macro_rules! both {
+    ($($path:ident :: $name:ident),* $(,)?) => {
+        mod reconnector {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $name() {
+                    crate::$path::$name::<crate::Single>().await;
+                }
+            )*
         }
-    ));
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_freeze_that_heals_within_the_grace_keeps_the_session() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let v = viewer(&stream);
-    playing(&v).await;
-    stream.freeze();
-    wait_for(&v, "stalled", is_stalled).await;
-    sleep(Duration::from_secs(1)).await;
-    stream.unfreeze();
-    playing(&v).await;
-    assert_eq!(stream.connects(), 1, "the same session must carry on");
-    assert_eq!(stream.sessions(), 1);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_freeze_beyond_the_grace_drops_the_session_and_reconnects() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let mut v = viewer(&stream);
-    playing(&v).await;
-    // Stable past `reset_after`: the first drop reconnects within the spread.
-    sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
-    stream.freeze();
-    wait_for(&v, "stalled", is_stalled).await;
-    collect_now(&mut v).await;
-    let (_, reason) = transition_to(&mut v, "leaving stalled", |s| !is_stalled(s)).await;
-    assert_eq!(reason, Reason::GraceExpired(StallCause::NoProgress));
-    stream.unfreeze();
-    collect_now(&mut v).await;
-    playing(&v).await;
-    assert_eq!(stream.sessions(), 1, "the old session is dropped");
-    assert!(stream.connects() >= 2);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_zero_reconnect_spread_reconnects_at_once() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let policy = Policy::builder()
-        .reconnect_spread(Duration::ZERO)
-        .build()
-        .expect("valid");
-    let mut v = Reconnector::new(stream.source().tick(TICK), policy).spawn();
-    playing(&v).await;
-    sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
-    collect_now(&mut v).await;
-    let blink = Instant::now();
-    stream.drop_sessions();
-    let (state, _) = transition_to(&mut v, "leaving playing", |s| !s.is_playing()).await;
-    assert!(
-        matches!(state, State::Connecting { attempt: 1, .. }),
-        "{state}"
-    );
-    transition_to(&mut v, "playing", State::is_playing).await;
-    assert!(blink.elapsed() < Duration::from_millis(1));
-}
-
-#[tokio::test(start_paused = true)]
-async fn waiting_for_the_publisher_ends_at_once_on_a_live_hint() {
-    let stream = MemoryStream::new();
-    let v = viewer(&stream);
-    let waiting = wait_for(&v, "waiting for publisher", |s| {
-        matches!(
-            s,
-            State::Backoff {
-                waiting_for_publisher: true,
-                ..
-            }
-        )
-    })
-    .await;
-    let State::Backoff { until, .. } = waiting else {
-        unreachable!()
+        mod fleet_of_one {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $name() {
+                    crate::$path::$name::<crate::Many>().await;
+                }
+            )*
+        }
     };
-    stream.publish();
-    let hinted_at = Instant::now();
-    v.live_hint();
-    playing(&v).await;
-    assert!(
-        hinted_at.elapsed() < Duration::from_millis(1),
-        "resume must not wait"
-    );
-    assert!(tokio::time::Instant::from_std(until) > hinted_at || stream.connects() == 2);
 }
 
-#[tokio::test(start_paused = true)]
-async fn waiting_for_the_publisher_polls_with_backoff_without_a_hint() {
-    let stream = MemoryStream::new();
-    let v = viewer(&stream);
-    sleep(Duration::from_secs(60)).await;
-    let polls = stream.connects();
-    // 500 ms doubling to a 10 s cap with full jitter: more than a handful,
-    // far fewer than one per second.
-    assert!((4..60).contains(&polls), "{polls} attempts in a minute");
-    stream.publish();
-    playing(&v).await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn stop_during_connecting_abandons_the_attempt_and_never_reconnects() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    stream.set_connect_delay(Duration::from_secs(3600 * 24));
-    let v = viewer(&stream);
-    // The viewer says `Connecting` from `spawn`; wait until the attempt is made.
-    timeout(PATIENCE, async {
-        while stream.connects() == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("an attempt");
-    v.stop().await;
-    assert_eq!(v.state(), State::Idle);
-    sleep(Duration::from_secs(600)).await;
-    assert_eq!(stream.connects(), 1);
-    assert_eq!(stream.sessions(), 0);
-}
-
-#[tokio::test(start_paused = true)]
-async fn stop_during_playing_drops_the_session() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let v = viewer(&stream);
-    playing(&v).await;
-    v.stop().await;
-    assert_eq!(v.state(), State::Idle);
-    tokio::task::yield_now().await;
-    assert_eq!(stream.sessions(), 0);
-    sleep(Duration::from_secs(600)).await;
-    assert_eq!(stream.connects(), 1);
-}
-
-#[tokio::test(start_paused = true)]
-async fn stop_during_stalled_drops_the_session() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let v = viewer(&stream);
-    playing(&v).await;
-    stream.freeze();
-    wait_for(&v, "stalled", is_stalled).await;
-    v.stop().await;
-    assert_eq!(v.state(), State::Idle);
-    sleep(Duration::from_secs(600)).await;
-    assert_eq!((stream.connects(), stream.sessions()), (1, 0));
-}
-
-#[tokio::test(start_paused = true)]
-async fn stop_during_backoff_never_reconnects() {
-    let stream = MemoryStream::new();
-    let v = viewer(&stream);
-    wait_for(&v, "backoff", |s| matches!(s, State::Backoff { .. })).await;
-    let before = stream.connects();
-    v.stop().await;
-    stream.publish();
-    sleep(Duration::from_secs(600)).await;
-    assert_eq!(stream.connects(), before);
-    assert_eq!(v.state(), State::Idle);
-}
-
-#[tokio::test(start_paused = true)]
-async fn start_after_stop_watches_again() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let v = viewer(&stream);
-    playing(&v).await;
-    v.stop().await;
-    v.start();
-    playing(&v).await;
-    assert_eq!(stream.connects(), 2);
-}
-
-#[tokio::test(start_paused = true)]
-async fn player_reported_progress_drives_stall_detection() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let source = stream.source().with_progress(false);
-    let v = Reconnector::new(source, Policy::default()).seed(2).spawn();
-    playing(&v).await;
-    let mut media = Duration::ZERO;
-    for _ in 0..40 {
-        media += TICK;
-        v.report_progress(media);
-        sleep(TICK).await;
-    }
-    assert!(v.state().is_playing(), "steady progress is no stall");
-    let last = Instant::now();
-    let state = wait_for(&v, "stalled", is_stalled).await;
-    assert!(matches!(
-        state,
-        State::Stalled {
-            cause: StallCause::NoProgress,
-            ..
-        }
-    ));
-    assert!(last.elapsed() <= Policy::default().stall_after() + TICK);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_user_pause_is_never_a_stall() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let source = stream.source().with_progress(false);
-    let v = Reconnector::new(source, Policy::default()).seed(3).spawn();
-    playing(&v).await;
-    v.report_progress(TICK);
-    v.pause();
-    sleep(Duration::from_secs(120)).await;
-    assert!(v.state().is_playing(), "{}", v.state());
-    v.resume();
-    wait_for(&v, "stalled after resume", is_stalled).await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_network_blink_after_stable_play_reconnects_within_the_spread() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let mut v = viewer(&stream);
-    playing(&v).await;
-    sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
-    collect_now(&mut v).await;
-    let blink = Instant::now();
-    stream.drop_sessions();
-    let (_, reason) = transition_to(&mut v, "leaving playing", |s| !s.is_playing()).await;
-    assert_eq!(reason, Reason::TransportLost(Retry::Later));
-    transition_to(&mut v, "playing", State::is_playing).await;
-    let spread = Policy::default().reconnect_spread();
-    assert!(
-        blink.elapsed() <= spread,
-        "{:?} > {spread:?}",
-        blink.elapsed()
-    );
-    assert_eq!(stream.connects(), 2, "one attempt, no backoff");
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_fatal_error_gives_up_and_reports_it() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    stream.fail_next(1, Retry::Never);
-    let mut v = viewer(&stream);
-    let mut gave_up = None;
-    let mut errors = 0;
-    while let Ok(Some(event)) = timeout(PATIENCE, v.next()).await {
-        match event {
-            Event::Error(_) => errors += 1,
-            Event::GaveUp(reason) => {
-                gave_up = Some(reason);
-                break;
-            }
-            _ => {}
-        }
-    }
-    assert_eq!(gave_up, Some(GiveUpReason::Fatal));
-    assert_eq!(errors, 1);
-    assert_eq!(v.state(), State::Idle);
-    sleep(Duration::from_secs(600)).await;
-    assert_eq!(stream.connects(), 1);
-}
-
-#[tokio::test(start_paused = true)]
-async fn backoff_events_say_when_the_next_attempt_comes() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    stream.fail_next(3, Retry::Later);
-    let mut v = viewer(&stream);
-    let mut delays = Vec::new();
-    while let Ok(Some(event)) = timeout(PATIENCE, v.next()).await {
-        match event {
-            Event::State {
-                to: State::Backoff { .. },
-                retry_in,
-                reason,
-                ..
-            } => {
-                assert_eq!(reason, Reason::ConnectFailed(Retry::Later));
-                delays.push(retry_in.expect("a backoff has a delay"));
-            }
-            Event::Session(_) => break,
-            _ => {}
-        }
-    }
-    assert!(delays.len() <= 3, "{delays:?}");
-    assert!(
-        delays
-            .iter()
-            .all(|d| *d <= Policy::default().backoff().cap())
-    );
-    assert_eq!(stream.connects(), 4);
-}
-
-#[tokio::test(start_paused = true)]
-async fn dropping_the_viewer_ends_its_session() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let v = viewer(&stream);
-    playing(&v).await;
-    drop(v);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while stream.sessions() > 0 && Instant::now() < deadline {
-        sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(stream.sessions(), 0);
-}
-
-#[tokio::test(start_paused = true)]
-async fn viewer_counts_reach_the_application() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    let mut v = viewer(&stream);
-    playing(&v).await;
-    stream.set_viewer_count(42);
-    let mut seen = None;
-    while let Ok(Some(event)) = timeout(PATIENCE, v.next()).await {
-        if let Event::ViewerCount(n) = event {
-            seen = Some(n);
-            break;
-        }
-    }
-    assert_eq!(seen, Some(42));
-}
-
-/// The events already queued, without waiting for more.
-async fn collect_now(
-    v: &mut Viewer<MemorySource>,
-) -> Vec<Event<relive::testkit::MemoryMedia, relive::testkit::MemoryError>> {
-    let mut out = Vec::new();
-    while let Ok(Some(e)) = timeout(Duration::ZERO, v.next()).await {
-        out.push(e);
-    }
-    out
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_live_hint_given_while_an_attempt_is_in_flight_is_not_lost() {
-    let stream = MemoryStream::new();
-    stream.set_connect_delay(Duration::from_millis(200));
-    // The first attempt is answered "not published": the server saw it before
-    // the publisher came.
-    stream.fail_next(1, Retry::WaitForPublisher);
-    let mut v = viewer(&stream);
-    transition_to(&mut v, "connecting", |s| {
-        matches!(s, State::Connecting { .. })
-    })
-    .await;
-    // The publisher goes live while that attempt is in flight; the app hears
-    // of it at once and says so.
-    stream.publish();
-    v.live_hint();
-    let (_, reason) = transition_to(&mut v, "the retry", |s| {
-        matches!(s, State::Connecting { attempt: 2, .. })
-    })
-    .await;
-    assert_eq!(reason, Reason::LiveHint, "the kept hint cut the backoff");
-    playing(&v).await;
-    assert_eq!(stream.connects(), 2);
-}
-
-#[tokio::test(start_paused = true)]
-async fn stopping_during_an_attempt_hands_no_session_to_the_app() {
-    let stream = MemoryStream::new();
-    stream.publish();
-    stream.set_connect_delay(Duration::from_millis(200));
-    let mut v = viewer(&stream);
-    transition_to(&mut v, "connecting", |s| {
-        matches!(s, State::Connecting { .. })
-    })
-    .await;
-    v.stop().await;
-    // The attempt was abandoned: no session was handed over, none is open.
-    while let Ok(Some(event)) = timeout(Duration::from_secs(1), v.next()).await {
-        assert!(!matches!(event, Event::Session(_)), "{event}");
-    }
-    assert_eq!(stream.sessions(), 0);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_spawned_viewer_is_connecting_at_once_and_retry_in_reads_the_runtime_clock() {
-    let stream = MemoryStream::new();
-    let v = viewer(&stream);
-    assert!(
-        matches!(v.state(), State::Connecting { attempt: 1, .. }),
-        "{}",
-        v.state()
-    );
-    wait_for(&v, "waiting for the publisher", |s| {
-        matches!(s, State::Backoff { .. })
-    })
-    .await;
-    let first = v.retry_in().expect("backing off");
-    // Far more virtual time than any real time: the answer follows the runtime's clock.
-    sleep(first / 2).await;
-    let later = v.retry_in().expect("still backing off");
-    // tokio's timer has a 1 ms resolution.
-    let moved = first - later;
-    assert!(
-        moved.abs_diff(first / 2) <= Duration::from_millis(1),
-        "{moved:?} of {first:?}"
-    );
-}
+both!(
+    situations::frozen_media_is_detected_within_stall_after_plus_one_tick,
+    situations::a_freeze_that_heals_within_the_grace_keeps_the_session,
+    situations::a_freeze_beyond_the_grace_drops_the_session_and_reconnects,
+    situations::a_zero_reconnect_spread_reconnects_at_once,
+    situations::waiting_for_the_publisher_ends_at_once_on_a_live_hint,
+    situations::waiting_for_the_publisher_polls_with_backoff_without_a_hint,
+    situations::stop_during_connecting_abandons_the_attempt_and_never_reconnects,
+    situations::stop_during_playing_drops_the_session,
+    situations::stop_during_stalled_drops_the_session,
+    situations::stop_during_backoff_never_reconnects,
+    situations::start_after_stop_watches_again,
+    situations::player_reported_progress_drives_stall_detection,
+    situations::a_user_pause_is_never_a_stall,
+    situations::a_network_blink_after_stable_play_reconnects_within_the_spread,
+    situations::a_fatal_error_gives_up_and_reports_it,
+    situations::backoff_events_say_when_the_next_attempt_comes,
+    situations::dropping_the_viewer_ends_its_session,
+    situations::viewer_counts_reach_the_application,
+    situations::a_live_hint_given_while_an_attempt_is_in_flight_is_not_lost,
+    situations::stopping_during_an_attempt_hands_no_session_to_the_app,
+    situations::a_spawned_viewer_is_connecting_at_once_and_retry_in_reads_the_runtime_clock,
+    bounded::an_application_that_never_reads_events_keeps_bounded_memory_through_10_000_blinks,
+    bounded::a_session_that_arrives_before_the_last_one_was_read_supersedes_it,
+);

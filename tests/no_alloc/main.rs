@@ -3,7 +3,10 @@
 //! ticks, while ticks flicker, jump back to a new timeline, arrive out of
 //! order, stall and heal, and while it goes through drop → backoff → connect
 //! → playing, both as a flapping session and through the reconnect spread
-//! after stable play.
+//! after stable play. The drivers too (feature `testkit`): a fleet of 1 000
+//! playing viewers fed progress in bulk, and a `Reconnector` fed through
+//! `report_progress`, each on a paused current-thread runtime, so that their
+//! tasks run on the watched test thread.
 //!
 //! Unsafe code is needed here, and only here, to implement `GlobalAlloc`; the
 //! library itself keeps `#![forbid(unsafe_code)]`.
@@ -263,4 +266,96 @@ fn a_drop_after_stable_play_through_the_reconnect_spread_allocates_nothing() {
     });
     assert_eq!(n, 0, "allocations in 10 000 cycles");
     assert_eq!(full_cycles, 10_000, "each cycle went through the spread");
+}
+
+/// A paused current-thread runtime: its tasks run on the watched test thread,
+/// and sleeping is free.
+#[cfg(feature = "testkit")]
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime")
+}
+
+#[cfg(feature = "testkit")]
+mod drivers {
+    use std::time::Duration;
+
+    use futures::{FutureExt, StreamExt};
+    use relive::testkit::MemoryStream;
+    use relive::{FleetBuilder, Policy, Reconnector, State};
+    use tokio::time::sleep;
+
+    use super::{allocations_during, paused_runtime};
+
+    const TICK: Duration = Duration::from_millis(250);
+
+    #[test]
+    fn a_fleet_fed_progress_in_bulk_allocates_nothing_in_its_steady_state() {
+        let rt = paused_runtime();
+        let stream = MemoryStream::new();
+        stream.publish();
+        let source = stream.source().with_progress(false);
+        let mut fleet =
+            rt.block_on(async { FleetBuilder::new(Policy::default()).shards(2).spawn() });
+        let ids: Vec<_> = (0..1_000).map(|_| fleet.add(source.clone())).collect();
+        let mut batch: Vec<_> = ids.iter().map(|id| (*id, Duration::ZERO)).collect();
+        let mut rounds = |fleet: &mut relive::Fleet<_>, n: u32| {
+            rt.block_on(async {
+                for _ in 0..n {
+                    for (_, media) in &mut batch {
+                        *media += TICK;
+                    }
+                    fleet.report_progress(&batch);
+                    sleep(TICK).await;
+                    // The application reads what comes (nothing, once playing).
+                    while let Some(Some(event)) = fleet.next().now_or_never() {
+                        std::hint::black_box(event);
+                    }
+                }
+            });
+        };
+        // Warm-up: every viewer connects and plays, its stall deadline fires
+        // early and re-arms a few times, playback becomes stable (reset_after),
+        // and the timer wheel goes round more than a lap.
+        rounds(&mut fleet, 80);
+        let playing = |s: Option<State>| s.is_some_and(|s| s.is_playing());
+        assert!(ids.iter().all(|id| playing(fleet.state(*id))));
+        let n = allocations_during(|| rounds(&mut fleet, 400));
+        assert_eq!(n, 0, "allocations in 400 rounds of 1 000 ticks");
+        assert!(
+            ids.iter().all(|id| playing(fleet.state(*id))),
+            "a viewer stalled"
+        );
+        assert_eq!(fleet.ticks_refused(), 0);
+    }
+
+    #[test]
+    fn report_progress_allocates_nothing() {
+        let rt = paused_runtime();
+        let stream = MemoryStream::new();
+        stream.publish();
+        let source = stream.source().with_progress(false);
+        let mut viewer = rt.block_on(async { Reconnector::new(source, Policy::default()).spawn() });
+        let mut media = Duration::ZERO;
+        let mut rounds = |viewer: &mut relive::Viewer<_>, n: u32| {
+            rt.block_on(async {
+                for _ in 0..n {
+                    media += TICK;
+                    viewer.report_progress(media);
+                    sleep(TICK).await;
+                    while let Some(Some(event)) = viewer.next().now_or_never() {
+                        std::hint::black_box(event);
+                    }
+                }
+            });
+        };
+        rounds(&mut viewer, 80);
+        assert!(viewer.state().is_playing());
+        let n = allocations_during(|| rounds(&mut viewer, 4_000));
+        assert_eq!(n, 0, "allocations in 4 000 reports");
+        assert!(viewer.state().is_playing(), "{}", viewer.state());
+    }
 }
