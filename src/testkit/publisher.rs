@@ -53,6 +53,18 @@ pub enum PublisherError {
     Clip(#[from] ClipError),
 }
 
+/// Where a publisher peer is in its life, for [`PublisherPeer::phases`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerPhase {
+    /// The offer is answered; ICE and DTLS are not done yet.
+    Answered,
+    /// ICE and DTLS are up: media can flow.
+    Connected,
+    /// The task has ended (the viewer left or the path died).
+    Ended,
+}
+
 /// One publisher peer: a task answering one viewer. Dropping it closes the peer (DTLS
 /// close_notify to the viewer) and ends the task.
 #[derive(Debug)]
@@ -61,7 +73,7 @@ pub struct PublisherPeer {
     packets: Arc<AtomicU64>,
     keyframe_requests: Arc<AtomicU64>,
     _stop: oneshot::Sender<()>,
-    done: watch::Receiver<bool>,
+    phase: watch::Receiver<PeerPhase>,
 }
 
 /// A viewer that sends nothing (not even consent checks) for this long is gone.
@@ -98,7 +110,7 @@ impl PublisherPeer {
         let packets = Arc::new(AtomicU64::new(0));
         let keyframe_requests = Arc::new(AtomicU64::new(0));
         let (stop_tx, stop) = oneshot::channel();
-        let (done_tx, done) = watch::channel(false);
+        let (phase_tx, phase) = watch::channel(PeerPhase::Answered);
         let start = tokio::time::Instant::now().into_std();
         let task = Task {
             rtc,
@@ -110,21 +122,19 @@ impl PublisherPeer {
             video: None,
             audio: None,
             connected: false,
+            phase: phase_tx,
             start,
             cursor: ClipCursor::new(clip),
             last_rx: start,
         };
-        tokio::spawn(async move {
-            task.run(stop).await;
-            let _ = done_tx.send(true);
-        });
+        tokio::spawn(task.run(stop));
         tracing::debug!(%local, "publisher peer answered");
         let peer = PublisherPeer {
             local,
             packets,
             keyframe_requests,
             _stop: stop_tx,
-            done,
+            phase,
         };
         Ok((peer, answer.to_sdp_string()))
     }
@@ -147,7 +157,12 @@ impl PublisherPeer {
 
     /// Whether the peer's task has ended (the viewer left or the path died).
     pub fn is_finished(&self) -> bool {
-        *self.done.borrow()
+        *self.phase.borrow() == PeerPhase::Ended
+    }
+
+    /// The peer's phase now and its changes, for a log of peer-connection states.
+    pub fn phases(&self) -> watch::Receiver<PeerPhase> {
+        self.phase.clone()
     }
 }
 
@@ -165,6 +180,7 @@ struct Task {
     video: Option<Mid>,
     audio: Option<Mid>,
     connected: bool,
+    phase: watch::Sender<PeerPhase>,
     /// The wall-clock time of the cursor's time zero.
     start: Instant,
     cursor: ClipCursor<'static>,
@@ -197,6 +213,7 @@ impl Task {
             }
         }
         tracing::debug!(local = %self.local, "publisher peer ended");
+        self.phase.send_replace(PeerPhase::Ended);
     }
 
     fn feed(&self) -> Feed {
@@ -329,7 +346,10 @@ impl Task {
         match event {
             Event::MediaAdded(added) if added.kind.is_audio() => self.audio = Some(added.mid),
             Event::MediaAdded(added) => self.video = Some(added.mid),
-            Event::Connected => self.connected = true,
+            Event::Connected => {
+                self.connected = true;
+                self.phase.send_replace(PeerPhase::Connected);
+            }
             Event::KeyframeRequest(request) if Some(request.mid) == self.video => {
                 self.keyframe_requests.fetch_add(1, Ordering::Relaxed);
                 self.cursor.request_keyframe();
