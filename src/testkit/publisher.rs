@@ -87,8 +87,8 @@ impl PublisherPeer {
         ip: IpAddr,
         feed: watch::Receiver<Feed>,
     ) -> Result<(PublisherPeer, String), PublisherError> {
-        let offer =
-            SdpOffer::from_sdp_string(offer).map_err(|e| PublisherError::Offer(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(&in_rfc_order(offer))
+            .map_err(|e| PublisherError::Offer(e.to_string()))?;
         let clip = Clip::builtin()?;
         let std_socket = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
         std_socket.set_nonblocking(true)?;
@@ -164,6 +164,47 @@ impl PublisherPeer {
     pub fn phases(&self) -> watch::Receiver<PeerPhase> {
         self.phase.clone()
     }
+}
+
+/// `sdp` with the lines of each media section in RFC 8866 order (`i=`, `c=`, `b=`, `k=`, then
+/// `a=`), as str0m requires. Browsers write them so, but an SDK that munges the offer may not:
+/// the official Millicast JS SDK inserts its `multiopus` `a=` lines right after the audio `m=`
+/// line, ahead of `c=`, and Millicast's servers accept that, so the testkit does too.
+fn in_rfc_order(sdp: &str) -> String {
+    fn rank(line: &str) -> u8 {
+        match line.as_bytes().first() {
+            Some(b'i') => 0,
+            Some(b'c') => 1,
+            Some(b'b') => 2,
+            Some(b'k') => 3,
+            _ => 4,
+        }
+    }
+    let mut out = String::with_capacity(sdp.len());
+    let mut section: Vec<&str> = Vec::new();
+    let flush = |section: &mut Vec<&str>, out: &mut String| {
+        // The `m=` line stays first; the others are sorted stably by type.
+        if let Some((first, rest)) = section.split_first_mut() {
+            rest.sort_by_key(|line| rank(line));
+            out.push_str(first);
+            for line in rest.iter() {
+                out.push_str(line);
+            }
+        }
+        section.clear();
+    };
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            flush(&mut section, &mut out);
+            section.push(line);
+        } else if section.is_empty() {
+            out.push_str(line);
+        } else {
+            section.push(line);
+        }
+    }
+    flush(&mut section, &mut out);
+    out
 }
 
 fn now() -> Instant {
@@ -383,6 +424,15 @@ impl Task {
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn media_lines_are_put_in_rfc_order_and_nothing_else_moves() {
+        let munged = "v=0\r\ns=-\r\nm=audio 9 X 111\r\na=rtpmap:105 multiopus/48000/6\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\nm=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n";
+        let fixed = "v=0\r\ns=-\r\nm=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:105 multiopus/48000/6\r\na=mid:1\r\nm=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n";
+        assert_eq!(super::in_rfc_order(munged), fixed);
+        assert_eq!(super::in_rfc_order(fixed), fixed);
+        assert_eq!(super::in_rfc_order("v=0\r\n"), "v=0\r\n");
+    }
 
     use str0m::media::{Direction, KeyframeRequestKind};
 
