@@ -71,11 +71,13 @@ async function startTestkit(wireLog) {
     child.stderr.on('data', (data) => {
       if (process.env.CHECK_DEBUG) process.stderr.write(data);
       text += data;
-      const found = text.match(/listening on (http:\/\/\S+)/);
+      // Only a whole address: stderr may arrive in pieces.
+      const found = text.match(/listening on (http:\/\/\S+)\s/);
       if (found) { clearTimeout(timer); resolve(found[1]); }
     });
     child.on('exit', (code) => reject(new Error(`relive-testkit exited with ${code}: ${text}`)));
   });
+  log(`relive-testkit at ${base}`);
   return { child, base };
 }
 
@@ -104,6 +106,24 @@ async function play(base, sample) {
   await sleep(TAIL_MS);
   marks.push({ step: null, wall: Date.now(), before: await sample() });
   return marks;
+}
+
+/** `a → b → c → b → c → b → c` as `a → (b → c)×3`: retry loops stay readable. */
+function sequence(items) {
+  const out = [];
+  for (let i = 0; i < items.length;) {
+    let repeats = 1;
+    while (items[i + 2 * repeats] === items[i] && items[i + 2 * repeats + 1] === items[i + 1]
+      && i + 2 * repeats + 1 < items.length) repeats++;
+    if (repeats > 1) {
+      out.push(`(${items[i]} → ${items[i + 1]})×${repeats}`);
+      i += 2 * repeats;
+    } else {
+      out.push(items[i]);
+      i++;
+    }
+  }
+  return out.join(' → ');
 }
 
 const count = (items) => {
@@ -196,7 +216,8 @@ async function checkSdk() {
       log('wire log:\n' + wire.join('\n'));
       throw new Error(`the SDK played no frame in ${FIRST_PLAY_MS} ms${error ? `: ${error}` : ''}`);
     }
-    log(`SDK playing: ${state.frames} frames after ${Date.now() - started} ms`);
+    const firstFrameMs = Date.now() - started;
+    log(`SDK playing: ${state.frames} frames after ${firstFrameMs} ms`);
     await sleep(2000);
     const marks = await play(base, sample);
     const events = await tab.evaluate(() => window.check.events);
@@ -209,7 +230,7 @@ async function checkSdk() {
         cell: `${wireSummary(records, from, to)}; frames +${frames}${sdkEvents.length ? `; SDK: ${count(sdkEvents)}` : ''}`,
       };
     });
-    return { rows, firstFrames: state.frames, totalFrames: marks.at(-1).before.frames };
+    return { rows, firstFrameMs, firstFrames: marks[0].before.frames, totalFrames: marks.at(-1).before.frames };
   } finally {
     await context.close();
     server.close();
@@ -234,7 +255,10 @@ async function checkRelive() {
     for (const line of lines) {
       try {
         const event = JSON.parse(line);
-        if (event.event === 'state') states.push({ wall: Date.now(), what: `${event.to} (${event.reason})` });
+        if (event.event === 'state') {
+          const reason = event.reason === 'backoff elapsed' ? '' : ` (${event.reason})`;
+          states.push({ wall: Date.now(), what: `${event.to}${reason}` });
+        }
       } catch { /* not a JSON line */ }
     }
   });
@@ -248,7 +272,7 @@ async function checkRelive() {
     const records = wireRecords(wireLog);
     const rows = windows(records, marks).map(({ mark, next, from, to }) => {
       const seen = states.slice(mark.before.states, next.before.states).map((s) => s.what);
-      return { step: mark.step, cell: `${wireSummary(records, from, to)}; relive: ${seen.length ? seen.join(' → ') : 'no change'}` };
+      return { step: mark.step, cell: `${wireSummary(records, from, to)}; relive: ${seen.length ? sequence(seen) : 'no change'}` };
     });
     return { rows };
   } finally {
@@ -264,7 +288,10 @@ const sdk = which === 'relive' ? null : await checkSdk().catch((e) => { log('SDK
 const relive = which === 'sdk' ? null : await checkRelive().catch((e) => { log('relive:', e.message); return { error: e.message }; });
 const columns = [['official JS SDK (@millicast/sdk, Chromium)', sdk], ['relive (examples/watch, webrtc)', relive]]
   .filter(([, result]) => result);
-if (sdk?.firstFrames) console.log(`The SDK played ${sdk.firstFrames} frames before the script and ${sdk.totalFrames} in all.\n`);
+if (sdk?.firstFrames) {
+  console.log(`The SDK painted its first frame ${sdk.firstFrameMs} ms after the page loaded, ` +
+    `${sdk.firstFrames} frames before the first step and ${sdk.totalFrames} in all.\n`);
+}
 console.log(`| at | action | ${columns.map(([name]) => name).join(' | ')} |`);
 console.log(`|---|---|${columns.map(() => '---').join('|')}|`);
 script.steps.forEach((step, i) => {
