@@ -181,10 +181,26 @@ async fn serve(
     ExitCode::SUCCESS
 }
 
+/// The largest script read: far more than any timeline needs, and a bound for a path to an
+/// endless file such as a pipe.
+const MAX_SCRIPT: u64 = 16 * 1024 * 1024;
+
 /// Reads and checks the script file; the error says where and what.
 fn read_script(path: &std::path::Path) -> Result<Script, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| format!("cannot read script {}: {error}", path.display()))?;
+    use std::io::Read as _;
+    let cannot = |error: std::io::Error| format!("cannot read script {}: {error}", path.display());
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(MAX_SCRIPT + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_SCRIPT {
+        return Err(format!(
+            "script {} is larger than {MAX_SCRIPT} bytes",
+            path.display()
+        ));
+    }
     Script::parse(&text).map_err(|error| format!("{}: {error}", path.display()))
 }
 

@@ -71,4 +71,8 @@ async fn a_missing_script_or_a_bad_flag_exits_2() {
     assert!(stderr.contains("invalid stream name"), "{stderr}");
     let (code, _) = run(&["--exit-after-script"]).await;
     assert_eq!(code, Some(2));
+    // An endless file is refused at the size bound, not read forever.
+    let (code, stderr) = run(&["--script", "/dev/zero"]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("larger than"), "{stderr}");
 }
