@@ -9,6 +9,8 @@
 //!   signaling server.
 //! - `publisher` (with feature `webrtc`): a publisher peer that answers a viewer's offer and
 //!   sends real RTP over UDP on loopback: the [`clip`], looped.
+//! - `script` (with feature `millicast`): fault scripts, timelines of server actions read from
+//!   JSON, which the `relive-testkit` binary plays and its control API takes live.
 //! - [`clip`]: a short real clip (VP8 or H.264 video, Opus audio), embedded, and the cursor
 //!   that loops it.
 
@@ -19,5 +21,7 @@ pub mod millicast;
 pub mod proxy;
 #[cfg(feature = "webrtc")]
 pub mod publisher;
+#[cfg(feature = "millicast")]
+pub mod script;
 
 pub use memory::{MemoryError, MemoryMedia, MemorySource, MemoryStream};

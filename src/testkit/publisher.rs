@@ -57,6 +57,18 @@ pub enum PublisherError {
     Clip(#[from] ClipError),
 }
 
+/// Where a publisher peer is in its life, for [`PublisherPeer::phases`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerPhase {
+    /// The offer is answered; ICE and DTLS are not done yet.
+    Answered,
+    /// ICE and DTLS are up: media can flow.
+    Connected,
+    /// The task has ended (the viewer left or the path died).
+    Ended,
+}
+
 /// One publisher peer: a task answering one viewer. Dropping it closes the peer (DTLS
 /// close_notify to the viewer) and ends the task.
 #[derive(Debug)]
@@ -65,7 +77,7 @@ pub struct PublisherPeer {
     packets: Arc<AtomicU64>,
     keyframe_requests: Arc<AtomicU64>,
     _stop: oneshot::Sender<()>,
-    done: watch::Receiver<bool>,
+    phase: watch::Receiver<PeerPhase>,
 }
 
 /// A viewer that sends nothing (not even consent checks) for this long is gone.
@@ -79,8 +91,8 @@ impl PublisherPeer {
         ip: IpAddr,
         feed: watch::Receiver<Feed>,
     ) -> Result<(PublisherPeer, String), PublisherError> {
-        let offer =
-            SdpOffer::from_sdp_string(offer).map_err(|e| PublisherError::Offer(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(&in_rfc_order(offer))
+            .map_err(|e| PublisherError::Offer(e.to_string()))?;
         let codec = feed.borrow().video;
         let clip = Clip::builtin_with(codec)?;
         let std_socket = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
@@ -104,7 +116,7 @@ impl PublisherPeer {
         let packets = Arc::new(AtomicU64::new(0));
         let keyframe_requests = Arc::new(AtomicU64::new(0));
         let (stop_tx, stop) = oneshot::channel();
-        let (done_tx, done) = watch::channel(false);
+        let (phase_tx, phase) = watch::channel(PeerPhase::Answered);
         let start = tokio::time::Instant::now().into_std();
         let task = Task {
             rtc,
@@ -116,21 +128,19 @@ impl PublisherPeer {
             video: None,
             audio: None,
             connected: false,
+            phase: phase_tx,
             start,
             cursor: ClipCursor::new(clip),
             last_rx: start,
         };
-        tokio::spawn(async move {
-            task.run(stop).await;
-            let _ = done_tx.send(true);
-        });
+        tokio::spawn(task.run(stop));
         tracing::debug!(%local, "publisher peer answered");
         let peer = PublisherPeer {
             local,
             packets,
             keyframe_requests,
             _stop: stop_tx,
-            done,
+            phase,
         };
         Ok((peer, answer.to_sdp_string()))
     }
@@ -153,8 +163,54 @@ impl PublisherPeer {
 
     /// Whether the peer's task has ended (the viewer left or the path died).
     pub fn is_finished(&self) -> bool {
-        *self.done.borrow()
+        *self.phase.borrow() == PeerPhase::Ended
     }
+
+    /// The peer's phase now and its changes, for a log of peer-connection states.
+    pub fn phases(&self) -> watch::Receiver<PeerPhase> {
+        self.phase.clone()
+    }
+}
+
+/// `sdp` with the lines of each media section in RFC 8866 order (`i=`, `c=`, `b=`, `k=`, then
+/// `a=`), as str0m requires. Browsers write them so, but an SDK that munges the offer may not:
+/// the official Millicast JS SDK inserts its `multiopus` `a=` lines right after the audio `m=`
+/// line, ahead of `c=`, and Millicast's servers accept that, so the testkit does too.
+fn in_rfc_order(sdp: &str) -> String {
+    fn rank(line: &str) -> u8 {
+        match line.as_bytes().first() {
+            Some(b'i') => 0,
+            Some(b'c') => 1,
+            Some(b'b') => 2,
+            Some(b'k') => 3,
+            _ => 4,
+        }
+    }
+    let mut out = String::with_capacity(sdp.len());
+    let mut section: Vec<&str> = Vec::new();
+    let flush = |section: &mut Vec<&str>, out: &mut String| {
+        // The `m=` line stays first; the others are sorted stably by type.
+        if let Some((first, rest)) = section.split_first_mut() {
+            rest.sort_by_key(|line| rank(line));
+            out.push_str(first);
+            for line in rest.iter() {
+                out.push_str(line);
+            }
+        }
+        section.clear();
+    };
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            flush(&mut section, &mut out);
+            section.push(line);
+        } else if section.is_empty() {
+            out.push_str(line);
+        } else {
+            section.push(line);
+        }
+    }
+    flush(&mut section, &mut out);
+    out
 }
 
 fn now() -> Instant {
@@ -171,6 +227,7 @@ struct Task {
     video: Option<Mid>,
     audio: Option<Mid>,
     connected: bool,
+    phase: watch::Sender<PeerPhase>,
     /// The wall-clock time of the cursor's time zero.
     start: Instant,
     cursor: ClipCursor<'static>,
@@ -203,6 +260,7 @@ impl Task {
             }
         }
         tracing::debug!(local = %self.local, "publisher peer ended");
+        self.phase.send_replace(PeerPhase::Ended);
     }
 
     fn feed(&self) -> Feed {
@@ -337,7 +395,10 @@ impl Task {
         match event {
             Event::MediaAdded(added) if added.kind.is_audio() => self.audio = Some(added.mid),
             Event::MediaAdded(added) => self.video = Some(added.mid),
-            Event::Connected => self.connected = true,
+            Event::Connected => {
+                self.connected = true;
+                self.phase.send_replace(PeerPhase::Connected);
+            }
             Event::KeyframeRequest(request) if Some(request.mid) == self.video => {
                 self.keyframe_requests.fetch_add(1, Ordering::Relaxed);
                 self.cursor.request_keyframe();
@@ -371,6 +432,15 @@ impl Task {
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn media_lines_are_put_in_rfc_order_and_nothing_else_moves() {
+        let munged = "v=0\r\ns=-\r\nm=audio 9 X 111\r\na=rtpmap:105 multiopus/48000/6\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\nm=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n";
+        let fixed = "v=0\r\ns=-\r\nm=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:105 multiopus/48000/6\r\na=mid:1\r\nm=video 9 X 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n";
+        assert_eq!(super::in_rfc_order(munged), fixed);
+        assert_eq!(super::in_rfc_order(fixed), fixed);
+        assert_eq!(super::in_rfc_order("v=0\r\n"), "v=0\r\n");
+    }
 
     use str0m::media::{Direction, KeyframeRequestKind};
 

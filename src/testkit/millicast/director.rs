@@ -12,16 +12,30 @@ use serde_json::json;
 
 use super::frames;
 use super::state::Shared;
+use super::wire_log::WireEvent;
 use super::{DirectorFault, stopped};
 use crate::Secret;
 use crate::millicast::wire::{DirectorSuccess, SubscribeRequest};
 
-/// The handler of `POST /api/director/subscribe`.
+/// The handler of `POST /api/director/subscribe`: the answer, logged on the wire log.
 pub(super) async fn subscribe(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let response = respond(&shared, &headers, &body).await;
+    if shared.wire.is_on() {
+        let stream = serde_json::from_slice::<SubscribeRequest>(&body)
+            .ok()
+            .map(|request| request.stream_name);
+        let status = response.status().as_u16();
+        shared.wire.record(WireEvent::Director { stream, status });
+    }
+    response
+}
+
+/// The answer to a subscribe request: a fault's, or a healthy Director's.
+async fn respond(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Response {
     // Subscribe before taking the fault so that a release in between is not missed.
     let mut release = shared.hang_release.subscribe();
     shared.count_director_request();
@@ -36,7 +50,7 @@ pub(super) async fn subscribe(
     } else if let Some(response) = fault.and_then(fault_response) {
         return response;
     }
-    answer(&shared, &headers, &body)
+    answer(shared, headers, body)
 }
 
 /// The answer of a healthy Director.

@@ -132,6 +132,7 @@ impl Media {
             Ok((peer, answer)) => (answer, Some(peer)),
             Err(error) => {
                 tracing::debug!(%error, "no publisher peer for this offer; fixed answer");
+                tracing::trace!(%offer, "the offer no publisher peer could answer");
                 (frames::sdp_answer(offer, id), None)
             }
         }

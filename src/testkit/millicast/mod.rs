@@ -34,6 +34,8 @@
 //! # Ok(()) }
 //! ```
 
+mod control;
+mod cors;
 mod director;
 mod frames;
 mod media;
@@ -41,6 +43,9 @@ mod signaling;
 mod state;
 #[cfg(feature = "webrtc")]
 mod whep;
+mod wire_log;
+
+pub use wire_log::{PeerState, SocketEnd, WireEvent, WireRecord};
 
 use std::io;
 use std::net::SocketAddr;
@@ -48,9 +53,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::error::Elapsed;
 
 use crate::millicast::wire::SignalingEvent;
@@ -81,6 +87,9 @@ pub enum DirectorFault {
 pub struct MillicastServerBuilder {
     account: String,
     secure_token: Option<String>,
+    bind: SocketAddr,
+    wire_log: Option<mpsc::Sender<WireRecord>>,
+    control_api: bool,
 }
 
 impl std::fmt::Debug for MillicastServerBuilder {
@@ -88,6 +97,9 @@ impl std::fmt::Debug for MillicastServerBuilder {
         f.debug_struct("MillicastServerBuilder")
             .field("account", &self.account)
             .field("secured", &self.secure_token.is_some())
+            .field("bind", &self.bind)
+            .field("wire_log", &self.wire_log.is_some())
+            .field("control_api", &self.control_api)
             .finish()
     }
 }
@@ -106,14 +118,46 @@ impl MillicastServerBuilder {
         self
     }
 
-    /// Binds 127.0.0.1 on a free port and starts serving. Must be called within a tokio runtime.
+    /// The address to listen on (default `127.0.0.1:0`, a free port): for a server that other
+    /// processes find at a known port, like `relive-testkit --listen`.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Sends a [`WireRecord`] of everything viewers do (and every [`Action`](crate::testkit::script::Action)
+    /// played) to `sender`; a record that finds the channel full is dropped and counted
+    /// ([`MillicastServer::wire_records_dropped`]).
+    pub fn wire_log(mut self, sender: mpsc::Sender<WireRecord>) -> Self {
+        self.wire_log = Some(sender);
+        self
+    }
+
+    /// Serves the control API, `POST /control/{action}`: the fault script's actions, live. Off
+    /// by default: anyone who reaches the port can then steer the server.
+    pub fn control_api(mut self, on: bool) -> Self {
+        self.control_api = on;
+        self
+    }
+
+    /// Binds the address (127.0.0.1 on a free port unless [`bind`](Self::bind) says otherwise)
+    /// and starts serving. Must be called within a tokio runtime.
     pub async fn start(self) -> io::Result<MillicastServer> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = TcpListener::bind(self.bind).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(self.account, addr, self.secure_token));
+        let wire = wire_log::WireLog::new(self.wire_log);
+        let shared = Arc::new(Shared::new(self.account, addr, self.secure_token, wire));
         let router = Router::new()
             .route("/api/director/subscribe", post(director::subscribe))
             .route("/ws/v2/sub/{n}", get(signaling::connect));
+        let router = if self.control_api {
+            router.route(
+                "/control/{action}",
+                post(control::action).layer(DefaultBodyLimit::max(control::MAX_BODY)),
+            )
+        } else {
+            router
+        };
         #[cfg(feature = "webrtc")]
         let router = router
             .route("/api/whep/{account}/{stream}", post(whep::offer))
@@ -121,7 +165,9 @@ impl MillicastServerBuilder {
                 &format!("{}/{{id}}", whep::RESOURCE_PATH),
                 axum::routing::delete(whep::delete),
             );
-        let router = router.with_state(Arc::clone(&shared));
+        let router = router
+            .with_state(Arc::clone(&shared))
+            .layer(axum::middleware::from_fn(cors::layer));
         let mut shutdown = shared.shutdown.subscribe();
         let serve = axum::serve(listener, router)
             .with_graceful_shutdown(async move { stopped(&mut shutdown).await });
@@ -132,7 +178,7 @@ impl MillicastServerBuilder {
         });
         tracing::debug!(%addr, "millicast testkit server started");
         Ok(MillicastServer {
-            _stopper: Arc::new(Stopper(Arc::clone(&shared))),
+            _stopper: Some(Arc::new(Stopper(Arc::clone(&shared)))),
             shared,
         })
     }
@@ -151,7 +197,8 @@ impl MillicastServerBuilder {
 #[derive(Clone)]
 pub struct MillicastServer {
     shared: Arc<Shared>,
-    _stopper: Arc<Stopper>,
+    /// `None` in the server's own handles (the control API's), which must not keep it alive.
+    _stopper: Option<Arc<Stopper>>,
 }
 
 impl std::fmt::Debug for MillicastServer {
@@ -183,7 +230,31 @@ impl MillicastServer {
         MillicastServerBuilder {
             account: "testkit".to_owned(),
             secure_token: None,
+            bind: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+            wire_log: None,
+            control_api: false,
         }
+    }
+
+    /// A handle for the server's own handlers, which does not keep the server running.
+    fn borrowed(shared: Arc<Shared>) -> Self {
+        MillicastServer {
+            shared,
+            _stopper: None,
+        }
+    }
+
+    /// Logs that `action` was played (a [`WireEvent::Action`]).
+    pub(crate) fn note_action(&self, action: &crate::testkit::script::Action) {
+        self.shared.wire.record(WireEvent::Action {
+            action: action.clone(),
+        });
+    }
+
+    /// Wire records dropped because the [`wire_log`](MillicastServerBuilder::wire_log) channel
+    /// was full.
+    pub fn wire_records_dropped(&self) -> u64 {
+        self.shared.wire.dropped()
     }
 
     /// Starts a server with account `"testkit"` and unsecured streams.

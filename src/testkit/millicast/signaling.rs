@@ -17,6 +17,7 @@ use super::frames;
 use super::media::Peer;
 use super::state::{Control, Shared, VIEWER_QUEUE};
 use super::stopped;
+use super::wire_log::{SocketEnd, WireEvent};
 use crate::millicast::wire::{ViewCommand, ViewResponse, parse_command};
 
 /// How long a closing socket waits for the client's close frame.
@@ -68,8 +69,10 @@ fn percent_decode(text: &str) -> Option<String> {
 enum End {
     /// The server closes: send a close frame.
     Close,
-    /// Abort, or the client went away: no close frame.
+    /// The server aborts: no close frame.
     Drop,
+    /// The client closed the socket or went away.
+    Gone,
 }
 
 /// What ends a viewer socket from the server side: shutdown, or a drop/kill from the test.
@@ -108,11 +111,26 @@ async fn run_viewer(shared: Arc<Shared>, stream: String, mut socket: WebSocket) 
         shutdown: shared.shutdown.subscribe(),
     };
     tracing::debug!(viewer = viewer.id, %stream, "viewer socket open");
-    if let End::Close = viewer.serve(&mut socket, &mut frames, &mut stop).await {
+    shared.wire.record(WireEvent::SocketOpen {
+        viewer: viewer.id,
+        stream: stream.clone(),
+    });
+    let end = viewer.serve(&mut socket, &mut frames, &mut stop).await;
+    if let End::Close = end {
         // Bounded: a client that reads nothing must not keep the task alive.
         let _ = tokio::time::timeout(CLOSE_GRACE, close(&mut socket)).await;
     }
     tracing::debug!(viewer = viewer.id, %stream, "viewer socket closed");
+    let how = match end {
+        End::Close => SocketEnd::CloseFrame,
+        End::Drop => SocketEnd::Dropped,
+        End::Gone => SocketEnd::Client,
+    };
+    shared.wire.record(WireEvent::SocketClosed {
+        viewer: viewer.id,
+        stream: stream.clone(),
+        how,
+    });
     drop(registration);
 }
 
@@ -135,7 +153,7 @@ async fn close(socket: &mut WebSocket) {
 
 /// What a viewer task knows about itself.
 struct Viewer<'a> {
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     stream: &'a str,
     id: u64,
     /// The publisher peer of the accepted `view`: it lives as long as the socket.
@@ -163,14 +181,14 @@ impl Viewer<'_> {
                 frame = frames.recv() => {
                     let Some(frame) = frame else { return End::Drop };
                     tokio::select! {
-                        sent = socket.send(Message::text(frame)) => if sent.is_err() { return End::Drop },
+                        sent = socket.send(Message::text(frame)) => if sent.is_err() { return End::Gone },
                         end = stop.wait() => return end,
                     }
                 }
                 message = socket.recv(), if reading => {
-                    let Some(Ok(message)) = message else { return End::Drop };
+                    let Some(Ok(message)) = message else { return End::Gone };
                     tokio::select! {
-                        handled = self.handle(socket, message) => if handled.is_err() { return End::Drop },
+                        handled = self.handle(socket, message) => if handled.is_err() { return End::Gone },
                         end = stop.wait() => return end,
                     }
                 }
@@ -187,7 +205,11 @@ impl Viewer<'_> {
                 return Ok(());
             }
             // Pongs are automatic; a close is answered by the read and ends the stream.
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Ok(()),
+            Message::Ping(_) => {
+                self.shared.wire.record(WireEvent::Ping { viewer: self.id });
+                return Ok(());
+            }
+            Message::Pong(_) | Message::Close(_) => return Ok(()),
         };
         let command = match parse_command(text.as_str()) {
             Ok(command) => command,
@@ -199,9 +221,11 @@ impl Viewer<'_> {
         let replies = match command.name.as_str() {
             "view" => self.view(command.trans_id, &command.data),
             "select" | "project" | "unproject" => {
+                self.note_command(&command.name);
                 vec![frames::response(command.trans_id, json!({}))]
             }
             other => {
+                self.note_command(other);
                 tracing::debug!(viewer = self.id, command = other, "unknown command");
                 vec![frames::error(
                     command.trans_id,
@@ -215,30 +239,66 @@ impl Viewer<'_> {
         Ok(())
     }
 
-    /// The frames answering `view`: an error, or the response then `active` and `layers`.
+    fn note_command(&self, name: &str) {
+        self.shared.wire.record(WireEvent::Command {
+            viewer: self.id,
+            name: name.to_owned(),
+        });
+    }
+
+    /// Logs the answer to a `view`: accepted, or the error message.
+    fn note_view(&self, error: Option<&str>) {
+        self.shared.wire.record(WireEvent::View {
+            viewer: self.id,
+            stream: self.stream.to_owned(),
+            accepted: error.is_none(),
+            error: error.map(str::to_owned),
+        });
+    }
+
+    /// The frames answering `view`, logged.
     fn view(&self, trans_id: u64, data: &Value) -> Vec<String> {
-        self.shared.count_view_request();
-        let view = match ViewCommand::deserialize(data) {
-            Ok(view) => view,
-            Err(error) => {
-                tracing::debug!(viewer = self.id, %error, "invalid view data");
-                return vec![frames::error(trans_id, "Invalid view data")];
+        match self.answer_view(data) {
+            Ok((response, events)) => {
+                self.note_view(None);
+                let mut replies = vec![frames::response(trans_id, response)];
+                replies.extend(events);
+                replies
             }
-        };
+            Err(message) => {
+                self.note_view(Some(message));
+                vec![frames::error(trans_id, message)]
+            }
+        }
+    }
+
+    /// The answer to `view`: the response data and the events after it, or an error message.
+    fn answer_view(&self, data: &Value) -> Result<(Value, Vec<String>), &'static str> {
+        self.shared.count_view_request();
+        let view = ViewCommand::deserialize(data).map_err(|error| {
+            tracing::debug!(viewer = self.id, %error, "invalid view data");
+            "Invalid view data"
+        })?;
         let qualified = format!("{}/{}", self.shared.account, self.stream);
         if view.stream_id != self.stream && view.stream_id != qualified {
-            return vec![frames::error(
-                trans_id,
-                "Stream id does not match the token",
-            )];
+            return Err("Stream id does not match the token");
         }
         if !self.shared.try_view(self.id) {
-            return vec![frames::error(trans_id, "Feed not found")];
+            return Err("Feed not found");
         }
         let (sdp, peer) =
             self.shared
                 .media
                 .answer_view(self.stream, &view.sdp, self.shared.random(self.id));
+        #[cfg(feature = "webrtc")]
+        if let Some(peer) = &peer {
+            super::wire_log::follow_peer(
+                self.shared,
+                self.stream,
+                format!("view-{}", self.id),
+                peer,
+            );
+        }
         if let Ok(mut slot) = self.peer.lock() {
             *slot = peer;
         }
@@ -249,11 +309,11 @@ impl Viewer<'_> {
             stream_view_id: format!("view-{}", self.id),
         };
         let data = serde_json::to_value(&response).unwrap_or(Value::Null);
-        vec![
-            frames::response(trans_id, data),
+        let events = vec![
             frames::active(&self.shared.account, self.stream),
             frames::layers(1),
-        ]
+        ];
+        Ok((data, events))
     }
 }
 

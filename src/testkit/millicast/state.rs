@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::DirectorFault;
 use super::media::Media;
+use super::wire_log::WireLog;
 
 /// Frames queued per viewer before further broadcasts to it are dropped.
 pub(super) const VIEWER_QUEUE: usize = 256;
@@ -46,6 +47,8 @@ pub(super) struct Shared {
     pub(super) shutdown: watch::Sender<bool>,
     /// Publisher peers and their switches (real media with feature `webrtc`).
     pub(super) media: Media,
+    /// Where the wire log goes (nowhere unless asked).
+    pub(super) wire: WireLog,
     director_requests: AtomicU64,
     view_requests: AtomicU64,
     next_id: AtomicU64,
@@ -84,7 +87,12 @@ impl Drop for Registration<'_> {
 }
 
 impl Shared {
-    pub(super) fn new(account: String, addr: SocketAddr, secure_token: Option<String>) -> Self {
+    pub(super) fn new(
+        account: String,
+        addr: SocketAddr,
+        secure_token: Option<String>,
+        wire: WireLog,
+    ) -> Self {
         Self {
             account,
             addr,
@@ -97,6 +105,7 @@ impl Shared {
             ignore_pings: watch::Sender::new(false),
             shutdown: watch::Sender::new(false),
             media: Media::default(),
+            wire,
             director_requests: AtomicU64::new(0),
             view_requests: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
@@ -281,7 +290,12 @@ mod tests {
 
     fn shared(secure_token: Option<&str>) -> Shared {
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
-        Shared::new("acct".into(), addr, secure_token.map(str::to_owned))
+        Shared::new(
+            "acct".into(),
+            addr,
+            secure_token.map(str::to_owned),
+            WireLog::new(None),
+        )
     }
 
     #[test]

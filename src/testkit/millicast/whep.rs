@@ -12,43 +12,73 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::state::Shared;
+use super::wire_log::{WireEvent, follow_peer};
 
 /// The path of WHEP resources; a resource is `{RESOURCE_PATH}/{id}`.
 pub(super) const RESOURCE_PATH: &str = "/api/whep/resource";
 
-/// The handler of `POST /api/whep/{account}/{stream}`.
+/// The handler of `POST /api/whep/{account}/{stream}`, logged on the wire log.
 pub(super) async fn offer(
     State(shared): State<Arc<Shared>>,
     Path((account, stream)): Path<(String, String)>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    let (response, resource) = answer(&shared, &account, &stream, &headers, &body);
+    shared.wire.record(WireEvent::Whep {
+        method: "POST".to_owned(),
+        stream: Some(stream),
+        resource,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+/// The answer to a WHEP offer, and the resource it created.
+fn answer(
+    shared: &Arc<Shared>,
+    account: &str,
+    stream: &str,
+    headers: &HeaderMap,
+    body: &str,
+) -> (Response, Option<u64>) {
     shared.media.whep_requests.fetch_add(1, Ordering::SeqCst);
     shared.changed();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     if !shared.is_authorized(authorization) {
-        return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+        return (
+            (StatusCode::UNAUTHORIZED, "Unauthorized").into_response(),
+            None,
+        );
     }
     if account != shared.account {
-        return (StatusCode::NOT_FOUND, "Stream not found").into_response();
+        return (
+            (StatusCode::NOT_FOUND, "Stream not found").into_response(),
+            None,
+        );
     }
-    if !shared.is_live(&stream) {
-        return (StatusCode::CONFLICT, "Stream not found").into_response();
+    if !shared.is_live(stream) {
+        return (
+            (StatusCode::CONFLICT, "Stream not found").into_response(),
+            None,
+        );
     }
-    let (peer, answer) = match shared.media.publisher(&stream, &body) {
+    let (peer, answer) = match shared.media.publisher(stream, body) {
         Ok(answered) => answered,
         Err(error) => {
             tracing::debug!(%error, "WHEP offer refused");
-            return (StatusCode::BAD_REQUEST, "Invalid SDP offer").into_response();
+            let refused = (StatusCode::BAD_REQUEST, "Invalid SDP offer").into_response();
+            return (refused, None);
         }
     };
     let id = shared.next_id();
-    lock(&shared).insert(id, (stream.clone(), peer));
+    follow_peer(shared, stream, format!("whep-{id}"), &peer);
+    lock(shared).insert(id, (stream.to_owned(), peer));
     shared.changed();
     tracing::debug!(%stream, resource = id, "WHEP session created");
-    (
+    let created = (
         StatusCode::CREATED,
         [
             (header::CONTENT_TYPE, "application/sdp".to_owned()),
@@ -56,7 +86,8 @@ pub(super) async fn offer(
         ],
         answer,
     )
-        .into_response()
+        .into_response();
+    (created, Some(id))
 }
 
 /// The handler of `DELETE /api/whep/resource/{id}`: ends the session's publisher peer.
@@ -64,6 +95,12 @@ pub(super) async fn delete(State(shared): State<Arc<Shared>>, Path(id): Path<u64
     shared.media.whep_deletes.fetch_add(1, Ordering::SeqCst);
     let removed = lock(&shared).remove(&id);
     shared.changed();
+    shared.wire.record(WireEvent::Whep {
+        method: "DELETE".to_owned(),
+        stream: removed.as_ref().map(|(stream, _)| stream.clone()),
+        resource: Some(id),
+        status: if removed.is_some() { 200 } else { 404 },
+    });
     match removed {
         Some((stream, _peer)) => {
             tracing::debug!(%stream, resource = id, "WHEP session deleted");

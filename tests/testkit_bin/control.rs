@@ -1,0 +1,175 @@
+//! The control API plays the script's actions live; CORS lets a page elsewhere use it.
+
+use serde_json::json;
+
+use crate::child::{Testkit, is};
+use crate::viewer;
+
+#[tokio::test]
+async fn control_requests_publish_and_close_sockets_with_a_close_frame() {
+    let testkit = Testkit::start(&[]).await;
+    let (status, answer) = testkit.control("publish", r#"{"stream":"cam"}"#).await;
+    assert_eq!(
+        (status, answer["ok"].clone()),
+        (200, json!(true)),
+        "{answer}"
+    );
+    let mut w = viewer(&testkit.base);
+    w.until_playing().await;
+    let view = testkit
+        .until("an accepted view", 0, |r| {
+            is(r, "view", &[("accepted", json!(true))])
+        })
+        .await;
+    assert_eq!(testkit.control("close_sockets", "").await.0, 200);
+    testkit
+        .until("a close frame", view, |r| {
+            is(r, "socket_closed", &[("how", json!("close_frame"))])
+        })
+        .await;
+    testkit
+        .until("the viewer back", view + 1, |r| {
+            is(r, "view", &[("accepted", json!(true))])
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_bad_control_request_is_a_400_naming_the_action_or_field() {
+    let testkit = Testkit::start(&[]).await;
+    let (status, answer) = testkit.control("melt", "").await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown variant `melt`"),
+        "{answer}"
+    );
+    let (status, answer) = testkit.control("freeze", "").await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `stream`"),
+        "{answer}"
+    );
+    let (status, _) = testkit
+        .control("layers", r#"{"stream":"cam","active":"x"}"#)
+        .await;
+    assert_eq!(status, 400);
+    let too_big = format!(r#"{{"stream":"cam","text":"{}"}}"#, "x".repeat(100_000));
+    let response = reqwest::Client::new()
+        .post(format!("{}/control/send_raw", testkit.base))
+        .body(too_big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    // Nothing was played.
+    assert!(!testkit.records().iter().any(|r| r["event"] == "action"));
+}
+
+#[tokio::test]
+async fn a_preflight_from_another_origin_is_answered_and_whep_headers_are_exposed() {
+    let testkit = Testkit::start(&["--publish", "cam"]).await;
+    let client = reqwest::Client::new();
+    for path in [
+        "/api/director/subscribe",
+        "/api/whep/testkit/cam",
+        "/control/publish",
+    ] {
+        let response = client
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", testkit.base))
+            .header("Origin", "http://player.localhost:3000")
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 204, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers["access-control-allow-origin"], "*", "{path}");
+        assert_eq!(
+            headers["access-control-allow-headers"],
+            "authorization,content-type"
+        );
+        assert!(
+            headers["access-control-allow-methods"]
+                .to_str()
+                .unwrap()
+                .contains("DELETE")
+        );
+    }
+    let response = client
+        .post(format!("{}/api/director/subscribe", testkit.base))
+        .header("Origin", "http://player.localhost:3000")
+        .json(&json!({"streamAccountId": "testkit", "streamName": "cam"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    for name in ["Location", "ETag", "Link"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
+}
+
+#[tokio::test]
+async fn a_whep_viewer_shows_its_post_peer_states_and_delete_in_the_log() {
+    use relive::webrtc::WhepSource;
+    let testkit = Testkit::start(&["--publish", "cam"]).await;
+    let source = WhepSource::new(format!("{}/api/whep/testkit/cam", testkit.base));
+    let policy = relive::Policy::builder().build().unwrap();
+    let mut w = crate::support::Watch::new(relive::Reconnector::new(source, policy).spawn());
+    w.until_playing().await;
+    let post = testkit
+        .until("a WHEP POST", 0, |r| {
+            is(
+                r,
+                "whep",
+                &[("method", json!("POST")), ("status", json!(201))],
+            )
+        })
+        .await;
+    let resource = testkit.records()[post]["resource"].clone();
+    let session = json!(format!("whep-{resource}"));
+    testkit
+        .until("a connected peer", post, |r| {
+            is(
+                r,
+                "peer",
+                &[("session", session.clone()), ("state", json!("connected"))],
+            )
+        })
+        .await;
+    w.viewer.stop().await;
+    testkit
+        .until("the DELETE", post, |r| {
+            is(
+                r,
+                "whep",
+                &[
+                    ("method", json!("DELETE")),
+                    ("resource", resource.clone()),
+                    ("status", json!(200)),
+                ],
+            )
+        })
+        .await;
+    testkit
+        .until("the peer ended", post, |r| {
+            is(
+                r,
+                "peer",
+                &[("session", session.clone()), ("state", json!("ended"))],
+            )
+        })
+        .await;
+}
