@@ -136,35 +136,51 @@ enum Messages {
     Cluster(mpsc::Receiver<PushInfo>),
 }
 
+/// What came on the subscriptions' connection.
+enum Incoming {
+    /// A message on `channel`.
+    Message(String, Vec<u8>),
+    /// The server ended the subscription to `channel` (its slot moved to another shard), or
+    /// confirmed one this node ended.
+    Unsubscribed(String),
+    /// Anything else (a subscription's confirmation).
+    Other,
+}
+
 impl Messages {
-    /// The next message's channel and payload; `Ok(None)` for a push that is not a message
-    /// (a subscription's confirmation); `Err` once the connection is gone.
-    async fn next(&mut self) -> Result<Option<(String, Vec<u8>)>, LinkError> {
+    /// What came next; `Err` once the connection is gone.
+    async fn next(&mut self) -> Result<Incoming, LinkError> {
+        let text = |v: Value| match v {
+            Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+            _ => None,
+        };
         match self {
             Messages::Single(stream) => match stream.next().await {
-                Some(message) => Ok(Some((
+                Some(message) => Ok(Incoming::Message(
                     message.get_channel_name().to_owned(),
                     message.get_payload_bytes().to_vec(),
-                ))),
+                )),
                 None => Err(LinkError::Lost),
             },
-            Messages::Cluster(pushes) => match pushes.recv().await {
-                None => Err(LinkError::Lost),
-                Some(PushInfo {
-                    kind: PushKind::Disconnection,
-                    ..
-                }) => Err(LinkError::Lost),
-                Some(PushInfo {
-                    kind: PushKind::Message | PushKind::SMessage,
-                    data,
-                }) => match <[Value; 2]>::try_from(data) {
-                    Ok([Value::BulkString(channel), Value::BulkString(payload)]) => {
-                        Ok(String::from_utf8(channel).ok().map(|c| (c, payload)))
+            Messages::Cluster(pushes) => {
+                let Some(PushInfo { kind, data }) = pushes.recv().await else {
+                    return Err(LinkError::Lost);
+                };
+                let mut data = data.into_iter();
+                let channel = data.next().and_then(text);
+                match (kind, channel, data.next()) {
+                    (PushKind::Disconnection, _, _) => Err(LinkError::Lost),
+                    (
+                        PushKind::Message | PushKind::SMessage,
+                        Some(channel),
+                        Some(Value::BulkString(payload)),
+                    ) => Ok(Incoming::Message(channel, payload)),
+                    (PushKind::SUnsubscribe, Some(channel), _) => {
+                        Ok(Incoming::Unsubscribed(channel))
                     }
-                    _ => Ok(None),
-                },
-                Some(_) => Ok(None),
-            },
+                    _ => Ok(Incoming::Other),
+                }
+            }
         }
     }
 }
@@ -327,10 +343,10 @@ impl<'a> Link<'a> {
                     Some(command) => self.handle(command).await,
                     None => return None,
                 },
-                message = messages.next() => message.map(|message| {
-                    if let Some((channel, payload)) = message {
-                        self.on_message(&channel, &payload);
-                    }
+                incoming = messages.next() => incoming.map(|incoming| match incoming {
+                    Incoming::Message(channel, payload) => self.on_message(&channel, &payload),
+                    Incoming::Unsubscribed(channel) => self.on_unsubscribed(&channel),
+                    Incoming::Other => {}
                 }),
                 _ = heartbeat.tick() => self.resync(false).await,
             };
@@ -365,6 +381,17 @@ impl<'a> Link<'a> {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// A sharded subscription ended. This node removes a stream from `subscribed` before it
+    /// unsubscribes, so one still there was ended by the server (its slot moved): forgotten,
+    /// the next heartbeat subscribes again on the slot's new shard (and re-reads the key).
+    fn on_unsubscribed(&mut self, channel: &str) {
+        if let Some(stream) = wire::stream_of_channel(channel)
+            && self.subscribed.remove(&stream)
+        {
+            tracing::info!(%stream, "sharded subscription ended by the server; resubscribing");
         }
     }
 
