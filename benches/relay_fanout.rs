@@ -1,49 +1,117 @@
-//! Relay fan-out: one publish event to N viewers on loopback (10 000 by default), and the
-//! relay's memory per idle connection.
+//! Relay fan-out: one publish event to N viewers on loopback (10 000 by default), the relay
+//! against a minimal broadcast server in the same run, and the relay's memory per idle
+//! connection.
 //!
 //! `cargo bench --bench relay_fanout --features relay`
-//! (`RELAY_FANOUT_VIEWERS=2000` for a quick run, `RELAY_FANOUT_ROUNDS=5` by default).
+//! (`RELAY_FANOUT_VIEWERS=2000` for a quick run, `RELAY_FANOUT_ROUNDS=10` by default).
 //!
-//! The relay runs in a child process (this same binary, `RELAY_FANOUT_ROLE=server`), so that
-//! its resident memory is measured alone (`/proc/<pid>/statm`) and each process stays within
-//! its own open-file limit: N viewers need N descriptors on each side. No limit is raised; N is
-//! cut to what the soft `RLIMIT_NOFILE` allows, and the output says so. The viewers are
-//! `RelayClient`s in this process; each records when a round's event reaches it. Both
-//! processes share the machine's cores, so delivery times include the clients' own work.
+//! Four child processes of this same binary (`RELAY_FANOUT_ROLE`):
+//! - `relay`: a [`RelayServer`]; `baseline`: the least a server can do for the same clients —
+//!   answer `hello` and `view`, then each `publish` is serialized once into one axum
+//!   `Message` and sent through a `tokio::sync::broadcast` to every viewer's socket (clones by
+//!   refcount). Both are pinned to CPU 0.
+//! - `clients` (one per server, pinned to CPU 1): N `RelayClient` viewers and a
+//!   `RelayPublisher`; on each `round K` line from stdin the publisher publishes, and the
+//!   child prints when the event reached the last viewer, p50 and p99.
+//!
+//! This process only coordinates: rounds alternate between the two servers (which goes first
+//! alternates too), and each server's CPU time (`/proc/<pid>/task/*/schedstat`, in ns) is read
+//! around each of its rounds, so the figures of both come from the same minutes of the same
+//! machine. The soft `RLIMIT_NOFILE` is raised to the hard one (children inherit it); N is cut
+//! to what it allows, and the output says so.
 
 #[path = "common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use futures::StreamExt;
+use relive::relay::protocol::{
+    ClientFrame, PROTOCOL_VERSION, ServerFrame, WireLimits, parse_client_frame,
+};
 use relive::relay::{
     Details, RelayClient, RelayConfig, RelayEvent, RelayPublisher, RelayServer, StreamName,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
 const TOKEN: &str = "bench-token";
 const BATCH: usize = 250;
+/// The CPU the servers run on; the clients get the other one.
+const SERVER_CPU: usize = 0;
+const CLIENT_CPU: usize = 1;
 
 fn main() {
+    let role = std::env::var("RELAY_FANOUT_ROLE").unwrap_or_default();
+    if let Some(cpu) = std::env::var("RELAY_FANOUT_CPU")
+        .ok()
+        .and_then(|c| c.parse().ok())
+    {
+        // Before the runtime: tokio sizes its worker pool from the CPUs this process may use.
+        pin_to(cpu);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    if std::env::var("RELAY_FANOUT_ROLE").as_deref() == Ok("server") {
-        runtime.block_on(serve());
-    } else {
-        runtime.block_on(bench());
+    match role.as_str() {
+        "relay" => runtime.block_on(serve_relay()),
+        "baseline" => runtime.block_on(serve_baseline()),
+        "clients" => runtime.block_on(clients()),
+        _ => coordinate(),
     }
 }
 
-/// The child: a relay whose address goes to stdout; it stops when stdin closes.
-async fn serve() {
+/// Pins this process to `cpu` (`sched_setaffinity`); a machine without that CPU runs unpinned.
+#[allow(unsafe_code)]
+fn pin_to(cpu: usize) {
+    // SAFETY: `set` is a plain bit set on the stack, zeroed before use, and its size is what
+    // the call is told; pid 0 is this process.
+    let pinned = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if pinned != 0 {
+        eprintln!(
+            "could not pin to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Raises the soft open-file limit to the hard one; returns the soft limit then in force.
+#[allow(unsafe_code)]
+fn raise_nofile() -> Option<usize> {
+    // SAFETY: `limit` is a plain struct on the stack that both calls read or fill.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    common::nofile_limit()
+}
+
+/// A server's address goes to stdout; it stops when stdin closes.
+async fn until_stdin_closes(url: String) {
+    println!("{url}");
+    let _ = std::io::stdout().flush();
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
+    })
+    .await;
+}
+
+async fn serve_relay() {
     let mut config = RelayConfig::default().publish_token("bench-*", TOKEN);
     config.listen = "127.0.0.1:0".parse().expect("an address");
     config.limits.max_connections = 100_000;
@@ -51,14 +119,177 @@ async fn serve() {
     config.limits.idle_timeout_ms = 600_000;
     config.limits.hello_timeout_ms = 120_000;
     let relay = RelayServer::start(config).await.expect("the relay starts");
-    println!("{}", relay.url());
-    let _ = std::io::stdout().flush();
-    let _ = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-    })
-    .await;
+    until_stdin_closes(relay.url()).await;
     relay.shutdown().await;
+}
+
+/// The baseline: `hello` → `welcome`, `view` → `snapshot`, and every `publish` serialized once
+/// into one `Message` that a `broadcast` hands to every viewer.
+async fn serve_baseline() {
+    let (events, _) = broadcast::channel::<Message>(64);
+    let app = axum::Router::new()
+        .route(
+            "/ws",
+            axum::routing::get(|upgrade: WebSocketUpgrade| async move {
+                // The relay's socket buffers: the defaults (128 KiB to read) cost more per
+                // wake-up than the whole relay does.
+                upgrade
+                    .read_buffer_size(4 * 1024)
+                    .write_buffer_size(0)
+                    .on_upgrade(move |socket| baseline_connection(socket, events))
+            }),
+        )
+        .into_make_service();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!("ws://{}/ws", listener.local_addr().expect("its address"));
+    let serve = tokio::spawn(async move { axum::serve(listener, app).await });
+    until_stdin_closes(url).await;
+    serve.abort();
+}
+
+async fn baseline_connection(mut socket: WebSocket, events: broadcast::Sender<Message>) {
+    let text = |frame: ServerFrame| Message::Text(Utf8Bytes::from(frame.to_text()));
+    let mut session = 0;
+    let mut feed = None;
+    while let Some(Ok(message)) = socket.recv().await {
+        let Message::Text(frame) = message else {
+            continue;
+        };
+        let reply = match parse_client_frame(frame.as_str()) {
+            Ok(ClientFrame::Hello { role, .. }) => {
+                session += 1;
+                text(ServerFrame::Welcome {
+                    v: PROTOCOL_VERSION,
+                    role,
+                    session,
+                    limits: WireLimits::default(),
+                })
+            }
+            Ok(ClientFrame::View { stream }) => {
+                feed = Some(events.subscribe());
+                text(ServerFrame::Snapshot {
+                    stream,
+                    live: false,
+                    details: None,
+                })
+            }
+            Ok(ClientFrame::Publish { stream, details }) => {
+                let _ = events.send(text(ServerFrame::Publish { stream, details }));
+                continue;
+            }
+            _ => continue,
+        };
+        if socket.send(reply).await.is_err() {
+            return;
+        }
+        if feed.is_some() {
+            break;
+        }
+    }
+    let Some(mut feed) = feed else { return };
+    loop {
+        tokio::select! {
+            event = feed.recv() => match event {
+                Ok(message) => if socket.send(message).await.is_err() { return },
+                Err(_) => return,
+            },
+            message = socket.recv() => match message {
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+        }
+    }
+}
+
+/// A child of this binary with `role`, pinned to `cpu`; its first stdout line is read.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    first: String,
+}
+
+impl Proc {
+    fn spawn(role: &str, cpu: usize, envs: &[(&str, String)]) -> Proc {
+        let exe = std::env::current_exe().expect("this binary");
+        let mut child = Command::new(exe)
+            .env("RELAY_FANOUT_ROLE", role)
+            .env("RELAY_FANOUT_CPU", cpu.to_string())
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("a child starts");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("its stdout"));
+        let mut proc = Proc {
+            child,
+            stdin,
+            stdout,
+            first: String::new(),
+        };
+        proc.first = proc.line();
+        proc
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        let _ = self.stdout.read_line(&mut line);
+        line.trim().to_owned()
+    }
+
+    fn tell(&mut self, line: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = writeln!(stdin, "{line}");
+            let _ = stdin.flush();
+        }
+    }
+
+    fn stop(&mut self) {
+        drop(self.stdin.take());
+        for _ in 0..50 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time of every thread of `pid` so far: the scheduler's run time in ns
+/// (`/proc/<pid>/task/*/schedstat`), or user + system clock ticks where that is missing.
+fn cpu(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+    let ns: Option<u64> = tasks.ok().and_then(|tasks| {
+        tasks
+            .filter_map(Result::ok)
+            .map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+                stat.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum()
+    });
+    if let Some(ns) = ns {
+        return Duration::from_nanos(ns);
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 /// Resident memory of `pid` in bytes, from `/proc/<pid>/statm` (pages of 4 KiB on x86-64).
@@ -72,181 +303,231 @@ fn rss(pid: u32) -> u64 {
     pages * 4096
 }
 
-struct Relay {
-    child: Child,
-    url: String,
+/// One server under test and its clients.
+struct Side {
+    name: &'static str,
+    server: Proc,
+    clients: Proc,
+    cpu: Duration,
+    lasts: Vec<Duration>,
+    p99s: Vec<Duration>,
 }
 
-fn spawn_relay() -> Relay {
-    let exe = std::env::current_exe().expect("this binary");
-    let mut child = Command::new(exe)
-        .env("RELAY_FANOUT_ROLE", "server")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the relay child starts");
-    let stdout = child.stdout.take().expect("its stdout");
-    let mut url = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut url)
-        .expect("the relay's url");
-    Relay {
-        child,
-        url: url.trim().to_owned(),
+/// What a `clients` child reports for one round.
+struct Round {
+    last: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn parse_round(line: &str) -> Option<Round> {
+    let mut fields = line.split_whitespace().skip(2);
+    let mut us = || {
+        fields
+            .next()?
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_micros)
+    };
+    Some(Round {
+        last: us()?,
+        p50: us()?,
+        p99: us()?,
+    })
+}
+
+fn side(name: &'static str, role: &str, viewers: usize) -> Side {
+    let server = Proc::spawn(role, SERVER_CPU, &[]);
+    let before = rss(server.pid());
+    let envs = [
+        ("RELAY_FANOUT_URL", server.first.clone()),
+        ("RELAY_FANOUT_VIEWERS", viewers.to_string()),
+    ];
+    let clients = Proc::spawn("clients", CLIENT_CPU, &envs);
+    let per_conn = rss(server.pid()).saturating_sub(before) as f64 / viewers as f64 / 1024.0;
+    println!(
+        "{name}: {} ; server RSS {:.1} MiB before, {per_conn:.1} KiB per idle connection",
+        clients.first,
+        mib(before),
+    );
+    Side {
+        name,
+        server,
+        clients,
+        cpu: Duration::ZERO,
+        lasts: Vec::new(),
+        p99s: Vec::new(),
     }
 }
 
-/// CPU time (user + system) of `pid` so far, from `/proc/<pid>/stat` (clock ticks of 10 ms).
-fn cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|t| t.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
+fn coordinate() {
+    let wanted = common::env_usize("RELAY_FANOUT_VIEWERS", 10_000);
+    let rounds = common::env_usize("RELAY_FANOUT_ROUNDS", 10);
+    let limit = raise_nofile();
+    // Each side needs one descriptor per viewer, plus some for the runtime and the publisher.
+    let viewers = limit.map_or(wanted, |l| wanted.min(l.saturating_sub(200)));
+    println!(
+        "open-file soft limit (raised to the hard one): {limit:?}; viewers: {viewers} (asked {wanted})"
+    );
+    println!("servers pinned to CPU {SERVER_CPU}, clients to CPU {CLIENT_CPU}\n");
+    let mut sides = [
+        side("relay", "relay", viewers),
+        side("baseline", "baseline", viewers),
+    ];
+    println!("\n| round | server | last delivery | p50 | p99 | server CPU per delivery |");
+    println!("|---|---|---|---|---|---|");
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let side = &mut sides[i];
+            let before = cpu(side.server.pid());
+            side.clients.tell(&format!("round {round}"));
+            let line = side.clients.line();
+            let spent = cpu(side.server.pid()).saturating_sub(before);
+            side.cpu += spent;
+            let per = spent.as_secs_f64() * 1e6 / viewers as f64;
+            match parse_round(&line) {
+                Some(r) => {
+                    side.lasts.push(r.last);
+                    side.p99s.push(r.p99);
+                    println!(
+                        "| {round} | {} | {} | {} | {} | {per:.2} µs |",
+                        side.name,
+                        ms(r.last),
+                        ms(r.p50),
+                        ms(r.p99)
+                    );
+                }
+                None => println!("| {round} | {} | {line} | | | {per:.2} µs |", side.name),
+            }
+            // Let the sockets and both processes go quiet before the next round.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    println!("\n| server | CPU per delivery | median last delivery | median p99 | worst p99 |");
+    println!("|---|---|---|---|---|");
+    let mut per = [0.0; 2];
+    for (i, side) in sides.iter_mut().enumerate() {
+        per[i] = side.cpu.as_secs_f64() * 1e6 / (viewers * rounds) as f64;
+        side.lasts.sort();
+        side.p99s.sort();
+        let median = |v: &[Duration]| v.get(v.len() / 2).map_or("-".to_owned(), |d| ms(*d));
+        let worst = side.p99s.last().map_or("-".to_owned(), |d| ms(*d));
+        println!(
+            "| {} | {:.2} µs | {} | {} | {worst} |",
+            side.name,
+            per[i],
+            median(&side.lasts),
+            median(&side.p99s),
+        );
+    }
+    println!(
+        "\nrelay CPU per delivery / baseline: {:.2} (target ≤ 1.10)",
+        per[0] / per[1]
+    );
+    for side in &mut sides {
+        side.clients.stop();
+        side.server.stop();
+    }
 }
 
 /// When each viewer got each round's event.
 struct Arrivals {
-    rounds: Vec<Mutex<Vec<Instant>>>,
-    counts: Vec<AtomicUsize>,
+    round: AtomicUsize,
+    got: Mutex<Vec<Instant>>,
     ready: AtomicUsize,
     changed: Notify,
 }
 
-/// What the rounds share.
-struct Setup {
-    url: String,
-    pid: u32,
-    stream: StreamName,
-    viewers: usize,
-    arrivals: Arc<Arrivals>,
-}
-
-async fn bench() {
-    let wanted = common::env_usize("RELAY_FANOUT_VIEWERS", 10_000);
-    let rounds = common::env_usize("RELAY_FANOUT_ROUNDS", 5);
-    let limit = common::nofile_limit();
-    // Each side needs one descriptor per viewer, plus some for the runtime and the publisher.
-    let viewers = limit.map_or(wanted, |l| wanted.min(l.saturating_sub(200)));
-    println!("open-file soft limit: {limit:?}; viewers: {viewers} (asked {wanted}); not raised");
-    let mut relay = spawn_relay();
-    let setup = Setup {
-        url: relay.url.clone(),
-        pid: relay.child.id(),
-        stream: StreamName::new("bench-1").expect("a stream name"),
-        viewers,
-        arrivals: Arc::new(Arrivals {
-            rounds: (0..rounds)
-                .map(|_| Mutex::new(Vec::with_capacity(viewers)))
-                .collect(),
-            counts: (0..rounds).map(|_| AtomicUsize::new(0)).collect(),
-            ready: AtomicUsize::new(0),
-            changed: Notify::new(),
-        }),
-    };
-    let publisher = RelayPublisher::connect(&setup.url, TOKEN)
+/// A `clients` child: N viewers and a publisher against `RELAY_FANOUT_URL`; one round per
+/// `round K` line on stdin, one result line per round on stdout.
+async fn clients() {
+    let url = std::env::var("RELAY_FANOUT_URL").expect("RELAY_FANOUT_URL");
+    let viewers = common::env_usize("RELAY_FANOUT_VIEWERS", 10_000);
+    let stream = StreamName::new("bench-1").expect("a stream name");
+    let arrivals = Arc::new(Arrivals {
+        round: AtomicUsize::new(usize::MAX),
+        got: Mutex::new(Vec::with_capacity(viewers)),
+        ready: AtomicUsize::new(0),
+        changed: Notify::new(),
+    });
+    let publisher = RelayPublisher::connect(&url, TOKEN)
         .await
         .expect("the publisher connects");
-    let clients = connect_viewers(&setup).await;
-    let (relay_cpu, client_cpu) = (cpu(setup.pid), cpu(std::process::id()));
-    let mut lasts: Vec<Duration> = Vec::new();
-    println!("\n| round | last delivery | p50 | p99 | max |\n|---|---|---|---|---|");
-    for round in 0..rounds {
-        lasts.extend(run_round(&setup, &publisher, round).await);
-    }
-    let deliveries = (viewers * rounds) as f64;
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / deliveries;
-    println!(
-        "\nCPU per delivered event: relay {:.1} µs, RelayClient side {:.1} µs",
-        per(cpu(setup.pid).saturating_sub(relay_cpu)),
-        per(cpu(std::process::id()).saturating_sub(client_cpu)),
-    );
-    lasts.sort();
-    if let Some(median) = lasts.get(lasts.len() / 2) {
-        let median = ms(*median);
-        println!("\nmedian time until the last of {viewers} viewers has the event: {median}");
-    }
-    for client in &clients {
-        client.abort();
-    }
-    stop(&mut relay);
-}
-
-/// Connects the viewers in batches (the listen backlog is finite) and reports memory.
-async fn connect_viewers(setup: &Setup) -> Vec<tokio::task::JoinHandle<()>> {
-    let (pid, viewers) = (setup.pid, setup.viewers);
-    let (rss_before, client_before) = (rss(pid), rss(std::process::id()));
+    let before = rss(std::process::id());
     let connecting = Instant::now();
-    let mut clients = Vec::with_capacity(viewers);
-    while clients.len() < viewers {
-        for _ in 0..BATCH.min(viewers - clients.len()) {
-            let client = RelayClient::builder(setup.url.clone())
-                .stream(setup.stream.clone())
+    let mut tasks = Vec::with_capacity(viewers);
+    while tasks.len() < viewers {
+        for _ in 0..BATCH.min(viewers - tasks.len()) {
+            let client = RelayClient::builder(url.clone())
+                .stream(stream.clone())
                 .keepalive(Duration::from_secs(120), Duration::from_secs(30))
                 .spawn();
-            clients.push(tokio::spawn(watch(client, Arc::clone(&setup.arrivals))));
+            tasks.push(tokio::spawn(watch(client, Arc::clone(&arrivals))));
         }
-        let connected = clients.len();
-        wait_for(&setup.arrivals, |a| {
-            a.ready.load(Ordering::Relaxed) >= connected
-        })
-        .await;
+        let connected = tasks.len();
+        wait_for(&arrivals, |a| a.ready.load(Ordering::Relaxed) >= connected).await;
     }
-    let secs = connecting.elapsed().as_secs_f64();
-    let (rss_idle, client_idle) = (rss(pid), rss(std::process::id()));
-    let per_conn = rss_idle.saturating_sub(rss_before) as f64 / viewers as f64 / 1024.0;
-    let client_per_conn =
-        client_idle.saturating_sub(client_before) as f64 / viewers as f64 / 1024.0;
-    println!("connected {viewers} viewers in {secs:.2} s");
+    let per_conn = rss(std::process::id()).saturating_sub(before) as f64 / viewers as f64 / 1024.0;
     println!(
-        "relay RSS: {:.1} MiB before, {:.1} MiB with {viewers} idle viewers → {per_conn:.1} KiB per connection",
-        mib(rss_before),
-        mib(rss_idle),
+        "connected {viewers} viewers in {:.2} s, {per_conn:.1} KiB per RelayClient",
+        connecting.elapsed().as_secs_f64()
     );
-    println!("client RSS per RelayClient (this process): {client_per_conn:.1} KiB");
-    clients
+    let _ = std::io::stdout().flush();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<String>(4);
+    tokio::task::spawn_blocking(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { return };
+            if lines_tx.blocking_send(line).is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(line) = lines.recv().await {
+        let Some(round) = line.strip_prefix("round ").and_then(|r| r.parse().ok()) else {
+            continue;
+        };
+        println!(
+            "{}",
+            run_round(&arrivals, &publisher, &stream, viewers, round).await
+        );
+        let _ = std::io::stdout().flush();
+    }
+    for task in &tasks {
+        task.abort();
+    }
 }
 
-/// One event to every viewer; prints its row and returns the last delivery.
-async fn run_round(setup: &Setup, publisher: &RelayPublisher, round: usize) -> Option<Duration> {
+/// One event to every viewer: `round K <last µs> <p50 µs> <p99 µs>`, or what was missing.
+async fn run_round(
+    arrivals: &Arrivals,
+    publisher: &RelayPublisher,
+    stream: &StreamName,
+    viewers: usize,
+    round: usize,
+) -> String {
+    lock(&arrivals.got).clear();
+    arrivals.round.store(round, Ordering::Relaxed);
     let details = Details {
         metadata: serde_json::json!({ "round": round }),
         ..Details::default()
     };
-    let arrivals = &setup.arrivals;
     let sent = Instant::now();
-    publisher
-        .publish(&setup.stream, &details)
-        .await
-        .expect("publish");
-    let all = wait_for(arrivals, |a| {
-        a.counts[round].load(Ordering::Relaxed) >= setup.viewers
-    });
+    publisher.publish(stream, &details).await.expect("publish");
+    let all = wait_for(arrivals, |a| lock(&a.got).len() >= viewers);
     let done = tokio::time::timeout(Duration::from_secs(60), all).await;
-    let got = lock(&arrivals.rounds[round]).clone();
+    let got = lock(&arrivals.got).clone();
     if done.is_err() {
-        let viewers = setup.viewers;
-        println!(
-            "| {round} | only {} of {viewers} within 60 s | | | |",
-            got.len()
-        );
-        return None;
+        return format!("round {round} only {} of {viewers} within 60 s", got.len());
     }
     let mut delays: Vec<Duration> = got.iter().map(|t| t.duration_since(sent)).collect();
     delays.sort();
-    let at = |q: usize| delays[(delays.len() * q / 100).min(delays.len() - 1)];
-    let last = delays[delays.len() - 1];
-    let (p50, p99) = (ms(at(50)), ms(at(99)));
-    println!("| {round} | {} | {p50} | {p99} | {} |", ms(last), ms(last));
-    Some(last)
+    let at = |q: usize| delays[(delays.len() * q / 100).min(delays.len() - 1)].as_micros();
+    let last = delays[delays.len() - 1].as_micros();
+    format!("round {round} {last} {} {}", at(50), at(99))
 }
 
-/// One viewer: counts its snapshot as ready, then records each round's event.
+/// One viewer: counts its snapshot as ready, then records the current round's event.
 async fn watch(mut client: RelayClient, arrivals: Arc<Arrivals>) {
     while let Some(event) = client.next().await {
         let round = match &event {
@@ -261,12 +542,9 @@ async fn watch(mut client: RelayClient, arrivals: Arc<Arrivals>) {
             _ => continue,
         };
         let now = Instant::now();
-        let Some(round) = round.and_then(|r| usize::try_from(r).ok()) else {
-            continue;
-        };
-        if let Some(slot) = arrivals.rounds.get(round) {
-            lock(slot).push(now);
-            arrivals.counts[round].fetch_add(1, Ordering::Relaxed);
+        let current = arrivals.round.load(Ordering::Relaxed);
+        if round.and_then(|r| usize::try_from(r).ok()) == Some(current) {
+            lock(&arrivals.got).push(now);
             arrivals.changed.notify_waiters();
         }
     }
@@ -286,18 +564,6 @@ async fn wait_for(arrivals: &Arrivals, done: impl Fn(&Arrivals) -> bool) {
 fn lock(slot: &Mutex<Vec<Instant>>) -> std::sync::MutexGuard<'_, Vec<Instant>> {
     slot.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn stop(relay: &mut Relay) {
-    drop(relay.child.stdin.take());
-    for _ in 0..50 {
-        if relay.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = relay.child.kill();
-    let _ = relay.child.wait();
 }
 
 fn mib(bytes: u64) -> f64 {

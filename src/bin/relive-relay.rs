@@ -7,7 +7,9 @@
 //! ```
 //!
 //! With the `relay-redis` feature, `--redis redis://127.0.0.1:6379` makes this node one of a
-//! group of relay nodes that share their streams through Redis (see `relive::relay::RedisBroker`).
+//! group of relay nodes that share their streams through Redis (see `relive::relay::RedisBroker`);
+//! `--redis-cluster redis://127.0.0.1:7000` does the same through a Redis Cluster (any one of
+//! its nodes; the others are discovered), with sharded pub/sub on Redis 7.
 //!
 //! Flags override the file. Tokens may also come from the environment
 //! (`RELIVE_RELAY_PUBLISH_TOKENS`, `RELIVE_RELAY_SUBSCRIBE_TOKENS`, comma-separated
@@ -92,6 +94,17 @@ struct Args {
         hide_env_values = true
     )]
     redis: Option<String>,
+    /// Share stream state through a Redis Cluster, given any one of its nodes
+    /// (`redis://host:port`): keys and events go to the shard of each stream's slot.
+    #[cfg(feature = "relay-redis")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RELIVE_RELAY_REDIS_CLUSTER",
+        hide_env_values = true,
+        conflicts_with = "redis"
+    )]
+    redis_cluster: Option<String>,
     /// How long a stream's key in Redis outlives its node's last refresh, in ms.
     #[cfg(feature = "relay-redis")]
     #[arg(long, value_name = "MS", default_value_t = 5000)]
@@ -155,11 +168,16 @@ impl Args {
     }
 }
 
-/// The Redis settings from the flags: `None` without `--redis`.
+/// The Redis settings from the flags: `None` without `--redis` or `--redis-cluster`.
 #[cfg(feature = "relay-redis")]
 fn redis_settings(args: &Args) -> Option<relive::relay::RedisConfig> {
+    use relive::relay::RedisConfig;
     use std::time::Duration;
-    let mut redis = relive::relay::RedisConfig::new(args.redis.clone()?);
+    let mut redis = match (&args.redis, &args.redis_cluster) {
+        (Some(url), _) => RedisConfig::new(url.clone()),
+        (None, Some(url)) => RedisConfig::cluster(url.clone()),
+        (None, None) => return None,
+    };
     redis.ttl = Duration::from_millis(args.redis_ttl_ms);
     redis.heartbeat = Duration::from_millis(args.redis_heartbeat_ms);
     Some(redis)

@@ -10,8 +10,9 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::relay::protocol::{CloseReason, Details, StreamName};
 
-/// One serialized server frame, shared by every connection it is queued for.
-pub type Frame = Arc<str>;
+/// One serialized server frame, shared by every connection it is queued for: the bytes of
+/// axum's `Message::Text`, so each socket gets a refcounted clone, never a copy.
+pub type Frame = axum::extract::ws::Utf8Bytes;
 
 /// The owner of the relay's stream state; one per relay, shared by every connection.
 ///
@@ -121,6 +122,11 @@ pub(crate) struct Kick {
 }
 
 impl Kick {
+    /// Whether the peer was kicked.
+    pub(crate) fn is_kicked(&self) -> bool {
+        self.slow.load(Ordering::Acquire)
+    }
+
     /// Resolves once the peer was kicked.
     pub(crate) async fn kicked(&self) {
         loop {
@@ -153,7 +159,7 @@ impl Peer {
     /// Queues `frame` without waiting. A full queue means the connection does not read: it is
     /// kicked (it closes with `slow_consumer`) and `false` returned, as for a closed one.
     pub fn deliver(&self, frame: &Frame) -> bool {
-        match self.queue.try_send(Arc::clone(frame)) {
+        match self.queue.try_send(frame.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.kick.slow.store(true, Ordering::Release);
@@ -173,7 +179,7 @@ mod tests {
     async fn a_full_queue_kicks_the_peer() {
         let (tx, mut rx) = mpsc::channel(1);
         let (peer, kick) = Peer::new(1, tx);
-        let frame: Frame = Arc::from("x");
+        let frame = Frame::from("x");
         assert!(peer.deliver(&frame));
         assert!(!peer.deliver(&frame));
         kick.kicked().await;

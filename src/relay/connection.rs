@@ -105,6 +105,18 @@ async fn director_answer(call: &mut Option<JoinHandle<ServerFrame>>) -> ServerFr
 
 impl Connection {
     async fn serve(&mut self) -> End {
+        // One of each for the whole connection, as quinn's `drive_timer` keeps one `Sleep`:
+        // made afresh each turn, they would register a timer and two waiters per frame.
+        let mut stop = self.shutdown.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let kick = Arc::clone(&self.kick);
+        let kicked = async move { kick.kicked().await };
+        let timer = sleep_until(tokio::time::Instant::now());
+        tokio::pin!(stopped, kicked, timer);
+        let (mut told_stop, mut told_kick) = (false, false);
+        let mut deadline = None;
         loop {
             if let Some(end) = self.carry_out().await {
                 return end;
@@ -112,24 +124,34 @@ impl Connection {
             let Some(wake) = self.session.poll_timeout() else {
                 return End::Gone;
             };
+            if deadline != Some(wake) {
+                timer.as_mut().reset(tokio::time::Instant::from_std(wake));
+                deadline = Some(wake);
+            }
             let woke = tokio::select! {
                 biased;
-                _ = self.shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
-                () = self.kick.kicked() => Wake::Slow,
+                () = &mut stopped, if !told_stop => {
+                    told_stop = true;
+                    Wake::Shutdown
+                }
+                () = &mut kicked, if !told_kick => {
+                    told_kick = true;
+                    Wake::Slow
+                }
                 // The connection holds a sender, so the queue never ends while we serve.
                 frame = self.queue.recv() => Wake::Frame(frame),
                 answer = director_answer(&mut self.director) => Wake::Director(answer),
                 message = self.socket.recv() => Wake::Message(message),
-                () = sleep_until(tokio::time::Instant::from_std(wake)) => Wake::Timer,
+                () = &mut timer => Wake::Timer,
             };
             let now = now();
             match woke {
                 Wake::Shutdown => self.session.handle_shutdown(now),
                 Wake::Slow => self.session.handle_kicked(now),
                 Wake::Frame(None) => self.session.handle_gone(now),
+                // The frame's bytes, shared with every other viewer: no copy, no re-encoding.
                 Wake::Frame(Some(frame)) => {
-                    let message = Message::text(String::from(&*frame));
-                    if let Err(end) = self.write(message).await {
+                    if let Err(end) = self.write(Message::Text(frame)).await {
                         self.write_failed(end);
                     }
                 }
@@ -201,7 +223,7 @@ impl Connection {
             tracing::info!(?code, stream, fatal, %message, "refused");
             self.shared.count_refusal(*code);
         }
-        self.peer.deliver(&Arc::from(frame.to_text()));
+        self.peer.deliver(&Frame::from(frame.to_text()));
     }
 
     /// Starts the Director call in its own task; its answer comes back through the loop.
@@ -234,12 +256,27 @@ impl Connection {
 
     /// Writes one message; a write that stalls past the idle timeout, a kick or shutdown ends it.
     async fn write(&mut self, message: Message) -> Result<(), End> {
-        let stall = self.shared.config.limits.idle_timeout();
+        let Connection {
+            shared,
+            kick,
+            shutdown,
+            socket,
+            ..
+        } = self;
+        if kick.is_kicked() {
+            return Err(End::Slow);
+        }
+        let mut send = std::pin::pin!(socket.send(message));
+        // A socket that takes the frame at once (the usual case) needs no timer or waiters.
+        if let std::task::Poll::Ready(sent) = futures::poll!(send.as_mut()) {
+            return sent.map_err(|_| End::Gone);
+        }
+        let stall = shared.config.limits.idle_timeout();
         tokio::select! {
             biased;
-            () = self.kick.kicked() => Err(End::Slow),
-            _ = self.shutdown.wait_for(|stop| *stop) => Err(End::Shutdown),
-            sent = timeout(stall, self.socket.send(message)) => match sent {
+            () = kick.kicked() => Err(End::Slow),
+            _ = shutdown.wait_for(|stop| *stop) => Err(End::Shutdown),
+            sent = timeout(stall, send) => match sent {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(End::Gone),
                 Err(_) => Err(End::Slow),
@@ -343,12 +380,7 @@ impl Connection {
     /// does not eat the last frames.
     async fn close(&mut self, code: u16, reason: &'static str) {
         while let Ok(frame) = self.queue.try_recv() {
-            if self
-                .socket
-                .send(Message::text(String::from(&*frame)))
-                .await
-                .is_err()
-            {
+            if self.socket.send(Message::Text(frame)).await.is_err() {
                 return;
             }
         }

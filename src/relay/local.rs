@@ -1,5 +1,6 @@
 //! [`LocalBroker`]: the relay's stream state in this process — the core's [`Node`] behind one
-//! mutex that is held only to update the table and queue frames, never across an await.
+//! mutex that is held only to update the table and queue each frame once, never across an
+//! await; frames reach the viewers after it is released.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -8,12 +9,15 @@ use futures::future::BoxFuture;
 
 use crate::relay::broker::{Broker, BrokerCounts, BrokerError, Peer, Published};
 use crate::relay::core::Node;
+use crate::relay::fanout::Deliveries;
 use crate::relay::protocol::{CloseReason, Details, StreamName};
 
 /// The in-process [`Broker`]: one node's streams, publishers and viewers.
 ///
 /// Fan-out serializes each event once and queues the same [`Frame`](crate::relay::Frame) for
-/// every viewer, without waiting: a viewer whose queue is full is dropped, never buffered for.
+/// every viewer, without waiting and outside the lock (the table's lock is held for O(1) per
+/// event, whatever the number of viewers): a viewer whose queue is full is dropped, never
+/// buffered for.
 ///
 /// ```
 /// use relive::relay::{Broker, LocalBroker};
@@ -40,36 +44,63 @@ impl LocalBroker {
     }
 
     /// [`Broker::publish`] without the future: also how a multi-node broker feeds events
-    /// from other nodes into this node's fan-out.
+    /// from other nodes into this node's fan-out. The frames are added to `out`, for the
+    /// caller to deliver once it holds no lock.
     pub(crate) fn publish_now(
         &self,
         stream: StreamName,
         publisher: Peer,
         details: Details,
+        out: &mut Deliveries,
     ) -> Result<Published, BrokerError> {
-        let published = self.lock().publish(stream.clone(), publisher, details)?;
+        let mut node = self.lock();
+        let published = node.publish(stream.clone(), publisher, details);
+        out.append(node.take_deliveries());
+        drop(node);
+        let published = published?;
         tracing::debug!(%stream, ?published, "published");
         Ok(published)
     }
 
-    /// [`Broker::unpublish`] without the future.
+    /// [`Broker::unpublish`] without the future; the frames are added to `out`.
     pub(crate) fn unpublish_now(
         &self,
         stream: StreamName,
         publisher: u64,
         reason: CloseReason,
+        out: &mut Deliveries,
     ) -> bool {
-        let held = self.lock().unpublish(&stream, publisher, reason);
+        let mut node = self.lock();
+        let held = node.unpublish(&stream, publisher, reason);
+        out.append(node.take_deliveries());
+        drop(node);
         if held {
             tracing::debug!(%stream, ?reason, "unpublished");
         }
         held
     }
 
-    /// [`Broker::view`] without the future.
-    pub(crate) fn view_now(&self, stream: StreamName, viewer: Peer) -> Result<(), BrokerError> {
-        self.lock().view(stream, viewer)
+    /// [`Broker::view`] without the future; the snapshot is added to `out`.
+    pub(crate) fn view_now(
+        &self,
+        stream: StreamName,
+        viewer: Peer,
+        out: &mut Deliveries,
+    ) -> Result<(), BrokerError> {
+        let mut node = self.lock();
+        let viewed = node.view(stream, viewer);
+        out.append(node.take_deliveries());
+        viewed
     }
+}
+
+/// Runs `call` with a fresh [`Deliveries`] and delivers them after it (it took its locks and
+/// released them).
+fn delivering<T>(call: impl FnOnce(&mut Deliveries) -> T) -> T {
+    let mut out = Deliveries::default();
+    let result = call(&mut out);
+    out.deliver();
+    result
 }
 
 impl Broker for LocalBroker {
@@ -79,7 +110,7 @@ impl Broker for LocalBroker {
         publisher: Peer,
         details: Details,
     ) -> BoxFuture<'_, Result<Published, BrokerError>> {
-        let result = self.publish_now(stream, publisher, details);
+        let result = delivering(|out| self.publish_now(stream, publisher, details, out));
         async move { result }.boxed()
     }
 
@@ -89,12 +120,12 @@ impl Broker for LocalBroker {
         publisher: u64,
         reason: CloseReason,
     ) -> BoxFuture<'_, bool> {
-        let held = self.unpublish_now(stream, publisher, reason);
+        let held = delivering(|out| self.unpublish_now(stream, publisher, reason, out));
         async move { held }.boxed()
     }
 
     fn view(&self, stream: StreamName, viewer: Peer) -> BoxFuture<'_, Result<(), BrokerError>> {
-        let result = self.view_now(stream, viewer);
+        let result = delivering(|out| self.view_now(stream, viewer, out));
         async move { result }.boxed()
     }
 

@@ -37,6 +37,7 @@ mod connection;
 mod core;
 mod director;
 mod error;
+mod fanout;
 mod hints;
 mod listener;
 mod local;

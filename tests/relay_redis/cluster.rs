@@ -211,6 +211,11 @@ pub struct ChildNode {
 
 impl ChildNode {
     pub async fn start(redis: &Redis) -> ChildNode {
+        ChildNode::start_with(&["--redis", &redis.url()]).await
+    }
+
+    /// A node whose Redis flags are `redis` (`--redis URL` or `--redis-cluster URL`).
+    pub async fn start_with(redis: &[&str]) -> ChildNode {
         let mut child = Command::new(env!("CARGO_BIN_EXE_relive-relay"))
             .args([
                 "--listen",
@@ -218,7 +223,8 @@ impl ChildNode {
                 "--publish-token",
                 "cam-*=cam-token",
             ])
-            .args(["--redis", &redis.url(), "--log", "warn"])
+            .args(redis)
+            .args(["--log", "warn"])
             .args(["--redis-ttl-ms", &TTL.as_millis().to_string()])
             .args(["--redis-heartbeat-ms", &HEARTBEAT.as_millis().to_string()])
             .stdout(Stdio::piped())

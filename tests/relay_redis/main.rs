@@ -6,6 +6,7 @@
 
 mod cluster;
 mod leaks;
+mod redis_cluster;
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -2,14 +2,19 @@
 //! publishes and who views each — and its rules, as a plain value (the
 //! [`LocalBroker`](crate::relay::LocalBroker) puts it behind a mutex).
 //!
-//! Frames go out through [`Peer::deliver`], which never waits: a viewer whose queue is full is
-//! kicked and forgotten, never buffered for. Those queues are the node's output.
+//! The node's output is frames queued in each stream's [`Outbox`], each serialized once, for
+//! a copy-on-write snapshot of the stream's viewers: under the caller's lock a publish costs
+//! the same for one viewer or ten thousand. [`Node::take_deliveries`] hands the outboxes to
+//! the caller, which delivers them once its locks are released ([`fanout`](crate::relay::fanout)).
+//! Delivery never waits: a viewer whose queue is full is kicked (it ends and unviews), never
+//! buffered for.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use crate::relay::broker::{BrokerCounts, BrokerError, Frame, Peer, Published};
+use crate::relay::fanout::{Deliveries, Outbox, Viewers};
 use crate::relay::protocol::{CloseReason, Details, ErrorCode, ServerFrame, StreamName};
 
 /// The stream table of one node.
@@ -17,17 +22,24 @@ use crate::relay::protocol::{CloseReason, Details, ErrorCode, ServerFrame, Strea
 /// Rules: a stream entry exists while a publisher holds it or a viewer views it, and at most
 /// `max_streams` at once (a new one beyond is refused `too_many_streams`); a stream has at most
 /// one publisher, a new one takes over and the old one is told `replaced`; a view gets a
-/// `snapshot` and then every later event, in order (both are queued by the same call).
+/// `snapshot` and then every later event, in order (both go through the stream's outbox).
+///
+/// After each call that may queue frames (`publish`, `unpublish`, `view`), the caller takes
+/// [`take_deliveries`](Node::take_deliveries) and delivers them with no lock held.
 #[derive(Debug)]
 pub(crate) struct Node {
     topics: HashMap<StreamName, Topic>,
     max_streams: usize,
+    deliveries: Deliveries,
 }
 
 #[derive(Debug, Default)]
 struct Topic {
     live: Option<Live>,
-    viewers: HashMap<u64, Peer>,
+    /// Copy-on-write: a fan-out in flight holds a clone of the `Arc`; a join or leave while
+    /// one is in flight copies the map, otherwise it changes in place.
+    viewers: Arc<Viewers>,
+    outbox: Arc<Outbox>,
 }
 
 #[derive(Debug)]
@@ -41,14 +53,36 @@ impl Topic {
         self.live.is_none() && self.viewers.is_empty()
     }
 
-    /// Queues `frame` for every viewer, forgetting those that are gone or too slow.
-    fn fan_out(&mut self, frame: &Frame) {
-        self.viewers.retain(|_, viewer| viewer.deliver(frame));
+    /// Queues `frame` for the viewers there are now: O(1), whatever their number.
+    fn fan_out(&self, frame: &ServerFrame, deliveries: &mut Deliveries) {
+        self.outbox.to_viewers(serialize(frame), &self.viewers);
+        deliveries.push(&self.outbox);
+    }
+
+    /// Queues `frame` for `peer` alone, in order with the stream's other frames.
+    fn send(&self, frame: &ServerFrame, peer: Peer, deliveries: &mut Deliveries) {
+        self.outbox.to_one(serialize(frame), peer);
+        deliveries.push(&self.outbox);
     }
 }
 
-fn frame(frame: &ServerFrame) -> Frame {
-    Arc::from(frame.to_text())
+/// The topic of `stream` in `topics`, created if there is room for `max_streams`.
+fn topic(
+    topics: &mut HashMap<StreamName, Topic>,
+    max_streams: usize,
+    stream: StreamName,
+) -> Result<&mut Topic, BrokerError> {
+    let full = topics.len() >= max_streams;
+    match topics.entry(stream) {
+        Entry::Occupied(topic) => Ok(topic.into_mut()),
+        Entry::Vacant(_) if full => Err(BrokerError::TooManyStreams(max_streams)),
+        Entry::Vacant(slot) => Ok(slot.insert(Topic::default())),
+    }
+}
+
+/// The one serialization of a frame, whoever gets it.
+fn serialize(frame: &ServerFrame) -> Frame {
+    Frame::from(frame.to_text())
 }
 
 impl Node {
@@ -57,17 +91,14 @@ impl Node {
         Node {
             topics: HashMap::new(),
             max_streams,
+            deliveries: Deliveries::default(),
         }
     }
 
-    /// The topic of `stream`, created if there is room.
-    fn topic(&mut self, stream: StreamName) -> Result<&mut Topic, BrokerError> {
-        let full = self.topics.len() >= self.max_streams;
-        match self.topics.entry(stream) {
-            Entry::Occupied(topic) => Ok(topic.into_mut()),
-            Entry::Vacant(_) if full => Err(BrokerError::TooManyStreams(self.max_streams)),
-            Entry::Vacant(slot) => Ok(slot.insert(Topic::default())),
-        }
+    /// The outboxes that got frames since the last call: deliver them once the lock on this
+    /// node (and any other) is released.
+    pub(crate) fn take_deliveries(&mut self) -> Deliveries {
+        std::mem::take(&mut self.deliveries)
     }
 
     /// Whether a view or publish of `stream` would find room now: it has an entry, or there is
@@ -89,7 +120,8 @@ impl Node {
         publisher: Peer,
         details: Details,
     ) -> Result<Published, BrokerError> {
-        let topic = self.topic(stream.clone())?;
+        let deliveries = &mut self.deliveries;
+        let topic = topic(&mut self.topics, self.max_streams, stream.clone())?;
         let published = match &topic.live {
             Some(live) if live.publisher.id() == publisher.id() => Published::Updated,
             Some(live) => {
@@ -100,7 +132,7 @@ impl Node {
                     id: None,
                     fatal: false,
                 };
-                live.publisher.deliver(&frame(&replaced));
+                topic.send(&replaced, live.publisher.clone(), deliveries);
                 Published::TookOver
             }
             None => Published::New,
@@ -116,7 +148,7 @@ impl Node {
             },
         };
         topic.live = Some(Live { publisher, details });
-        topic.fan_out(&frame(&event));
+        topic.fan_out(&event, deliveries);
         Ok(published)
     }
 
@@ -139,7 +171,7 @@ impl Node {
             stream: stream.clone(),
             reason,
         };
-        topic.fan_out(&frame(&close));
+        topic.fan_out(&close, &mut self.deliveries);
         if topic.is_empty() {
             self.topics.remove(stream);
         }
@@ -147,27 +179,29 @@ impl Node {
     }
 
     /// `viewer` follows `stream`: a `snapshot` now, events after. A viewer whose queue is
-    /// already full is not kept (it was kicked).
+    /// already full is kicked by the snapshot's delivery and forgotten when it unviews.
     pub(crate) fn view(&mut self, stream: StreamName, viewer: Peer) -> Result<(), BrokerError> {
-        let topic = self.topic(stream.clone())?;
+        let deliveries = &mut self.deliveries;
+        let topic = topic(&mut self.topics, self.max_streams, stream.clone())?;
         let details = topic.live.as_ref().map(|live| live.details.clone());
         let snapshot = ServerFrame::Snapshot {
-            stream: stream.clone(),
+            stream,
             live: details.is_some(),
             details,
         };
-        if viewer.deliver(&frame(&snapshot)) {
-            topic.viewers.insert(viewer.id(), viewer);
-        } else if topic.is_empty() {
-            self.topics.remove(&stream);
-        }
+        // Behind the frames already queued for the stream, none of which it gets: the
+        // snapshot says what they said.
+        topic.send(&snapshot, viewer.clone(), deliveries);
+        Arc::make_mut(&mut topic.viewers).insert(viewer.id(), viewer);
         Ok(())
     }
 
     /// The viewer with id `viewer` stops following `stream`; an empty entry is forgotten.
     pub(crate) fn unview(&mut self, stream: &StreamName, viewer: u64) {
         if let Some(topic) = self.topics.get_mut(stream) {
-            topic.viewers.remove(&viewer);
+            if topic.viewers.contains_key(&viewer) {
+                Arc::make_mut(&mut topic.viewers).remove(&viewer);
+            }
             if topic.is_empty() {
                 self.topics.remove(stream);
             }

@@ -28,6 +28,11 @@ pub struct RedisConfig {
     /// How long a first viewer of a stream waits for Redis to answer before it gets what this
     /// node knows (default 1 s).
     pub view_wait: Duration,
+    /// Whether `url` is one node of a Redis Cluster (the others are discovered from it):
+    /// commands go to the shard of each stream's hash slot, watched keys are read one `MGET`
+    /// per slot, and events use sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`) when the servers
+    /// have it (Redis 7), classic pub/sub otherwise. See [`RedisConfig::cluster`].
+    pub cluster: bool,
 }
 
 impl RedisConfig {
@@ -39,6 +44,21 @@ impl RedisConfig {
             heartbeat: Duration::from_secs(1),
             queue: 4096,
             view_wait: Duration::from_secs(1),
+            cluster: false,
+        }
+    }
+
+    /// The defaults, with `url` one node of a Redis Cluster.
+    ///
+    /// ```
+    /// use relive::relay::RedisConfig;
+    /// let config = RedisConfig::cluster("redis://127.0.0.1:7000");
+    /// assert!(config.cluster && config.check().is_ok());
+    /// ```
+    pub fn cluster(url: impl Into<String>) -> Self {
+        RedisConfig {
+            cluster: true,
+            ..RedisConfig::new(url)
         }
     }
 

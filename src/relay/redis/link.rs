@@ -1,21 +1,29 @@
 //! The Redis task of a [`RedisBroker`](super::RedisBroker): one command connection and one
-//! pub/sub connection, driven by one `select!` over queued commands, channel messages and the
-//! heartbeat; on any failure it drops both and reconnects with [`Backoff`], then re-subscribes,
-//! re-announces and re-reads everything, so nothing stays stale.
+//! pub/sub connection (under Redis Cluster: one cluster connection for both, its
+//! subscriptions' messages coming as RESP3 pushes), driven by one `select!` over queued
+//! commands, channel messages and the heartbeat; on any failure it drops both and reconnects
+//! with [`Backoff`](crate::Backoff), then re-subscribes, re-announces and re-reads everything,
+//! so nothing stays stale.
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ::redis::aio::{MultiplexedConnection, PubSubSink};
-use ::redis::{Client, Msg, Script};
+use ::redis::aio::{ConnectionLike, MultiplexedConnection, PubSubSink, PubSubStream};
+use ::redis::cluster::ClusterClientBuilder;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use ::redis::{
+    Client, Cmd, FromRedisValue, Pipeline, PushInfo, PushKind, RedisFuture, Script, Value,
+};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::wire::{self, Record};
+use super::wire::{self, Pubsub, Record};
 use super::{Command, Shared};
 use crate::relay::protocol::StreamName;
 use crate::relay::reconnect::Reconnect;
@@ -57,6 +65,125 @@ const REDIS_RESET_AFTER: Duration = Duration::from_secs(10);
 
 /// Keys read per `MGET` when checking watched streams.
 const CHUNK: usize = 256;
+/// Per-slot `MGET`s in flight at once under Redis Cluster.
+const SLOTS_IN_FLIGHT: usize = 16;
+
+/// The command connection: one server, or a cluster that routes each command to the shard of
+/// its keys' slot (every command here names keys of one stream, so of one slot).
+#[derive(Clone)]
+enum Commands {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Commands {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Commands::Single(c) => c.req_packed_command(cmd),
+            Commands::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Commands::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Commands::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Commands::Single(c) => c.get_db(),
+            Commands::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where subscriptions are made: a pub/sub connection, or the cluster connection (which sends
+/// each `SSUBSCRIBE` to the shard of its channel's slot).
+enum Subscriptions {
+    Single(PubSubSink),
+    Cluster(ClusterConnection, Pubsub),
+}
+
+impl Subscriptions {
+    async fn subscribe(&mut self, channel: String) -> Result<(), ::redis::RedisError> {
+        match self {
+            Subscriptions::Single(sink) => sink.subscribe(channel).await,
+            Subscriptions::Cluster(c, Pubsub::Sharded) => c.ssubscribe(channel).await,
+            Subscriptions::Cluster(c, Pubsub::Classic) => c.subscribe(channel).await,
+        }
+    }
+
+    async fn unsubscribe(&mut self, channel: String) -> Result<(), ::redis::RedisError> {
+        match self {
+            Subscriptions::Single(sink) => sink.unsubscribe(channel).await,
+            Subscriptions::Cluster(c, Pubsub::Sharded) => c.sunsubscribe(channel).await,
+            Subscriptions::Cluster(c, Pubsub::Classic) => c.unsubscribe(channel).await,
+        }
+    }
+}
+
+/// The messages of the subscriptions: a pub/sub stream, or the cluster connection's pushes
+/// (bounded: beyond `queue` they are dropped and counted; the heartbeat re-reads the keys).
+enum Messages {
+    Single(PubSubStream),
+    Cluster(mpsc::Receiver<PushInfo>),
+}
+
+/// What came on the subscriptions' connection.
+enum Incoming {
+    /// A message on `channel`.
+    Message(String, Vec<u8>),
+    /// The server ended the subscription to `channel` (its slot moved to another shard), or
+    /// confirmed one this node ended.
+    Unsubscribed(String),
+    /// Anything else (a subscription's confirmation).
+    Other,
+}
+
+impl Messages {
+    /// What came next; `Err` once the connection is gone.
+    async fn next(&mut self) -> Result<Incoming, LinkError> {
+        let text = |v: Value| match v {
+            Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+            _ => None,
+        };
+        match self {
+            Messages::Single(stream) => match stream.next().await {
+                Some(message) => Ok(Incoming::Message(
+                    message.get_channel_name().to_owned(),
+                    message.get_payload_bytes().to_vec(),
+                )),
+                None => Err(LinkError::Lost),
+            },
+            Messages::Cluster(pushes) => {
+                let Some(PushInfo { kind, data }) = pushes.recv().await else {
+                    return Err(LinkError::Lost);
+                };
+                let mut data = data.into_iter();
+                let channel = data.next().and_then(text);
+                match (kind, channel, data.next()) {
+                    (PushKind::Disconnection, _, _) => Err(LinkError::Lost),
+                    (
+                        PushKind::Message | PushKind::SMessage,
+                        Some(channel),
+                        Some(Value::BulkString(payload)),
+                    ) => Ok(Incoming::Message(channel, payload)),
+                    (PushKind::SUnsubscribe, Some(channel), _) => {
+                        Ok(Incoming::Unsubscribed(channel))
+                    }
+                    _ => Ok(Incoming::Other),
+                }
+            }
+        }
+    }
+}
 
 /// Runs until the broker is dropped: connect, serve, and on failure back off and reconnect.
 pub(super) async fn run(shared: Arc<Shared>, client: Client, mut queue: mpsc::Receiver<Command>) {
@@ -118,8 +245,9 @@ async fn timed<T>(
 /// One live pair of connections.
 struct Link<'a> {
     shared: &'a Shared,
-    commands: MultiplexedConnection,
-    sink: PubSubSink,
+    commands: Commands,
+    sink: Subscriptions,
+    pubsub: Pubsub,
     subscribed: HashSet<StreamName>,
     /// Until then a missing key is not taken as a dead node: after a Redis restart, owners get
     /// one TTL to re-announce.
@@ -131,36 +259,80 @@ struct Link<'a> {
 
 impl<'a> Link<'a> {
     async fn connect(
-        shared: &'a Shared,
+        shared: &'a Arc<Shared>,
         client: &Client,
-    ) -> Result<(Link<'a>, ::redis::aio::PubSubStream), LinkError> {
+    ) -> Result<(Link<'a>, Messages), LinkError> {
         let limit = shared.config.ttl / 2;
-        let commands = timed(limit, client.get_multiplexed_async_connection()).await?;
-        let (sink, messages) = timed(limit, client.get_async_pubsub()).await?.split();
+        let (commands, sink, messages, pubsub) = if shared.config.cluster {
+            Self::open_cluster(shared, limit).await?
+        } else {
+            let commands = timed(limit, client.get_multiplexed_async_connection()).await?;
+            let (sink, messages) = timed(limit, client.get_async_pubsub()).await?.split();
+            let (sink, messages) = (Subscriptions::Single(sink), Messages::Single(messages));
+            (Commands::Single(commands), sink, messages, Pubsub::Classic)
+        };
         let mut link = Link {
             shared,
             commands,
             sink,
+            pubsub,
             subscribed: HashSet::new(),
             grace_until: Instant::now() + shared.config.ttl,
             limit,
             announce: Script::new(wire::ANNOUNCE),
             close: Script::new(wire::CLOSE),
         };
+        // Under Redis Cluster, `SCRIPT LOAD` goes to every primary.
         let mut load = ::redis::cmd("SCRIPT");
         load.arg("LOAD").arg(wire::ANNOUNCE);
         let _: String = timed(limit, load.query_async(&mut link.commands)).await?;
         shared.connected.send_replace(true);
         link.resync(true).await?;
-        tracing::info!(node = %shared.node, "redis connected; state re-synced");
+        tracing::info!(node = %shared.node, cluster = shared.config.cluster, ?pubsub, "redis connected; state re-synced");
         Ok((link, messages))
+    }
+
+    /// A cluster connection (RESP3, for the pushes of its subscriptions) and which pub/sub
+    /// the servers have.
+    async fn open_cluster(
+        shared: &Arc<Shared>,
+        limit: Duration,
+    ) -> Result<(Commands, Subscriptions, Messages, Pubsub), LinkError> {
+        let (pushes, messages) = mpsc::channel(shared.config.queue);
+        let counts = Arc::clone(shared);
+        let sender = move |push: PushInfo| {
+            if pushes.try_send(push).is_err() {
+                counts.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        };
+        let client = ClusterClientBuilder::new([shared.config.url.expose()])
+            .use_protocol(::redis::ProtocolVersion::RESP3)
+            .push_sender(sender)
+            .connection_timeout(limit)
+            .response_timeout(limit)
+            .build()?;
+        let mut connection = timed(limit, client.get_async_connection()).await?;
+        let mut info = ::redis::cmd("INFO");
+        info.arg("server");
+        let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+        let info = timed(limit, connection.route_command(info, random)).await?;
+        let info = String::from_redis_value(info).unwrap_or_default();
+        let pubsub = if wire::has_sharded_pubsub(&info) {
+            Pubsub::Sharded
+        } else {
+            Pubsub::Classic
+        };
+        let sink = Subscriptions::Cluster(connection.clone(), pubsub);
+        let messages = Messages::Cluster(messages);
+        Ok((Commands::Cluster(connection), sink, messages, pubsub))
     }
 
     /// Serves until a failure (`Some`) or until the broker is gone (`None`).
     async fn serve(
         &mut self,
         queue: &mut mpsc::Receiver<Command>,
-        mut messages: ::redis::aio::PubSubStream,
+        mut messages: Messages,
     ) -> Option<LinkError> {
         let mut heartbeat = tokio::time::interval(self.shared.config.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -171,13 +343,11 @@ impl<'a> Link<'a> {
                     Some(command) => self.handle(command).await,
                     None => return None,
                 },
-                message = messages.next() => match message {
-                    Some(message) => {
-                        self.on_message(&message);
-                        Ok(())
-                    }
-                    None => Err(LinkError::Lost),
-                },
+                incoming = messages.next() => incoming.map(|incoming| match incoming {
+                    Incoming::Message(channel, payload) => self.on_message(&channel, &payload),
+                    Incoming::Unsubscribed(channel) => self.on_unsubscribed(&channel),
+                    Incoming::Other => {}
+                }),
                 _ = heartbeat.tick() => self.resync(false).await,
             };
             if let Err(error) = step {
@@ -214,11 +384,22 @@ impl<'a> Link<'a> {
         }
     }
 
-    fn on_message(&self, message: &Msg) {
-        let Some(stream) = wire::stream_of_channel(message.get_channel_name()) else {
+    /// A sharded subscription ended. This node removes a stream from `subscribed` before it
+    /// unsubscribes, so one still there was ended by the server (its slot moved): forgotten,
+    /// the next heartbeat subscribes again on the slot's new shard (and re-reads the key).
+    fn on_unsubscribed(&mut self, channel: &str) {
+        if let Some(stream) = wire::stream_of_channel(channel)
+            && self.subscribed.remove(&stream)
+        {
+            tracing::info!(%stream, "sharded subscription ended by the server; resubscribing");
+        }
+    }
+
+    fn on_message(&self, channel: &str, payload: &[u8]) {
+        let Some(stream) = wire::stream_of_channel(channel) else {
             return;
         };
-        match Record::parse(message.get_payload_bytes()) {
+        match Record::parse(payload) {
             Some(record) => self.shared.apply(&stream, record),
             None => tracing::debug!(%stream, "unreadable record on channel ignored"),
         }
@@ -283,15 +464,37 @@ impl<'a> Link<'a> {
     }
 
     /// Reads the keys of `streams` and applies them; a missing key closes a remote stream
-    /// (outside the grace after a reconnect).
+    /// (outside the grace after a reconnect). One `MGET` per [`CHUNK`] keys; under Redis
+    /// Cluster, per hash slot (a multi-key command must stay in one slot), a few at once.
     async fn refresh(&mut self, streams: &[StreamName]) -> Result<(), LinkError> {
         let expire = Instant::now() >= self.grace_until;
-        for chunk in streams.chunks(CHUNK) {
-            let keys: Vec<String> = chunk.iter().map(wire::live_key).collect();
-            let mut mget = ::redis::cmd("MGET");
-            mget.arg(&keys);
-            let call = mget.query_async::<Vec<Option<Vec<u8>>>>(&mut self.commands);
-            let values = timed(self.limit, call).await?;
+        let groups: Vec<Vec<StreamName>> = if self.shared.config.cluster {
+            wire::by_slot(streams)
+                .into_iter()
+                .flat_map(|slot| slot.chunks(CHUNK).map(<[_]>::to_vec).collect::<Vec<_>>())
+                .collect()
+        } else {
+            streams.chunks(CHUNK).map(<[_]>::to_vec).collect()
+        };
+        let (commands, limit) = (&self.commands, self.limit);
+        let mut reads = futures::stream::iter(groups)
+            .map(|group| {
+                let mut commands = commands.clone();
+                async move {
+                    let keys: Vec<String> = group.iter().map(wire::live_key).collect();
+                    let mut mget = ::redis::cmd("MGET");
+                    mget.arg(&keys);
+                    let call = mget.query_async::<Vec<Option<Vec<u8>>>>(&mut commands);
+                    timed(limit, call).await.map(|values| (group, values))
+                }
+            })
+            .buffered(if self.shared.config.cluster {
+                SLOTS_IN_FLIGHT
+            } else {
+                1
+            });
+        while let Some(read) = reads.next().await {
+            let (chunk, values) = read?;
             for (stream, value) in chunk.iter().zip(values) {
                 match value.as_deref().and_then(Record::parse) {
                     Some(record) => self.shared.apply(stream, record),
@@ -334,7 +537,8 @@ impl<'a> Link<'a> {
             .arg(epoch)
             .arg(record.to_json())
             .arg(ttl_ms)
-            .arg(u8::from(publish));
+            .arg(u8::from(publish))
+            .arg(self.pubsub.publish());
         let held: u64 = timed(self.limit, script.invoke_async(&mut self.commands)).await?;
         if held > epoch {
             self.take_over(stream).await?;
@@ -369,7 +573,7 @@ impl<'a> Link<'a> {
                 pipe.arg(wire::channel(stream))
                     .arg(record.epoch)
                     .arg(record.to_json());
-                pipe.arg(ttl_ms).arg(0);
+                pipe.arg(ttl_ms).arg(0).arg(self.pubsub.publish());
             }
             let call = pipe.query_async::<Vec<u64>>(&mut self.commands);
             let held = timed(self.limit, call).await?;
@@ -415,7 +619,11 @@ impl<'a> Link<'a> {
         let ttl_ms = u64::try_from(self.shared.config.ttl.as_millis()).unwrap_or(u64::MAX);
         let mut script = self.close.key(wire::live_key(stream));
         script.key(wire::channel(stream));
-        script.arg(record.epoch).arg(record.to_json()).arg(ttl_ms);
+        script
+            .arg(record.epoch)
+            .arg(record.to_json())
+            .arg(ttl_ms)
+            .arg(self.pubsub.publish());
         let _: u64 = timed(self.limit, script.invoke_async(&mut self.commands)).await?;
         Ok(())
     }

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::relay::broker::{Broker, BrokerCounts, BrokerError, Peer, Published};
+use crate::relay::fanout::Deliveries;
 use crate::relay::local::LocalBroker;
 use crate::relay::protocol::{CloseReason, Details, StreamName};
 pub use config::{RedisConfig, RedisError};
@@ -194,10 +195,12 @@ impl Shared {
         details: Details,
     ) -> Result<Published, BrokerError> {
         let id = publisher.id();
+        // Before the guard: delivered after it is released, on every way out.
+        let mut out = Deliveries::default();
         let mut state = self.lock();
-        let published = self
-            .local
-            .publish_now(stream.clone(), publisher, details.clone())?;
+        let published =
+            self.local
+                .publish_now(stream.clone(), publisher, details.clone(), &mut out)?;
         match state.owned.get_mut(&stream) {
             Some(owned) if owned.publisher == id => {
                 owned.seq += 1;
@@ -219,8 +222,12 @@ impl Shared {
     }
 
     fn unpublish_now(&self, stream: StreamName, publisher: u64, reason: CloseReason) -> bool {
+        let mut out = Deliveries::default();
         let mut state = self.lock();
-        if !self.local.unpublish_now(stream.clone(), publisher, reason) {
+        if !self
+            .local
+            .unpublish_now(stream.clone(), publisher, reason, &mut out)
+        {
             return false;
         }
         let owned = state.owned.remove(&stream);
@@ -269,6 +276,7 @@ impl Shared {
     }
 
     fn unview_now(&self, stream: &StreamName, viewer: u64) {
+        let mut out = Deliveries::default();
         let mut state = self.lock();
         self.local.unview(stream, viewer);
         let Some(watched) = state.watched.get_mut(stream) else {
@@ -280,8 +288,9 @@ impl Shared {
         }
         if let Some((epoch, _)) = watched.seen {
             // Forget the remote publisher too: nobody here needs its state any more.
+            let gone = CloseReason::Unpublished;
             self.local
-                .unpublish_now(stream.clone(), REMOTE | epoch, CloseReason::Unpublished);
+                .unpublish_now(stream.clone(), REMOTE | epoch, gone, &mut out);
         }
         state.watched.remove(stream);
         drop(state);
@@ -291,6 +300,7 @@ impl Shared {
     /// Applies a record read from Redis (key or channel) to the local fan-out, if it is newer
     /// than what this node holds. Records of streams nobody here views or owns are ignored.
     fn apply(&self, stream: &StreamName, record: Record) {
+        let mut out = Deliveries::default();
         let mut state = self.lock();
         let State { owned, watched, .. } = &mut *state;
         if record.node == self.node {
@@ -318,18 +328,22 @@ impl Shared {
         match (record.details, record.reason) {
             (Some(details), _) => {
                 let peer = remote_peer(record.epoch);
-                if let Err(error) = self.local.publish_now(stream.clone(), peer, details) {
+                let published = self
+                    .local
+                    .publish_now(stream.clone(), peer, details, &mut out);
+                if let Err(error) = published {
                     tracing::warn!(%stream, %error, "remote publish not applied");
                 }
                 if !watched.contains_key(stream) {
                     // Only our replaced publisher needed telling; nobody here views it.
                     let gone = CloseReason::Unpublished;
-                    self.local.unpublish_now(stream.clone(), id, gone);
+                    self.local.unpublish_now(stream.clone(), id, gone, &mut out);
                 }
             }
             (None, reason) => {
                 let reason = reason.unwrap_or(CloseReason::PublisherLost);
-                self.local.unpublish_now(stream.clone(), id, reason);
+                self.local
+                    .unpublish_now(stream.clone(), id, reason, &mut out);
             }
         }
     }
@@ -346,7 +360,9 @@ impl Shared {
             let answered = ready.wait_for(|ready| *ready);
             let _ = tokio::time::timeout(self.config.view_wait, answered).await;
         }
-        let viewed = self.local.view_now(stream.clone(), viewer);
+        let mut out = Deliveries::default();
+        let viewed = self.local.view_now(stream.clone(), viewer, &mut out);
+        out.deliver();
         if viewed.is_err() {
             // The table filled while the key was read.
             self.unview_now(&stream, id);
@@ -356,6 +372,7 @@ impl Shared {
 
     /// The key of a watched stream is gone: its publisher's node stopped refreshing it.
     fn apply_missing(&self, stream: &StreamName) {
+        let mut out = Deliveries::default();
         let mut state = self.lock();
         if state.owned.contains_key(stream) {
             return;
@@ -365,7 +382,7 @@ impl Shared {
             let lost = CloseReason::PublisherLost;
             if self
                 .local
-                .unpublish_now(stream.clone(), REMOTE | epoch, lost)
+                .unpublish_now(stream.clone(), REMOTE | epoch, lost, &mut out)
             {
                 tracing::info!(%stream, epoch, "remote publisher expired");
             }

@@ -53,7 +53,9 @@ fn only_newer_versions_reach_viewers_and_an_expired_key_closes() {
     let (shared, _rx) = shared(8);
     let (viewer, mut v) = peer(1);
     shared.watch(&cam(), 1);
-    shared.local.view_now(cam(), viewer).unwrap();
+    let mut out = crate::relay::fanout::Deliveries::default();
+    shared.local.view_now(cam(), viewer, &mut out).unwrap();
+    out.deliver();
     shared.apply(&cam(), live(2, 0, "a"));
     shared.apply(&cam(), live(2, 0, "a"));
     shared.apply(&cam(), live(1, 9, "old"));

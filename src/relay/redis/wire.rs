@@ -69,7 +69,9 @@ pub(crate) fn stream_of_channel(channel: &str) -> Option<StreamName> {
 }
 
 /// Writes a live record unless a higher epoch holds the stream; publishes it when asked.
-/// Keys: live, epoch, channel. Args: epoch, record, ttl ms, publish (`1`/`0`).
+/// Keys: live, epoch, channel. Args: epoch, record, ttl ms, publish (`1`/`0`), and the
+/// publish command ([`Pubsub::publish`]: `PUBLISH`, or `SPUBLISH` for sharded pub/sub — the
+/// channel is in the keys' slot).
 /// Returns 0 when written, else the epoch that holds the stream. Also raises the epoch counter
 /// to at least ours (a restarted Redis without persistence must not hand out older epochs).
 pub(crate) const ANNOUNCE: &str = r"
@@ -82,14 +84,14 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
 if counter < mine then redis.call('SET', KEYS[2], ARGV[1]) end
-if ARGV[4] == '1' then redis.call('PUBLISH', KEYS[3], ARGV[2]) end
+if ARGV[4] == '1' then redis.call(ARGV[5], KEYS[3], ARGV[2]) end
 return 0
 ";
 
 /// Unless a higher epoch holds the stream: replaces the key with the close record (a tombstone
 /// for one TTL, so a node that reads the key instead of hearing the event — it reconnected
 /// later — also learns `unpublished`) and publishes the close. Keys: live, channel. Args:
-/// epoch, close record, ttl ms. Returns 1 when published.
+/// epoch, close record, ttl ms, the publish command. Returns 1 when published.
 pub(crate) const CLOSE: &str = r"
 local mine = tonumber(ARGV[1])
 local current = redis.call('GET', KEYS[1])
@@ -97,9 +99,54 @@ local held = 0
 if current then held = tonumber(cjson.decode(current).epoch) or 0 end
 if held > mine then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('PUBLISH', KEYS[2], ARGV[2])
+redis.call(ARGV[4], KEYS[2], ARGV[2])
 return 1
 ";
+
+/// Which pub/sub the nodes use: classic, or sharded (Redis Cluster with Redis 7: each
+/// stream's channel lives on the shard of its slot, and only that shard carries its events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pubsub {
+    /// `SUBSCRIBE` / `PUBLISH`.
+    Classic,
+    /// `SSUBSCRIBE` / `SPUBLISH`.
+    Sharded,
+}
+
+impl Pubsub {
+    /// The command the scripts publish with.
+    pub(crate) fn publish(self) -> &'static str {
+        match self {
+            Pubsub::Classic => "PUBLISH",
+            Pubsub::Sharded => "SPUBLISH",
+        }
+    }
+}
+
+/// Whether a server of version `info` (the text of `INFO server`) has sharded pub/sub.
+pub(crate) fn has_sharded_pubsub(info: &str) -> bool {
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .and_then(|v| v.trim().split('.').next()?.parse::<u32>().ok());
+    version.is_some_and(|major| major >= 7)
+}
+
+/// `streams` grouped by the hash slot of their keys, in the order first seen: under Redis
+/// Cluster a multi-key command (`MGET`) must name keys of one slot.
+pub(crate) fn by_slot(streams: &[StreamName]) -> Vec<Vec<StreamName>> {
+    let mut groups: Vec<Vec<StreamName>> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for stream in streams {
+        let slot = ::redis::cluster_routing::Slot::for_key(live_key(stream));
+        let at = *index.entry(slot).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[at].push(stream.clone());
+    }
+    groups
+}
 
 #[cfg(test)]
 mod tests {
@@ -122,5 +169,31 @@ mod tests {
             reason: None,
         };
         assert_eq!(Record::parse(record.to_json().as_bytes()), Some(record));
+    }
+
+    #[test]
+    fn keys_group_by_the_slot_of_their_hash_tag() {
+        let cams: Vec<StreamName> = (0..50)
+            .map(|i| StreamName::new(format!("cam-{i}")).unwrap())
+            .collect();
+        let groups = by_slot(&cams);
+        assert!(groups.len() > 1, "50 names over 16384 slots share few");
+        assert_eq!(groups.iter().map(Vec::len).sum::<usize>(), 50);
+        for group in &groups {
+            let slot = |s: &StreamName| ::redis::cluster_routing::Slot::for_key(live_key(s));
+            assert!(group.iter().all(|s| slot(s) == slot(&group[0])));
+            // The key, the epoch counter and the channel of a stream share its slot.
+            let s = &group[0];
+            let of = ::redis::cluster_routing::Slot::for_key;
+            assert_eq!(of(epoch_key(s)), slot(s));
+            assert_eq!(of(channel(s)), slot(s));
+        }
+    }
+
+    #[test]
+    fn sharded_pubsub_needs_redis_7() {
+        assert!(has_sharded_pubsub("# Server\r\nredis_version:7.0.15\r\n"));
+        assert!(!has_sharded_pubsub("redis_version:6.2.14\r\n"));
+        assert!(!has_sharded_pubsub("no version here"));
     }
 }

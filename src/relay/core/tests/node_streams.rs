@@ -1,5 +1,6 @@
-//! The node's stream table: snapshot then events in order, take-over, slow viewers dropped,
-//! entries forgotten when empty, and `max_streams`.
+//! The node's stream table: snapshot then events in order, take-over, slow viewers kicked,
+//! entries forgotten when empty, and `max_streams`; frames queued once under the lock and
+//! delivered after it.
 
 use tokio::sync::mpsc;
 
@@ -11,6 +12,11 @@ use crate::relay::protocol::{CloseReason, Details, parse_server_frame};
 fn peer(id: u64, queue: usize) -> (Peer, mpsc::Receiver<Frame>) {
     let (tx, rx) = mpsc::channel(queue);
     (Peer::new(id, tx).0, rx)
+}
+
+/// What the node queued, delivered (the shell does it once the node's lock is released).
+fn deliver(node: &mut Node) {
+    node.take_deliveries().deliver();
 }
 
 fn frames(rx: &mut mpsc::Receiver<Frame>) -> Vec<ServerFrame> {
@@ -34,6 +40,8 @@ fn snapshot_then_events_in_order_and_the_stream_is_forgotten_when_empty() {
         "not its publisher"
     );
     assert!(node.unpublish(&cam(1), 2, CloseReason::PublisherLost));
+    assert!(frames(&mut v).is_empty(), "nothing goes out under the lock");
+    deliver(&mut node);
     let got = frames(&mut v);
     assert!(matches!(got[0], ServerFrame::Snapshot { live: false, .. }));
     assert!(matches!(got[1], ServerFrame::Publish { .. }));
@@ -53,6 +61,7 @@ fn a_new_publisher_takes_over_and_the_old_one_is_told() {
     node.publish(cam(1), first, Details::default()).unwrap();
     let took = node.publish(cam(1), second, Details::default());
     assert_eq!(took, Ok(Published::TookOver));
+    deliver(&mut node);
     let replaced = ErrorCode::Replaced;
     assert!(matches!(frames(&mut f)[..], [ServerFrame::Error { code, .. }] if code == replaced));
     assert!(
@@ -63,14 +72,19 @@ fn a_new_publisher_takes_over_and_the_old_one_is_told() {
 }
 
 #[test]
-fn a_slow_viewer_is_dropped_and_the_others_keep_receiving() {
+fn a_slow_viewer_is_kicked_and_the_others_keep_receiving() {
     let mut node = Node::new(10);
-    let (slow, _s) = peer(1, 1);
+    let (tx, _s) = mpsc::channel(1);
+    let (slow, kick) = Peer::new(1, tx);
     let (fast, mut f) = peer(2, 8);
     let (publisher, _p) = peer(3, 8);
     node.view(cam(1), slow).unwrap();
     node.view(cam(1), fast).unwrap();
     node.publish(cam(1), publisher, Details::default()).unwrap();
+    deliver(&mut node);
+    assert!(kick.is_kicked(), "its queue of one held the snapshot");
+    // Its connection ends on the kick and unviews; the table forgets it then.
+    node.unview(&cam(1), 1);
     assert_eq!(node.counts().views, 1);
     let got = frames(&mut f);
     assert!(matches!(
