@@ -22,17 +22,21 @@
 //! frames that carry publish tokens and relayed JWTs; `RUST_LOG=trace,tungstenite::protocol=trace`
 //! does, on purpose (see `relive::logging`).
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{log_filter, signal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
 
 use clap::Parser;
 use relive::Secret;
 use relive::relay::{
     Broker, DirectorConfig, LocalBroker, RelayConfig, RelayError, RelayServer, TokenRule,
 };
-use tracing_subscriber::EnvFilter;
 
 /// The relay server of relive: publishers announce, viewers resume at once.
 #[derive(Debug, Parser)]
@@ -261,41 +265,6 @@ async fn main() -> ExitCode {
     tracing::info!("signal received; shutting down");
     relay.shutdown().await;
     ExitCode::SUCCESS
-}
-
-/// The log filter: `RUST_LOG` if set and valid, else `--log`, else `info`; each with
-/// tungstenite capped below its secret-carrying TRACE records.
-fn log_filter(rust_log: Option<&str>, flag: &str) -> EnvFilter {
-    [rust_log, Some(flag)]
-        .into_iter()
-        .flatten()
-        .find_map(|filter| EnvFilter::try_new(relive::logging::secret_safe_filter(filter)).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"))
-}
-
-/// Resolves on ctrl-c or SIGTERM.
-async fn signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }
 
 #[cfg(test)]

@@ -14,16 +14,20 @@
 //! error naming its line, column and field, and exit code 2 (as for bad flags). SIGTERM or
 //! ctrl-c stops the server (sockets get a close frame) and exits 0.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{log_filter, signal};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
 
 use clap::Parser;
 use relive::testkit::millicast::{MillicastServer, WireRecord};
 use relive::testkit::script::{Script, StreamName};
 use tokio::sync::mpsc;
-use tracing_subscriber::EnvFilter;
 
 /// Wire records buffered for the writer before more are dropped (and counted).
 const WIRE_QUEUE: usize = 4096;
@@ -225,38 +229,4 @@ fn start_writer(path: PathBuf) -> std::io::Result<mpsc::Sender<WireRecord>> {
         let _ = out.flush();
     });
     Ok(sender)
-}
-
-/// The log filter: `RUST_LOG` if set and valid, else `--log`, else `info`; tungstenite's
-/// secret-carrying records capped.
-fn log_filter(rust_log: Option<&str>, flag: &str) -> EnvFilter {
-    [rust_log, Some(flag)]
-        .into_iter()
-        .flatten()
-        .find_map(|filter| EnvFilter::try_new(relive::logging::secret_safe_filter(filter)).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"))
-}
-
-/// Resolves on ctrl-c or SIGTERM.
-async fn signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

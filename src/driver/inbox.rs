@@ -9,13 +9,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::task::AtomicWaker;
 use tokio::sync::oneshot;
 
+use super::wakeup::Wakeup;
 use crate::machine::Input;
 
 /// A command for a viewer's task (one more control is one more variant, or
@@ -39,8 +38,7 @@ struct Inner {
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     inner: Mutex<Inner>,
-    pending: AtomicBool,
-    task: AtomicWaker,
+    wakeup: Wakeup,
 }
 
 /// What the task takes out on a wake.
@@ -73,19 +71,12 @@ impl Inbox {
     fn with(&self, f: impl FnOnce(&mut Inner)) {
         // A poisoned lock means a panic elsewhere; the data is still whole.
         f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()));
-        if !self.pending.swap(true, Ordering::AcqRel) {
-            self.task.wake();
-        }
+        self.wakeup.notify();
     }
 
     /// Ready once something was sent since the last call.
     pub(crate) fn poll_pending(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.task.register(cx.waker());
-        if self.pending.swap(false, Ordering::AcqRel) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+        self.wakeup.poll_pending(cx)
     }
 
     /// Takes the progress cell and every command, in order, into `commands`

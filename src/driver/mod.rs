@@ -9,6 +9,7 @@ pub(crate) mod inbox;
 pub(crate) mod queue;
 pub(crate) mod runner;
 mod task;
+pub(crate) mod wakeup;
 
 use inbox::{Command, Inbox};
 pub use queue::{CAPACITY as EVENT_QUEUE_CAPACITY, Dropped};

@@ -9,32 +9,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-use futures::task::AtomicWaker;
+use crate::driver::wakeup::Wakeup;
 
 /// The shard's wake-up: pending flag, task waker, woken slots.
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
-    pending: AtomicBool,
-    task: AtomicWaker,
+    wakeup: Wakeup,
     ready: Mutex<Vec<u32>>,
 }
 
 impl Signal {
     /// Wakes the shard's task unless a wake is pending already.
     pub(crate) fn notify(&self) {
-        if !self.pending.swap(true, Ordering::AcqRel) {
-            self.task.wake();
-        }
+        self.wakeup.notify();
     }
 
     /// Ready once [`notify`](Signal::notify) was called since the last call.
     pub(crate) fn poll_pending(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.task.register(cx.waker());
-        if self.pending.swap(false, Ordering::AcqRel) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+        self.wakeup.poll_pending(cx)
     }
 
     /// Swaps the woken slots into `into` (empty; its capacity is reused).
