@@ -40,6 +40,7 @@ mod error;
 mod hints;
 mod listener;
 mod local;
+mod metrics;
 pub mod protocol;
 mod publisher;
 mod reconnect;

@@ -1,4 +1,5 @@
-//! What every connection of a relay shares — config, broker, Director, shutdown signal, counts —
+//! What every connection of a relay shares — config, broker, Director, shutdown signal, counts,
+//! the per-address table and the metrics recorder —
 //! and the guards that keep the counts right: a [`Slot`] per open connection, a [`RoleGuard`]
 //! per connection that said `hello`. Used by the axum app and by each connection's shell.
 
@@ -11,7 +12,9 @@ use tokio::sync::watch;
 
 use crate::relay::broker::{Broker, BrokerCounts};
 use crate::relay::config::RelayConfig;
+use crate::relay::core::ClientTable;
 use crate::relay::director::DirectorProxy;
+use crate::relay::metrics::Metrics;
 use crate::relay::protocol::{ErrorCode, Role};
 
 /// What every connection shares.
@@ -22,6 +25,10 @@ pub(crate) struct Shared {
     pub(crate) shutdown: watch::Sender<bool>,
     /// Open connections (WebSocket tasks); shutdown waits for zero.
     pub(crate) connections: watch::Sender<usize>,
+    /// What each client address holds, against the per-address caps.
+    pub(crate) clients: ClientTable,
+    /// This relay's own metrics recorder (`/metrics`).
+    pub(crate) metrics: Metrics,
     publishers: AtomicUsize,
     viewers: AtomicUsize,
     next_id: AtomicU64,
@@ -29,6 +36,7 @@ pub(crate) struct Shared {
     refused: Mutex<BTreeMap<String, u64>>,
     slow_consumers: AtomicU64,
     unavailable: AtomicU64,
+    client_limited: AtomicU64,
     header_timeouts: AtomicU64,
     accept_errors: AtomicU64,
 }
@@ -61,6 +69,11 @@ pub struct Health {
     pub slow_consumers: u64,
     /// Upgrades answered 503: the relay full or shutting down.
     pub unavailable: u64,
+    /// Upgrades answered 429: the client address had `limits.max_connections_per_client`
+    /// connections open.
+    pub client_limited: u64,
+    /// Client addresses with at least one open connection.
+    pub client_addresses: usize,
     /// TCP connections closed because no request head (or upgrade) came within
     /// `limits.header_timeout_ms`.
     pub header_timeouts: u64,
@@ -74,7 +87,13 @@ impl Shared {
         broker: Arc<dyn Broker>,
         director: Option<Arc<DirectorProxy>>,
     ) -> Self {
+        let limits = config.limits;
         Shared {
+            clients: ClientTable::new(
+                limits.max_connections_per_client,
+                limits.max_views_per_client,
+            ),
+            metrics: Metrics::new(),
             config: Arc::new(config),
             broker,
             director,
@@ -86,6 +105,7 @@ impl Shared {
             refused: Mutex::new(BTreeMap::new()),
             slow_consumers: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
+            client_limited: AtomicU64::new(0),
             header_timeouts: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
         }
@@ -109,6 +129,11 @@ impl Shared {
     /// Counts an upgrade answered 503.
     pub(crate) fn count_unavailable(&self) {
         self.unavailable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an upgrade answered 429 (the client address at its connection cap).
+    pub(crate) fn count_client_limited(&self) {
+        self.client_limited.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a connection closed by the header timeout.
@@ -147,6 +172,8 @@ impl Shared {
                 .clone(),
             slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
             unavailable: self.unavailable.load(Ordering::Relaxed),
+            client_limited: self.client_limited.load(Ordering::Relaxed),
+            client_addresses: self.clients.len(),
             header_timeouts: self.header_timeouts.load(Ordering::Relaxed),
             accept_errors: self.accept_errors.load(Ordering::Relaxed),
         }

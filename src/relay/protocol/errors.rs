@@ -31,6 +31,10 @@ pub enum ErrorCode {
     NotPublisher,
     /// This connection views or publishes too many streams, or the relay holds too many.
     TooManyStreams,
+    /// The client's address (the TCP peer, or the client a trusted proxy names) already views
+    /// as many streams over all its connections as the relay allows one address; the view is
+    /// refused. (An address with too many connections is answered HTTP 429 at the upgrade.)
+    ClientLimit,
     /// Over the frame rate (fatal when it goes on).
     RateLimited,
     /// The outgoing queue was full: the client does not read (fatal).
