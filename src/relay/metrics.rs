@@ -29,7 +29,7 @@ const FANOUT_BUCKETS: [f64; 14] = [
 
 /// Every series: name, help, and whether it is a counter (else a gauge). The histogram is
 /// described on its own.
-const SERIES: [(&str, &str, bool); 16] = [
+const SERIES: [(&str, &str, bool); 17] = [
     ("relay_connections", "Open WebSocket connections.", false),
     (
         "relay_publishers",
@@ -84,6 +84,11 @@ const SERIES: [(&str, &str, bool); 16] = [
     (
         "relay_header_timeouts_total",
         "TCP connections closed without a complete request head in time.",
+        true,
+    ),
+    (
+        "relay_shed_total",
+        "Connections waiting for a request head closed at the open-file limit.",
         true,
     ),
     (
@@ -200,6 +205,7 @@ impl Metrics {
             ("relay_unavailable_total", health.unavailable),
             ("relay_client_limited_total", health.client_limited),
             ("relay_header_timeouts_total", health.header_timeouts),
+            ("relay_shed_total", health.shed),
             ("relay_accept_errors_total", health.accept_errors),
             ("relay_broker_dropped_total", health.broker.dropped),
             ("relay_broker_disconnects_total", health.broker.disconnects),

@@ -38,6 +38,7 @@ pub(crate) struct Shared {
     unavailable: AtomicU64,
     client_limited: AtomicU64,
     header_timeouts: AtomicU64,
+    shed: AtomicU64,
     accept_errors: AtomicU64,
 }
 
@@ -77,6 +78,9 @@ pub struct Health {
     /// TCP connections closed because no request head (or upgrade) came within
     /// `limits.header_timeout_ms`.
     pub header_timeouts: u64,
+    /// Connections waiting for a request head closed to free a descriptor at the open-file
+    /// limit.
+    pub shed: u64,
     /// Failed `accept` calls (`EMFILE` at the open-file limit, aborted connections, …).
     pub accept_errors: u64,
 }
@@ -107,6 +111,7 @@ impl Shared {
             unavailable: AtomicU64::new(0),
             client_limited: AtomicU64::new(0),
             header_timeouts: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
         }
     }
@@ -139,6 +144,11 @@ impl Shared {
     /// Counts a connection closed by the header timeout.
     pub(crate) fn count_header_timeout(&self) {
         self.header_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection shed at the open-file limit.
+    pub(crate) fn count_shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a failed `accept`.
@@ -175,6 +185,7 @@ impl Shared {
             client_limited: self.client_limited.load(Ordering::Relaxed),
             client_addresses: self.clients.len(),
             header_timeouts: self.header_timeouts.load(Ordering::Relaxed),
+            shed: self.shed.load(Ordering::Relaxed),
             accept_errors: self.accept_errors.load(Ordering::Relaxed),
         }
     }
