@@ -37,6 +37,8 @@ mod connection;
 mod core;
 mod director;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hints;
 mod listener;
 mod local;

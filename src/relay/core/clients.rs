@@ -111,7 +111,6 @@ impl Clients {
     }
 
     /// What `client` holds: `(connections, views)`.
-    #[cfg(test)]
     pub(crate) fn usage(&self, client: IpAddr) -> Option<(usize, usize)> {
         self.table.get(&client).map(|u| (u.connections, u.views))
     }
@@ -151,7 +150,7 @@ impl ClientTable {
         self.with(|clients| clients.len())
     }
 
-    #[cfg(test)]
+    /// What `client` holds: `(connections, views)`.
     pub(crate) fn usage(&self, client: IpAddr) -> Option<(usize, usize)> {
         self.with(|clients| clients.usage(client))
     }

@@ -210,7 +210,7 @@ pub(super) fn describe_json(error: &serde_json::Error) -> String {
     }
 }
 
-/// Keeps text in errors short.
+/// Keeps text in errors short: at most [`MAX_ECHO`](super::MAX_ECHO) characters.
 pub(super) fn cut(text: &str) -> String {
-    text.chars().take(80).collect()
+    text.chars().take(super::MAX_ECHO).collect()
 }
