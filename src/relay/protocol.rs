@@ -80,7 +80,10 @@
 //! Frames over `max_frame` bytes are refused (`too_large`); far larger ones close the socket.
 //! Each connection has a token bucket of `burst` frames refilled at `rate_per_sec`: a frame
 //! beyond it is refused (`rate_limited`), and a client that keeps flooding is closed. A viewer
-//! whose outgoing queue is full (it does not read) is dropped with `slow_consumer`.
+//! whose outgoing queue is full (it does not read) is dropped with `slow_consumer`. A client
+//! address (the TCP peer, or behind a trusted proxy the client it names) may open a bounded
+//! number of connections (more are answered HTTP 429 at the upgrade) and view a bounded number
+//! of streams over all of them (a view beyond is refused with `client_limit`).
 
 mod client;
 mod errors;
