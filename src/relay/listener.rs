@@ -476,6 +476,38 @@ mod tests {
     }
 
     #[test]
+    fn the_oldest_idle_connection_already_read_is_shed_and_woken() {
+        let sheddable = Sheddable::default();
+        let polled = |flag: &ShedFlag, idle: bool| {
+            flag.idle.store(idle, Ordering::Relaxed);
+            *flag.waker.lock().unwrap() = Some(Waker::noop().clone());
+        };
+        let (_, unread) = sheddable.register();
+        let (_, busy) = sheddable.register();
+        polled(&busy, false);
+        let (_, old) = sheddable.register();
+        polled(&old, true);
+        let (young_id, young) = sheddable.register();
+        polled(&young, true);
+        unread.idle.store(true, Ordering::Relaxed);
+        assert!(sheddable.shed_oldest());
+        assert!(
+            old.shed.load(Ordering::Relaxed),
+            "the oldest idle one that was read"
+        );
+        assert!(
+            !unread.shed.load(Ordering::Relaxed),
+            "never read: maybe a request on its way"
+        );
+        assert!(!busy.shed.load(Ordering::Relaxed), "not idle");
+        assert!(sheddable.shed_oldest());
+        assert!(young.shed.load(Ordering::Relaxed));
+        assert!(!sheddable.shed_oldest(), "nothing left to shed");
+        sheddable.forget(young_id);
+        assert_eq!(sheddable.lock().len(), 3);
+    }
+
+    #[test]
     fn a_head_ends_at_its_blank_line() {
         let head = scan(Phase::Head(0), b"GET / HTTP/1.1\r\nHost: a\r\n");
         assert_eq!(head, Phase::Head(1));
