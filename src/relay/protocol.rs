@@ -104,10 +104,11 @@ pub const MAX_DETAILS: usize = 16 * 1024;
 pub const MAX_LIST: usize = 64;
 /// The longest stream name, source id or track id, in bytes.
 pub const MAX_NAME: usize = 128;
-/// The most characters of a client's own text an error repeats (an unknown `type`, a missing
-/// field's name): a longer one is cut to this, so a refusal never carries a whole value that a
-/// client mistyped into the wrong field, and a huge one does not grow the logs.
-pub const MAX_ECHO: usize = 32;
+/// The most characters of a client's own value an error repeats (the start of an unknown
+/// `type`). The echo is also at most half the value, so a refusal never carries a whole value
+/// (a token a client mistyped into `type` included): a secret longer than this never shows
+/// whole, and a short value shows only its first half. Refusals are logged.
+pub const MAX_ECHO: usize = 16;
 
 /// Who a connection is, said once in `hello`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

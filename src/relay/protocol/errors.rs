@@ -71,8 +71,9 @@ pub enum ProtocolError {
     /// Not JSON, or not the shape of its `type`.
     #[error("malformed frame: {0}")]
     Malformed(String),
-    /// A `type` not in the protocol.
-    #[error("unknown frame type {0:?}")]
+    /// A `type` not in the protocol; what it holds is only the type's start (see
+    /// [`MAX_ECHO`](super::MAX_ECHO)).
+    #[error("unknown frame type (starting {0:?})")]
     UnknownType(String),
     /// A stream name that is empty, too long or has characters outside `A-Za-z0-9-_.~:/`.
     #[error("invalid stream name")]
