@@ -47,6 +47,9 @@ fn relay_config() -> RelayConfig {
     let mut config = RelayConfig::default().publish_token("bench-*", TOKEN);
     config.listen = "127.0.0.1:0".parse().expect("an address");
     config.limits.max_connections = 100_000;
+    // Every client of the bench comes from 127.0.0.1: no per-address caps.
+    config.limits.max_connections_per_client = 100_000;
+    config.limits.max_views_per_client = 100_000;
     config.limits.keepalive_ms = 120_000;
     config.limits.idle_timeout_ms = 600_000;
     config.limits.hello_timeout_ms = 120_000;

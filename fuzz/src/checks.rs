@@ -392,21 +392,72 @@ fn has_float(value: &Value) -> bool {
 ///   length leaves the `Debug` text unchanged.
 /// - The checks of a frame `parse_client_frame` accepts (stream names, details bounds) hold
 ///   for what `to_text` wrote: it re-parses.
+/// - The same for a server frame: `to_text` then `parse_server_frame` gives it back.
+/// - An error repeats at most `MAX_ECHO` characters of the client's text, and at most half of
+///   it: an unknown `type` is cut to such a prefix, never the whole value.
+/// - The input, read as lines, is also a sequence of frames and events for two sans-IO relay
+///   sessions and a node (`relive::relay::fuzzing::session_sequence`): no panic, and every
+///   limit holds after every input (see that function's docs).
 #[cfg(feature = "relay")]
 pub fn relay_frame(input: &[u8]) {
     use relive::Secret;
-    use relive::relay::protocol::{ClientFrame, parse_client_frame, parse_server_frame};
+    use relive::relay::protocol::{
+        ClientFrame, MAX_ECHO, ProtocolError, parse_client_frame, parse_server_frame,
+    };
 
+    relive::relay::fuzzing::session_sequence(input);
     let Ok(text) = std::str::from_utf8(input) else {
         return;
     };
     if let Ok(frame) = parse_server_frame(text) {
-        let _ = parse_server_frame(&frame.to_text());
+        let written = frame.to_text();
+        let floats = serde_json::from_str::<Value>(&written).map_or(true, |v| has_float(&v));
+        match parse_server_frame(&written) {
+            Ok(again) => assert!(
+                again == frame || floats,
+                "server frame round trip changed it:\n  read    {frame:?}\n  wrote   {written}\n  re-read {again:?}"
+            ),
+            Err(error) => assert!(
+                floats,
+                "to_text wrote a server frame that does not parse ({error}):\n  read  {frame:?}\n  wrote {written}"
+            ),
+        }
     }
     let frame = match parse_client_frame(text) {
         Ok(frame) => frame,
         Err(error) => {
-            let _ = (error.to_string(), error.code());
+            let message = error.to_string();
+            let _ = error.code();
+            if let ProtocolError::UnknownType(echo) = &error {
+                let kind = serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned));
+                let echoed = echo.chars().count();
+                assert!(echoed <= MAX_ECHO, "echo of {echoed} chars");
+                if let Some(kind) = kind {
+                    assert!(
+                        kind.starts_with(echo.as_str()),
+                        "the echo is not the type's start"
+                    );
+                    assert!(
+                        echoed <= kind.chars().count() / 2,
+                        "more than half of the type echoed"
+                    );
+                    if !kind.is_empty() {
+                        assert!(
+                            !message.contains(&format!("{kind:?}")),
+                            "the whole type echoed"
+                        );
+                    }
+                }
+            }
+            // Every message is short: a fixed text plus at most MAX_ECHO characters, each
+            // escaped in at most 10 bytes (`\u{10ffff}`).
+            assert!(
+                message.len() <= 120 + 10 * MAX_ECHO,
+                "a {}-byte error",
+                message.len()
+            );
             return;
         }
     };

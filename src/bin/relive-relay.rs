@@ -33,6 +33,7 @@ use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 use clap::Parser;
+use ipnet::IpNet;
 use relive::Secret;
 use relive::relay::{
     Broker, DirectorConfig, LocalBroker, RelayConfig, RelayError, RelayServer, TokenRule,
@@ -79,6 +80,22 @@ struct Args {
     /// Connections at once.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Streams the relay tracks at once (live or viewed).
+    #[arg(long, value_name = "N")]
+    max_streams: Option<usize>,
+    /// Streams one connection may view.
+    #[arg(long, value_name = "N")]
+    max_views: Option<usize>,
+    /// WebSocket connections at once from one client address; more are answered 429.
+    #[arg(long, value_name = "N")]
+    max_connections_per_client: Option<usize>,
+    /// Streams viewed at once by all the connections of one client address.
+    #[arg(long, value_name = "N")]
+    max_views_per_client: Option<usize>,
+    /// A reverse proxy (address or CIDR) whose `Forwarded`/`X-Forwarded-For` names the client.
+    /// Repeatable; replaces the file's list.
+    #[arg(long = "trusted-proxy", value_name = "ADDR|CIDR", value_parser = proxy)]
+    trusted_proxies: Vec<IpNet>,
     /// Frames queued per connection before it is dropped as a slow consumer.
     #[arg(long, value_name = "N")]
     queue: Option<usize>,
@@ -123,6 +140,13 @@ struct Args {
     log: String,
 }
 
+/// An address (one host) or a CIDR.
+fn proxy(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| "expected an IP address or a CIDR (10.0.0.0/8)".to_owned())
+}
+
 fn token_rule(text: &str) -> Result<TokenRule, String> {
     let (stream, token) = text
         .split_once('=')
@@ -149,6 +173,9 @@ impl Args {
         }
         if !self.allowed_origins.is_empty() {
             config.allowed_origins = self.allowed_origins;
+        }
+        if !self.trusted_proxies.is_empty() {
+            config.trusted_proxies = self.trusted_proxies;
         }
         let proxy = self.director_url.is_some()
             || self.director_account.is_some()
@@ -217,6 +244,14 @@ fn apply_limits(config: &mut RelayConfig, args: &Args) {
     limits.burst = args.burst.unwrap_or(limits.burst);
     limits.max_connections = args.max_connections.unwrap_or(limits.max_connections);
     limits.queue = args.queue.unwrap_or(limits.queue);
+    limits.max_streams = args.max_streams.unwrap_or(limits.max_streams);
+    limits.max_views = args.max_views.unwrap_or(limits.max_views);
+    limits.max_connections_per_client = args
+        .max_connections_per_client
+        .unwrap_or(limits.max_connections_per_client);
+    limits.max_views_per_client = args
+        .max_views_per_client
+        .unwrap_or(limits.max_views_per_client);
     limits.keepalive_ms = args.keepalive_ms.unwrap_or(limits.keepalive_ms);
     limits.header_timeout_ms = args.header_timeout_ms.unwrap_or(limits.header_timeout_ms);
 }
@@ -292,12 +327,26 @@ mod tests {
             "9",
             "--header-timeout-ms",
             "250",
+            "--max-views-per-client",
+            "5",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "::1",
         ])
         .into_config()
         .expect("valid config");
         assert_eq!(config.listen.port(), 9001);
         assert_eq!(config.limits.burst, 9);
         assert_eq!(config.limits.header_timeout_ms, 250);
+        assert_eq!(config.limits.max_views_per_client, 5);
+        let proxies: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "::1/128"]);
+        assert!(Args::try_parse_from(["relive-relay", "--trusted-proxy", "nope"]).is_err());
         assert_eq!(config.limits.rate_per_sec, 3.0, "the file's value stays");
         assert_eq!(config.publish_tokens[0].token.expose(), "file");
         let config = args(&["--config", &path_arg, "--publish-token", "mic=flag"])

@@ -90,6 +90,10 @@ pub struct BrokerCounts {
     /// Events a multi-node broker dropped because a bounded queue was full (the shared store
     /// slow or away); always 0 for the in-process broker.
     pub dropped: u64,
+    /// Times a multi-node broker lost its shared store (Redis); always 0 in process.
+    pub disconnects: u64,
+    /// Times a multi-node broker connected to its shared store again after losing it.
+    pub reconnects: u64,
 }
 
 /// Why a broker refused.

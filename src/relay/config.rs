@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::Secret;
@@ -40,6 +41,12 @@ pub struct RelayConfig {
     pub allowed_origins: Vec<String>,
     /// The Director the relay calls for viewers; `None` refuses `director` requests.
     pub director: Option<DirectorConfig>,
+    /// Reverse proxies (addresses or CIDRs: `10.0.0.1`, `10.0.0.0/8`, `::1/128`) whose
+    /// forwarding headers are believed. A connection counts against the per-address caps
+    /// (`limits.max_connections_per_client`, `limits.max_views_per_client`) under its TCP peer,
+    /// unless that peer is on this list: then under the right-most address of `Forwarded: for=`
+    /// (else `X-Forwarded-For`) that is not on it. Empty (the default): headers are ignored.
+    pub trusted_proxies: Vec<IpNet>,
     /// Sizes, rates, queues and timeouts.
     pub limits: Limits,
 }
@@ -51,6 +58,7 @@ impl Default for RelayConfig {
             publish_tokens: Vec::new(),
             allowed_origins: Vec::new(),
             director: None,
+            trusted_proxies: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -90,6 +98,20 @@ impl RelayConfig {
     #[must_use]
     pub fn director(mut self, director: DirectorConfig) -> Self {
         self.director = Some(director);
+        self
+    }
+
+    /// Believes the forwarding headers of connections from `proxy` (an address or a CIDR);
+    /// see [`trusted_proxies`](RelayConfig::trusted_proxies).
+    ///
+    /// ```
+    /// use relive::relay::RelayConfig;
+    /// let config = RelayConfig::default().trust_proxy("10.0.0.0/8".parse().unwrap());
+    /// assert_eq!(config.trusted_proxies.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn trust_proxy(mut self, proxy: IpNet) -> Self {
+        self.trusted_proxies.push(proxy);
         self
     }
 
@@ -229,6 +251,13 @@ pub struct Limits {
     pub max_streams: usize,
     /// Streams one connection may view (16).
     pub max_views: usize,
+    /// WebSocket connections open at once from one client address (256); more are answered
+    /// HTTP 429. The address is the TCP peer, or behind a trusted proxy the client it names (see
+    /// [`RelayConfig::trusted_proxies`]).
+    pub max_connections_per_client: usize,
+    /// Streams viewed at once by all the connections of one client address (1 024); a view
+    /// beyond is refused with `client_limit`.
+    pub max_views_per_client: usize,
     /// Streams one connection may publish (16).
     pub max_publishes: usize,
     /// How often the server pings each connection, in ms (5 000). A publisher silent for two
@@ -259,6 +288,8 @@ impl Default for Limits {
             max_connections: 20_000,
             max_streams: 100_000,
             max_views: 16,
+            max_connections_per_client: 256,
+            max_views_per_client: 1024,
             max_publishes: 16,
             keepalive_ms: 5_000,
             idle_timeout_ms: 45_000,
@@ -281,6 +312,11 @@ impl Limits {
             ("burst", self.burst > 0),
             ("max_connections", self.max_connections > 0),
             ("max_streams", self.max_streams > 0),
+            (
+                "max_connections_per_client",
+                self.max_connections_per_client > 0,
+            ),
+            ("max_views_per_client", self.max_views_per_client > 0),
             ("keepalive_ms", self.keepalive_ms > 0),
             ("idle_timeout_ms", self.idle_timeout_ms > self.keepalive_ms),
             ("hello_timeout_ms", self.hello_timeout_ms > 0),

@@ -14,7 +14,7 @@ use tokio::time::{sleep_until, timeout};
 use tracing::Instrument;
 
 use crate::relay::broker::{Frame, Kick, Peer};
-use crate::relay::core::{Action, End, Session};
+use crate::relay::core::{Action, ClientSlot, End, Session};
 use crate::relay::protocol::{ErrorCode, ServerFrame};
 use crate::relay::shared::{RoleGuard, Shared, Slot};
 
@@ -47,6 +47,8 @@ struct Connection {
     socket: WebSocket,
     shutdown: watch::Receiver<bool>,
     director: Option<JoinHandle<ServerFrame>>,
+    /// When the last message from the client arrived (a publish's fan-out is timed from it).
+    arrived: tokio::time::Instant,
     _role: Option<RoleGuard>,
     _slot: Slot,
 }
@@ -57,12 +59,19 @@ fn now() -> std::time::Instant {
 }
 
 /// Serves one upgraded socket until it ends, then forgets it in the broker.
-pub(crate) async fn run(shared: Arc<Shared>, slot: Slot, socket: WebSocket, remote: SocketAddr) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    slot: Slot,
+    client: ClientSlot,
+    socket: WebSocket,
+    remote: SocketAddr,
+) {
     let id = shared.next_id();
+    let client_addr = client.client();
     let (tx, queue) = mpsc::channel(shared.config.limits.queue);
     let (peer, kick) = Peer::new(id, tx);
     let shutdown = shared.shutdown.subscribe();
-    let session = Session::new(id, Arc::clone(&shared.config), now());
+    let session = Session::new(id, Arc::clone(&shared.config), client, now());
     let mut connection = Connection {
         shared,
         session,
@@ -72,10 +81,11 @@ pub(crate) async fn run(shared: Arc<Shared>, slot: Slot, socket: WebSocket, remo
         socket,
         shutdown,
         director: None,
+        arrived: tokio::time::Instant::now(),
         _role: None,
         _slot: slot,
     };
-    let span = tracing::info_span!("relay_conn", id, %remote);
+    let span = tracing::info_span!("relay_conn", id, %remote, client = %client_addr);
     async move {
         tracing::debug!("connected");
         let end = connection.serve().await;
@@ -156,7 +166,10 @@ impl Connection {
                     }
                 }
                 Wake::Director(answer) => self.session.handle_director_answer(answer),
-                Wake::Message(message) => self.on_message(now, message),
+                Wake::Message(message) => {
+                    self.arrived = tokio::time::Instant::now();
+                    self.on_message(now, message);
+                }
                 Wake::Timer => self.session.handle_timeout(now),
             }
         }
@@ -177,7 +190,12 @@ impl Connection {
                         .publish(stream.clone(), self.peer.clone(), details)
                         .await
                     {
-                        Ok(published) => tracing::info!(%stream, ?published, "publish"),
+                        Ok(published) => {
+                            // The broker handed the frame to every viewer queue here.
+                            let took = self.arrived.elapsed().as_secs_f64();
+                            self.shared.metrics.observe_fanout(took);
+                            tracing::info!(%stream, ?published, "publish");
+                        }
                         Err(error) => self.session.handle_refused(&stream, &error),
                     }
                 }

@@ -14,13 +14,24 @@
 //! axum's own `TcpListener` loop logs accept errors at ERROR on every failure and sleeps 1 s;
 //! this one counts them, logs the first of a burst at WARN (with the error kind) and the burst's
 //! end, and sleeps 50 ms doubling to 1 s, so an `EMFILE` storm neither spins nor floods the log.
+//!
+//! At the open-file limit (`EMFILE`/`ENFILE`) it first sheds: the oldest connection still
+//! waiting for a request head is closed, which frees a descriptor, and the accept is tried
+//! again at once. So `/healthz` and a real viewer get in while idle sockets hold every
+//! descriptor. Why the oldest, not the newest: a real client sends its request with its
+//! connect, so the one idle longest is the least likely to be one, and it is the nearest to
+//! its header timeout anyway; the newest may be the health check just accepted, not yet read.
+//! Only connections already polled (read at least once, found idle) are shed, and upgraded
+//! WebSockets never. Shed connections count in `/healthz` (`shed`).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -33,6 +44,71 @@ use crate::relay::shared::Shared;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// The longest sleep after accept errors.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The pause after shedding a connection: its task must run to close the descriptor.
+const SHED_PAUSE: Duration = Duration::from_millis(1);
+
+/// Whether `error` says the process (or the system) is out of file descriptors: `EMFILE` or
+/// `ENFILE`, which have no `io::ErrorKind` of their own (the numbers are those of Linux and the
+/// BSDs).
+fn out_of_descriptors(error: &io::Error) -> bool {
+    cfg!(unix) && matches!(error.raw_os_error(), Some(23 | 24))
+}
+
+/// The accepted connections that may be shed, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct Sheddable {
+    next: AtomicU64,
+    open: Mutex<BTreeMap<u64, Arc<ShedFlag>>>,
+}
+
+/// One accepted connection's side of [`Sheddable`].
+#[derive(Debug, Default)]
+struct ShedFlag {
+    /// Waiting for a request head: may be shed.
+    idle: AtomicBool,
+    shed: AtomicBool,
+    /// Set by each poll while idle; taken by the shedding.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Sheddable {
+    fn register(&self) -> (u64, Arc<ShedFlag>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let flag = Arc::new(ShedFlag::default());
+        self.lock().insert(id, Arc::clone(&flag));
+        (id, flag)
+    }
+
+    fn forget(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ShedFlag>>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the oldest idle connection (one read at least once) shed and wakes it; `false`
+    /// if none is idle.
+    fn shed_oldest(&self) -> bool {
+        let open = self.lock();
+        for flag in open.values() {
+            if !flag.idle.load(Ordering::Relaxed) || flag.shed.load(Ordering::Relaxed) {
+                continue;
+            }
+            let waker = flag
+                .waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(waker) = waker {
+                flag.shed.store(true, Ordering::Relaxed);
+                waker.wake();
+                return true;
+            }
+        }
+        false
+    }
+}
 
 /// Something that accepts connections, one at a time: a [`TcpListener`], or a fake in tests.
 pub(crate) trait TryAccept: Send + 'static {
@@ -53,6 +129,7 @@ impl TryAccept for TcpListener {
 pub(crate) struct AcceptLoop<A> {
     inner: A,
     shared: Arc<Shared>,
+    sheddable: Arc<Sheddable>,
     /// Errors since the last accepted connection.
     burst: u64,
     /// The next sleep after an error.
@@ -64,6 +141,7 @@ impl<A: TryAccept> AcceptLoop<A> {
         AcceptLoop {
             inner,
             shared,
+            sheddable: Arc::default(),
             burst: 0,
             backoff: BACKOFF_MIN,
         }
@@ -86,6 +164,12 @@ impl<A: TryAccept> AcceptLoop<A> {
                     self.burst += 1;
                     if self.burst == 1 {
                         tracing::warn!(kind = ?error.kind(), %error, "accept failed; backing off");
+                    }
+                    if out_of_descriptors(&error) && self.sheddable.shed_oldest() {
+                        self.shared.count_shed();
+                        tracing::debug!("out of file descriptors: shed the oldest idle connection");
+                        tokio::time::sleep(SHED_PAUSE).await;
+                        continue;
                     }
                     // One peer gave up before we took it: nothing to wait for.
                     if !is_connection_error(&error) {
@@ -135,7 +219,12 @@ impl axum::serve::Listener for RelayListener {
     async fn accept(&mut self) -> (HeadIo, SocketAddr) {
         let (stream, remote) = self.accept.next().await;
         let _ = stream.set_nodelay(true);
-        let io = HeadIo::new(stream, Arc::clone(&self.accept.shared), self.header_timeout);
+        let io = HeadIo::new(
+            stream,
+            Arc::clone(&self.accept.shared),
+            Arc::clone(&self.accept.sheddable),
+            self.header_timeout,
+        );
         (io, remote)
     }
 
@@ -171,6 +260,9 @@ enum Phase {
 pub(crate) struct HeadIo {
     inner: TcpStream,
     shared: Arc<Shared>,
+    sheddable: Arc<Sheddable>,
+    shed_id: u64,
+    shed: Arc<ShedFlag>,
     timeout: Duration,
     deadline: Pin<Box<Sleep>>,
     phase: Phase,
@@ -186,10 +278,19 @@ impl std::fmt::Debug for HeadIo {
 }
 
 impl HeadIo {
-    fn new(inner: TcpStream, shared: Arc<Shared>, timeout: Duration) -> Self {
+    fn new(
+        inner: TcpStream,
+        shared: Arc<Shared>,
+        sheddable: Arc<Sheddable>,
+        timeout: Duration,
+    ) -> Self {
+        let (shed_id, shed) = sheddable.register();
         HeadIo {
             inner,
             shared,
+            sheddable,
+            shed_id,
+            shed,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
             phase: Phase::Head(0),
@@ -202,6 +303,20 @@ impl HeadIo {
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if self.expired {
             return Err(timed_out());
+        }
+        if self.shed.shed.load(Ordering::Relaxed) {
+            self.expired = true;
+            tracing::debug!("connection shed: out of file descriptors");
+            return Err(io::Error::other("shed at the open-file limit"));
+        }
+        let idle = matches!(self.phase, Phase::Head(_));
+        self.shed.idle.store(idle, Ordering::Relaxed);
+        if idle {
+            *self
+                .shed
+                .waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
         }
         if matches!(self.phase, Phase::Head(_)) && self.deadline.as_mut().poll(cx).is_ready() {
             self.expired = true;
@@ -225,6 +340,12 @@ impl HeadIo {
             let next = tokio::time::Instant::now() + self.timeout;
             self.deadline.as_mut().reset(next);
         }
+    }
+}
+
+impl Drop for HeadIo {
+    fn drop(&mut self) {
+        self.sheddable.forget(self.shed_id);
     }
 }
 
@@ -352,6 +473,38 @@ mod tests {
         assert_eq!(accept.next().await.1, addr);
         assert_eq!(start.elapsed(), BACKOFF_MIN, "a success resets the backoff");
         assert_eq!(shared.health().accept_errors, 9);
+    }
+
+    #[test]
+    fn the_oldest_idle_connection_already_read_is_shed_and_woken() {
+        let sheddable = Sheddable::default();
+        let polled = |flag: &ShedFlag, idle: bool| {
+            flag.idle.store(idle, Ordering::Relaxed);
+            *flag.waker.lock().unwrap() = Some(Waker::noop().clone());
+        };
+        let (_, unread) = sheddable.register();
+        let (_, busy) = sheddable.register();
+        polled(&busy, false);
+        let (_, old) = sheddable.register();
+        polled(&old, true);
+        let (young_id, young) = sheddable.register();
+        polled(&young, true);
+        unread.idle.store(true, Ordering::Relaxed);
+        assert!(sheddable.shed_oldest());
+        assert!(
+            old.shed.load(Ordering::Relaxed),
+            "the oldest idle one that was read"
+        );
+        assert!(
+            !unread.shed.load(Ordering::Relaxed),
+            "never read: maybe a request on its way"
+        );
+        assert!(!busy.shed.load(Ordering::Relaxed), "not idle");
+        assert!(sheddable.shed_oldest());
+        assert!(young.shed.load(Ordering::Relaxed));
+        assert!(!sheddable.shed_oldest(), "nothing left to shed");
+        sheddable.forget(young_id);
+        assert_eq!(sheddable.lock().len(), 3);
     }
 
     #[test]

@@ -38,9 +38,12 @@ mod core;
 mod director;
 mod error;
 mod fanout;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hints;
 mod listener;
 mod local;
+mod metrics;
 pub mod protocol;
 mod publisher;
 mod reconnect;

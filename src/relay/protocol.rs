@@ -80,7 +80,10 @@
 //! Frames over `max_frame` bytes are refused (`too_large`); far larger ones close the socket.
 //! Each connection has a token bucket of `burst` frames refilled at `rate_per_sec`: a frame
 //! beyond it is refused (`rate_limited`), and a client that keeps flooding is closed. A viewer
-//! whose outgoing queue is full (it does not read) is dropped with `slow_consumer`.
+//! whose outgoing queue is full (it does not read) is dropped with `slow_consumer`. A client
+//! address (the TCP peer, or behind a trusted proxy the client it names) may open a bounded
+//! number of connections (more are answered HTTP 429 at the upgrade) and view a bounded number
+//! of streams over all of them (a view beyond is refused with `client_limit`).
 
 mod client;
 mod errors;
@@ -101,6 +104,11 @@ pub const MAX_DETAILS: usize = 16 * 1024;
 pub const MAX_LIST: usize = 64;
 /// The longest stream name, source id or track id, in bytes.
 pub const MAX_NAME: usize = 128;
+/// The most characters of a client's own value an error repeats (the start of an unknown
+/// `type`). The echo is also at most half the value, so a refusal never carries a whole value
+/// (a token a client mistyped into `type` included): a secret longer than this never shows
+/// whole, and a short value shows only its first half. Refusals are logged.
+pub const MAX_ECHO: usize = 16;
 
 /// Who a connection is, said once in `hello`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

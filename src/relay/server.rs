@@ -1,5 +1,6 @@
 //! [`RelayServer`]: the axum app — `GET /ws` upgrades to the relay protocol, `GET /healthz`
-//! reports counts — and the handle that shuts it down gracefully.
+//! reports counts as JSON, `GET /metrics` the same in the Prometheus text format — and the
+//! handle that shuts it down gracefully.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::relay::broker::Broker;
 use crate::relay::config::RelayConfig;
+use crate::relay::core::client_address;
 use crate::relay::director::DirectorProxy;
 use crate::relay::listener::{RelayListener, Remote};
 use crate::relay::shared::{Health, Shared};
@@ -73,14 +75,27 @@ impl RelayServer {
         let router = Router::new()
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
             .with_state(Arc::clone(&shared));
         let mut stop = shared.shutdown.subscribe();
         let app = router.into_make_service_with_connect_info::<Remote>();
         let serve = axum::serve(listener, app)
             .with_graceful_shutdown(async move { while stop.wait_for(|s| *s).await.is_err() {} });
+        let upkeep = Arc::clone(&shared);
         let serve = tokio::spawn(async move {
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "relay server failed");
+            // The histogram's samples are folded in at each scrape; unscraped, they would pile up.
+            let mut tick = tokio::time::interval(METRICS_UPKEEP);
+            let upkeep = async move {
+                loop {
+                    tick.tick().await;
+                    upkeep.metrics.upkeep();
+                }
+            };
+            tokio::select! {
+                served = serve => if let Err(error) = served {
+                    tracing::error!(%error, "relay server failed");
+                },
+                () = upkeep => {}
             }
         });
         tracing::info!(%addr, "relay listening");
@@ -126,9 +141,29 @@ impl RelayServer {
     }
 }
 
+/// How often the metrics recorder folds pending histogram samples.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `GET /healthz`.
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.health()).into_response()
+}
+
+/// `GET /metrics`: the Prometheus text format (version 0.0.4).
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let text = shared.metrics.render(&shared.health());
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+/// The values of every `name` header line that is text (others are skipped: a line that is
+/// not text cannot name an address).
+fn lines<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
 }
 
 /// `GET /ws`: checks the origin and the connection limit, then upgrades with the frame limits.
@@ -150,6 +185,27 @@ async fn upgrade(
         tracing::info!(%remote, "connection refused: origin not allowed");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
+    let (client, malformed) = client_address(
+        remote.ip(),
+        &shared.config.trusted_proxies,
+        &lines(&headers, "forwarded"),
+        &lines(&headers, "x-forwarded-for"),
+    );
+    if let Some(error) = malformed {
+        tracing::info!(%remote, %error, "forwarding header ignored; counting the proxy's address");
+    }
+    let client_slot = match shared.clients.admit(client) {
+        Ok(slot) => slot,
+        Err(limit) => {
+            tracing::info!(%remote, %client, %limit, "connection refused: client limit");
+            shared.count_client_limited();
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from this client",
+            )
+                .into_response();
+        }
+    };
     let Some(slot) = shared.reserve() else {
         tracing::warn!(%remote, "connection refused: relay full");
         shared.count_unavailable();
@@ -163,7 +219,7 @@ async fn upgrade(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(hard.saturating_mul(2))
-        .on_upgrade(move |socket| connection::run(shared, slot, socket, remote))
+        .on_upgrade(move |socket| connection::run(shared, slot, client_slot, socket, remote))
 }
 
 /// No list, or no `Origin` header (not a browser), or an `Origin` on the list.

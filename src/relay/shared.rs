@@ -1,4 +1,5 @@
-//! What every connection of a relay shares — config, broker, Director, shutdown signal, counts —
+//! What every connection of a relay shares — config, broker, Director, shutdown signal, counts,
+//! the per-address table and the metrics recorder —
 //! and the guards that keep the counts right: a [`Slot`] per open connection, a [`RoleGuard`]
 //! per connection that said `hello`. Used by the axum app and by each connection's shell.
 
@@ -11,7 +12,9 @@ use tokio::sync::watch;
 
 use crate::relay::broker::{Broker, BrokerCounts};
 use crate::relay::config::RelayConfig;
+use crate::relay::core::ClientTable;
 use crate::relay::director::DirectorProxy;
+use crate::relay::metrics::Metrics;
 use crate::relay::protocol::{ErrorCode, Role};
 
 /// What every connection shares.
@@ -22,6 +25,10 @@ pub(crate) struct Shared {
     pub(crate) shutdown: watch::Sender<bool>,
     /// Open connections (WebSocket tasks); shutdown waits for zero.
     pub(crate) connections: watch::Sender<usize>,
+    /// What each client address holds, against the per-address caps.
+    pub(crate) clients: ClientTable,
+    /// This relay's own metrics recorder (`/metrics`).
+    pub(crate) metrics: Metrics,
     publishers: AtomicUsize,
     viewers: AtomicUsize,
     next_id: AtomicU64,
@@ -29,7 +36,9 @@ pub(crate) struct Shared {
     refused: Mutex<BTreeMap<String, u64>>,
     slow_consumers: AtomicU64,
     unavailable: AtomicU64,
+    client_limited: AtomicU64,
     header_timeouts: AtomicU64,
+    shed: AtomicU64,
     accept_errors: AtomicU64,
 }
 
@@ -61,9 +70,17 @@ pub struct Health {
     pub slow_consumers: u64,
     /// Upgrades answered 503: the relay full or shutting down.
     pub unavailable: u64,
+    /// Upgrades answered 429: the client address had `limits.max_connections_per_client`
+    /// connections open.
+    pub client_limited: u64,
+    /// Client addresses with at least one open connection.
+    pub client_addresses: usize,
     /// TCP connections closed because no request head (or upgrade) came within
     /// `limits.header_timeout_ms`.
     pub header_timeouts: u64,
+    /// Connections waiting for a request head closed to free a descriptor at the open-file
+    /// limit.
+    pub shed: u64,
     /// Failed `accept` calls (`EMFILE` at the open-file limit, aborted connections, …).
     pub accept_errors: u64,
 }
@@ -74,7 +91,13 @@ impl Shared {
         broker: Arc<dyn Broker>,
         director: Option<Arc<DirectorProxy>>,
     ) -> Self {
+        let limits = config.limits;
         Shared {
+            clients: ClientTable::new(
+                limits.max_connections_per_client,
+                limits.max_views_per_client,
+            ),
+            metrics: Metrics::new(),
             config: Arc::new(config),
             broker,
             director,
@@ -86,7 +109,9 @@ impl Shared {
             refused: Mutex::new(BTreeMap::new()),
             slow_consumers: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
+            client_limited: AtomicU64::new(0),
             header_timeouts: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
         }
     }
@@ -111,9 +136,19 @@ impl Shared {
         self.unavailable.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an upgrade answered 429 (the client address at its connection cap).
+    pub(crate) fn count_client_limited(&self) {
+        self.client_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a connection closed by the header timeout.
     pub(crate) fn count_header_timeout(&self) {
         self.header_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection shed at the open-file limit.
+    pub(crate) fn count_shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a failed `accept`.
@@ -147,7 +182,10 @@ impl Shared {
                 .clone(),
             slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
             unavailable: self.unavailable.load(Ordering::Relaxed),
+            client_limited: self.client_limited.load(Ordering::Relaxed),
+            client_addresses: self.clients.len(),
             header_timeouts: self.header_timeouts.load(Ordering::Relaxed),
+            shed: self.shed.load(Ordering::Relaxed),
             accept_errors: self.accept_errors.load(Ordering::Relaxed),
         }
     }

@@ -24,6 +24,7 @@ mod accept;
 mod director;
 mod flows;
 mod limits;
+mod metrics;
 mod resume;
 mod security;
 

@@ -121,6 +121,17 @@ async fn after_a_redis_restart_viewers_on_other_nodes_get_the_next_update_and_cl
     let redis = Redis::start_on(port).await;
     for node in [&a, &b, &c] {
         timeout(PATIENCE, node.broker.connected()).await.unwrap();
+        // Counted for /metrics: one drop, one reconnect (the count follows the flag closely).
+        let counted = async {
+            loop {
+                let counts = relive::relay::Broker::counts(&*node.broker);
+                if counts.reconnects > 0 {
+                    break (counts.disconnects, counts.reconnects);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        assert_eq!(timeout(PATIENCE, counted).await.unwrap(), (1, 1));
     }
     publisher.publish(&cam(4), &details("after")).await.unwrap();
     live_with(&mut on_b, &details("after")).await;

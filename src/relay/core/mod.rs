@@ -6,6 +6,9 @@
 //! - [`Session`]: `hello` and authentication, the role, what the role may do, per-connection
 //!   limits (views, publishes, frame size), the token bucket, the hello, idle and publisher
 //!   keepalive deadlines, the Director call in flight, and what a leaving connection undoes.
+//! - [`Clients`](clients::Clients): what each client address holds (connections, views)
+//!   against the per-address caps, and which address a connection counts under behind a
+//!   trusted proxy ([`client_address`]).
 //! - [`Node`]: which streams exist, who publishes each, who views it, `max_streams`, take-over
 //!   (`replaced`), snapshot-then-events, and which streams start or stop being watched here
 //!   (what a multi-node broker subscribes to).
@@ -15,6 +18,7 @@
 //! situation (`core/tests/`), with no socket.
 
 mod action;
+mod clients;
 mod node;
 mod rate;
 mod session;
@@ -22,5 +26,6 @@ mod session;
 mod tests;
 
 pub(crate) use action::{Action, End};
+pub(crate) use clients::{ClientSlot, ClientTable, client_address};
 pub(crate) use node::Node;
 pub(crate) use session::Session;

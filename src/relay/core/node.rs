@@ -214,7 +214,7 @@ impl Node {
             streams: self.topics.len(),
             live: self.topics.values().filter(|t| t.live.is_some()).count(),
             views: self.topics.values().map(|t| t.viewers.len()).sum(),
-            dropped: 0,
+            ..BrokerCounts::default()
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::action::{Action, End};
+use super::clients::ClientSlot;
 use super::rate::TokenBucket;
 use crate::Secret;
 use crate::relay::broker::BrokerError;
@@ -29,6 +30,9 @@ use crate::relay::protocol::{
 pub(crate) struct Session {
     id: u64,
     config: Arc<RelayConfig>,
+    /// The connection's share of its client address's allowance: each stream in `viewing`
+    /// holds one view of it.
+    client: ClientSlot,
     now: Instant,
     /// `Some` until `hello`: when the connection must have said it.
     hello_at: Option<Instant>,
@@ -47,11 +51,13 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// A new connection with id `id`, accepted at `now`.
-    pub(crate) fn new(id: u64, config: Arc<RelayConfig>, now: Instant) -> Self {
+    /// A new connection with id `id`, admitted for its client address as `client`, accepted at
+    /// `now`.
+    pub(crate) fn new(id: u64, config: Arc<RelayConfig>, client: ClientSlot, now: Instant) -> Self {
         let limits = config.limits;
         Session {
             id,
+            client,
             now,
             hello_at: Some(now + limits.hello_timeout()),
             role: None,
@@ -212,7 +218,9 @@ impl Session {
 
     /// The node refused an [`Action::Publish`] or [`Action::View`] of `stream`.
     pub(crate) fn handle_refused(&mut self, stream: &StreamName, error: &BrokerError) {
-        self.viewing.remove(stream);
+        if self.viewing.remove(stream) {
+            self.client.give_view();
+        }
         self.published.remove(stream);
         if self.closed {
             return;
@@ -237,6 +245,9 @@ impl Session {
     pub(crate) fn leave(&mut self) -> Vec<Action> {
         self.closed = true;
         let lost = CloseReason::PublisherLost;
+        for _ in 0..self.viewing.len() {
+            self.client.give_view();
+        }
         let unpublish = self.published.drain().map(|stream| Action::Unpublish {
             stream,
             reason: lost,
@@ -286,6 +297,7 @@ impl Session {
             (ClientFrame::View { stream }, Some(Role::Viewer)) => self.view(stream),
             (ClientFrame::Unview { stream }, Some(Role::Viewer)) => {
                 if self.viewing.remove(&stream) {
+                    self.client.give_view();
                     self.out.push_back(Action::Unview { stream });
                 }
             }
@@ -382,7 +394,12 @@ impl Session {
             let message = "no publish rule covers this stream: it can never be live";
             return self.refuse(ErrorCode::Forbidden, message, Some(&stream));
         }
-        // A second `view` of the same stream gets a fresh snapshot.
+        // A second `view` of the same stream gets a fresh snapshot, and takes nothing more.
+        if !self.viewing.contains(&stream)
+            && let Err(limit) = self.client.take_view()
+        {
+            return self.refuse(ErrorCode::ClientLimit, limit.to_string(), Some(&stream));
+        }
         self.viewing.insert(stream.clone());
         self.out.push_back(Action::View { stream });
     }

@@ -188,7 +188,7 @@ fn classify(text: &str, error: &serde_json::Error) -> ProtocolError {
     match serde_json::from_str::<TypeOnly>(text) {
         Ok(TypeOnly {
             kind: Some(Value::String(kind)),
-        }) if !CLIENT_TYPES.contains(&kind.as_str()) => ProtocolError::UnknownType(cut(&kind)),
+        }) if !CLIENT_TYPES.contains(&kind.as_str()) => ProtocolError::UnknownType(echo(&kind)),
         _ => ProtocolError::Malformed(describe_json(error)),
     }
 }
@@ -210,7 +210,14 @@ pub(super) fn describe_json(error: &serde_json::Error) -> String {
     }
 }
 
-/// Keeps text in errors short.
+/// Keeps our own text in errors short.
 pub(super) fn cut(text: &str) -> String {
     text.chars().take(80).collect()
+}
+
+/// The part of a client's `value` an error may repeat: its start, at most
+/// [`MAX_ECHO`](super::MAX_ECHO) characters and at most half of it — never all of it.
+pub(super) fn echo(value: &str) -> String {
+    let half = value.chars().count() / 2;
+    value.chars().take(half.min(super::MAX_ECHO)).collect()
 }

@@ -31,6 +31,10 @@ pub enum ErrorCode {
     NotPublisher,
     /// This connection views or publishes too many streams, or the relay holds too many.
     TooManyStreams,
+    /// The client's address (the TCP peer, or the client a trusted proxy names) already views
+    /// as many streams over all its connections as the relay allows one address; the view is
+    /// refused. (An address with too many connections is answered HTTP 429 at the upgrade.)
+    ClientLimit,
     /// Over the frame rate (fatal when it goes on).
     RateLimited,
     /// The outgoing queue was full: the client does not read (fatal).
@@ -67,8 +71,9 @@ pub enum ProtocolError {
     /// Not JSON, or not the shape of its `type`.
     #[error("malformed frame: {0}")]
     Malformed(String),
-    /// A `type` not in the protocol.
-    #[error("unknown frame type {0:?}")]
+    /// A `type` not in the protocol; what it holds is only the type's start (see
+    /// [`MAX_ECHO`](super::MAX_ECHO)).
+    #[error("unknown frame type (starting {0:?})")]
     UnknownType(String),
     /// A stream name that is empty, too long or has characters outside `A-Za-z0-9-_.~:/`.
     #[error("invalid stream name")]

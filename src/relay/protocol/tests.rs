@@ -236,3 +236,20 @@ fn a_malformed_frame_s_error_never_repeats_its_values() {
         "{missing}"
     );
 }
+
+#[test]
+fn an_unknown_type_is_echoed_only_by_its_first_half_and_at_most_max_echo_characters() {
+    let echo = |text: &str| match parse_client_frame(text) {
+        Err(ProtocolError::UnknownType(echo)) => echo,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(echo(r#"{"type":"teleport"}"#), "tele");
+    assert_eq!(echo(r#"{"type":"x"}"#), "");
+    let token = "s3cret-publish-token-0123456789-abcdefghij";
+    let echoed = echo(&format!(r#"{{"type":"{token}"}}"#));
+    assert_eq!(echoed, &token[..MAX_ECHO]);
+    let message = parse_client_frame(&format!(r#"{{"type":"{token}"}}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(!message.contains(token), "{message}");
+}

@@ -193,8 +193,10 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client, mut queue: mpsc::Re
         let error = match Link::connect(&shared, &client).await {
             Ok((mut link, messages)) => {
                 reconnect.connected(Instant::now().into_std());
+                shared.count_connect();
                 let error = link.serve(&mut queue, messages).await;
                 shared.connected.send_replace(false);
+                shared.count_disconnect();
                 match error {
                     Some(error) => error,
                     None => return,

@@ -70,6 +70,9 @@ struct Shared {
     /// Whether both Redis connections are up.
     connected: watch::Sender<bool>,
     dropped: AtomicU64,
+    /// Times the Redis connections were lost, and were made (the first one is no reconnect).
+    disconnects: AtomicU64,
+    connects: AtomicU64,
 }
 
 /// Cross-node state of this node. Lock order: `state`, then the local broker's table.
@@ -142,6 +145,8 @@ impl RedisBroker {
             commands,
             connected: watch::Sender::new(false),
             dropped: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
+            connects: AtomicU64::new(0),
         });
         let link = tokio::spawn(link::run(Arc::clone(&shared), client, queue));
         Ok(RedisBroker { shared, link })
@@ -173,6 +178,16 @@ impl Drop for RedisBroker {
 }
 
 impl Shared {
+    /// The Redis connections are up (again): counted for `/metrics`.
+    fn count_connect(&self) {
+        self.connects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Redis connections were lost: counted for `/metrics`.
+    fn count_disconnect(&self) {
+        self.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every update is a few inserts or removes; a panic elsewhere leaves it usable.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -422,6 +437,8 @@ impl Broker for RedisBroker {
     fn counts(&self) -> BrokerCounts {
         BrokerCounts {
             dropped: self.shared.dropped.load(Ordering::Relaxed),
+            disconnects: self.shared.disconnects.load(Ordering::Relaxed),
+            reconnects: (self.shared.connects.load(Ordering::Relaxed)).saturating_sub(1),
             ..self.shared.local.counts()
         }
     }

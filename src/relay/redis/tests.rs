@@ -16,6 +16,8 @@ fn shared(queue: usize) -> (Shared, mpsc::Receiver<Command>) {
         commands,
         connected: watch::Sender::new(false),
         dropped: AtomicU64::new(0),
+        disconnects: AtomicU64::new(0),
+        connects: AtomicU64::new(0),
     };
     (shared, rx)
 }

@@ -7,8 +7,10 @@
 //! a relay session by hand.
 #![allow(clippy::unwrap_used)]
 
+mod client_caps;
 mod director;
 mod ends;
+mod forwarded;
 mod frames;
 mod hello;
 mod keepalive;
@@ -22,11 +24,13 @@ mod views;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Action, End, Session};
+use super::{Action, ClientTable, End, Session};
 use crate::relay::RelayConfig;
 use crate::relay::protocol::{ErrorCode, ServerFrame, StreamName};
 
 const TOKEN: &str = "cam-token";
+/// The client address of a [`Sim::new`] session.
+const CLIENT: &str = "192.0.2.7";
 
 /// A relay config whose `cam-*` streams are published with [`TOKEN`].
 fn config() -> RelayConfig {
@@ -46,10 +50,21 @@ struct Sim {
 
 impl Sim {
     fn new(config: RelayConfig) -> Sim {
+        let limits = config.limits;
+        let clients = ClientTable::new(
+            limits.max_connections_per_client,
+            limits.max_views_per_client,
+        );
+        Sim::from(&clients, config, CLIENT)
+    }
+
+    /// A session admitted from `client` into `clients`.
+    fn from(clients: &ClientTable, config: RelayConfig, client: &str) -> Sim {
         #[allow(clippy::disallowed_methods)] // a fixed origin; the tests move time by hand
         let t0 = Instant::now();
+        let slot = clients.admit(client.parse().unwrap()).unwrap();
         Sim {
-            session: Session::new(7, Arc::new(config), t0),
+            session: Session::new(7, Arc::new(config), slot, t0),
             t0,
             now: t0,
         }
@@ -57,7 +72,12 @@ impl Sim {
 
     /// A session past a viewer's `hello`.
     fn viewer(config: RelayConfig) -> Sim {
-        let mut sim = Sim::new(config);
+        Sim::new(config).hello_viewer()
+    }
+
+    /// This session past a viewer's `hello`.
+    fn hello_viewer(self) -> Sim {
+        let mut sim = self;
         let welcome = sim.text(r#"{"type":"hello","v":1,"role":"viewer"}"#);
         assert_eq!(
             welcome[0],
