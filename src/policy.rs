@@ -38,6 +38,7 @@ pub struct Policy {
     pub(crate) give_up: GiveUpRule,
     pub(crate) wait_for_publisher: Option<Duration>,
     pub(crate) progress_watchdog: bool,
+    pub(crate) retry_after_max: Duration,
 }
 
 /// When a viewer stops trying: after some consecutive attempts, after some
@@ -80,6 +81,7 @@ impl Default for Policy {
     /// | give up | never | a viewer waits for its stream |
     /// | `wait_for_publisher` | forever | an app opened before the broadcast starts must still show it |
     /// | `progress_watchdog` | on | media time is the one stall signal that does not lie |
+    /// | `retry_after_max` | 60 s | a server's `Retry-After` is honoured as the least delay up to a minute, so a hostile or broken server cannot park a viewer for a day |
     fn default() -> Self {
         Policy {
             stall_after: Duration::from_secs(2),
@@ -93,6 +95,7 @@ impl Default for Policy {
             give_up: GiveUpRule::NEVER,
             wait_for_publisher: None,
             progress_watchdog: true,
+            retry_after_max: Duration::from_secs(60),
         }
     }
 }
@@ -158,6 +161,11 @@ impl Policy {
     /// Whether media time standing still counts as a stall.
     pub fn progress_watchdog(&self) -> bool {
         self.progress_watchdog
+    }
+
+    /// The longest server `Retry-After` honoured: a longer one counts as this long.
+    pub fn retry_after_max(&self) -> Duration {
+        self.retry_after_max
     }
 }
 
@@ -276,6 +284,14 @@ impl PolicyBuilder {
         self
     }
 
+    /// A server's `Retry-After` (HTTP 503 or 429) is the least delay before
+    /// the next attempt, but never more than `max` (default 60 s): a server
+    /// cannot park a viewer longer. Zero ignores `Retry-After`.
+    pub fn retry_after_max(mut self, max: Duration) -> Self {
+        self.policy.retry_after_max = max;
+        self
+    }
+
     /// Checks the policy as a whole.
     pub fn build(self) -> Result<Policy, PolicyError> {
         let p = self.policy;
@@ -307,6 +323,7 @@ impl PolicyBuilder {
             p.reset_after,
             p.hint_spread,
             p.reconnect_spread,
+            p.retry_after_max,
             p.give_up.max_outage.unwrap_or_default(),
             p.wait_for_publisher.unwrap_or_default(),
         ];

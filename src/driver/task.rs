@@ -136,10 +136,15 @@ impl<S: StreamSource> Driver<S> {
             }
             Err(error) => {
                 let retry = error.retry();
-                tracing::warn!(error = %error, retry = %retry, "connect failed");
+                let retry_after = error.retry_after();
+                let retry_after_ms = retry_after.map(|d| d.as_millis() as u64);
+                tracing::warn!(error = %error, retry = %retry, retry_after_ms, "connect failed");
                 self.emit(Event::Error(error));
-                self.machine
-                    .handle_input(now(), Input::ConnectFailed(retry));
+                let input = match retry_after {
+                    Some(retry_after) => Input::ConnectFailedRetryAfter { retry, retry_after },
+                    None => Input::ConnectFailed(retry),
+                };
+                self.machine.handle_input(now(), input);
             }
         }
     }

@@ -100,6 +100,9 @@ pub struct Machine {
     publisher_missing_since: Nanos,
     /// The previous decorrelated-jitter delay.
     backoff_previous: Nanos,
+    /// No attempt before this offset: a server's `Retry-After`, capped by the
+    /// policy; zero when none holds. Cleared by the next attempt.
+    not_before: Nanos,
     rng: Rng,
     /// Attempts in the current outage; zero once playback has been stable.
     attempt: u32,
@@ -145,6 +148,7 @@ impl Machine {
             outage_since: 0,
             publisher_missing_since: NEVER,
             backoff_previous,
+            not_before: 0,
             rng: Rng::new(seed),
             attempt: 0,
             failures: 0,
@@ -193,7 +197,10 @@ impl Machine {
             Input::Pause => self.on_pause(),
             Input::Resume => self.on_resume(now),
             Input::Connected => self.on_connected(now),
-            Input::ConnectFailed(retry) => self.on_connect_failed(now, retry),
+            Input::ConnectFailed(retry) => self.on_connect_failed(now, retry, Duration::ZERO),
+            Input::ConnectFailedRetryAfter { retry, retry_after } => {
+                self.on_connect_failed(now, retry, retry_after);
+            }
             Input::Layers { active } => self.on_layers(now, active),
             Input::Active => self.on_active(now),
             Input::Inactive => self.on_source_ended(now, StallCause::Inactive),
@@ -204,6 +211,7 @@ impl Machine {
             Input::SessionEnded => self.on_transport_lost(now, Reason::SessionEnded, Retry::Later),
             Input::LiveHint => self.on_live_hint(now),
             Input::LiveHintWithdrawn => self.flags.hint_pending = false,
+            Input::NetworkChanged => self.on_network_changed(now),
         }
     }
 
@@ -331,7 +339,7 @@ impl Machine {
     }
 }
 
-/// `size_of::<Machine>()`: 232 bytes on 64-bit Linux, and never above 256
+/// `size_of::<Machine>()`: 240 bytes on 64-bit Linux, and never above 256
 /// there (a compile-time check).
 pub const MACHINE_SIZE: usize = std::mem::size_of::<Machine>();
 

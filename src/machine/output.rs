@@ -78,6 +78,8 @@ pub enum Reason {
     BackoffElapsed,
     /// A live hint cut the backoff short.
     LiveHint,
+    /// The network changed: the backoff or the stall was cut short.
+    NetworkChanged,
     /// The machine gave up.
     GaveUp(GiveUpReason),
 }
@@ -130,6 +132,7 @@ impl std::fmt::Display for Reason {
             Reason::SessionEnded => f.write_str("session ended"),
             Reason::BackoffElapsed => f.write_str("backoff elapsed"),
             Reason::LiveHint => f.write_str("live hint"),
+            Reason::NetworkChanged => f.write_str("network changed"),
             Reason::GaveUp(g) => write!(f, "gave up: {g}"),
         }
     }

@@ -108,9 +108,47 @@ impl Machine {
         }
     }
 
-    pub(super) fn on_connect_failed(&mut self, now: Nanos, retry: Retry) {
+    pub(super) fn on_connect_failed(&mut self, now: Nanos, retry: Retry, retry_after: Duration) {
         if let Phase::Connecting { .. } = self.phase {
+            // The server's word is a floor under the next delay, within the
+            // policy's cap: a hostile `Retry-After` cannot park the viewer.
+            let floor = retry_after.min(self.policy.retry_after_max);
+            if !floor.is_zero() {
+                self.not_before = now.saturating_add(nanos(floor));
+            }
             self.retry_later(now, Reason::ConnectFailed(retry), retry);
+        }
+    }
+
+    pub(super) fn on_network_changed(&mut self, now: Nanos) {
+        match self.phase {
+            Phase::Backoff {
+                attempt,
+                publisher,
+                until,
+            } => {
+                // A delay was waiting for the path to heal: a new path is
+                // worth trying now, but never before a server's `Retry-After`.
+                let at = now.max(self.not_before);
+                if at <= now {
+                    self.connect(now, Reason::NetworkChanged);
+                } else if at < until {
+                    let phase = Phase::Backoff {
+                        attempt,
+                        publisher,
+                        until: at,
+                    };
+                    self.transition(phase, Reason::NetworkChanged);
+                }
+            }
+            // A session frozen on the old path will not heal by waiting out
+            // its grace; a publisher-side stall is not the network's doing.
+            Phase::Stalled { cause, .. } if !cause.is_publisher_side() => {
+                self.queue.push(Pending::Drop(Reason::NetworkChanged));
+                self.note_session_lost(now);
+                self.connect(now, Reason::NetworkChanged);
+            }
+            _ => {}
         }
     }
 
@@ -181,7 +219,8 @@ impl Machine {
         self.flags.hint_pending = false;
         let spread = self.policy.hint_spread;
         let delay = self.rng.duration_between(Duration::ZERO, spread);
-        let hinted = now.saturating_add(nanos(delay));
+        // A server's `Retry-After` holds even against good news.
+        let hinted = now.saturating_add(nanos(delay)).max(self.not_before);
         if hinted <= now {
             self.connect(now, Reason::LiveHint);
         } else if hinted < until {
@@ -222,16 +261,21 @@ impl Machine {
     /// A session that was up is gone: the first drop after stable playback
     /// reconnects at once; a session that keeps dropping backs off.
     fn session_lost(&mut self, now: Nanos, reason: Reason, retry: Retry) {
+        self.note_session_lost(now);
+        match retry {
+            Retry::Never => self.give_up(GiveUpReason::Fatal),
+            _ if self.attempt == 0 => self.reconnect_soon(now, reason),
+            _ => self.retry_later(now, reason, retry),
+        }
+    }
+
+    /// The outage bookkeeping of a session that is gone.
+    fn note_session_lost(&mut self, now: Nanos) {
         // The outage starts now: the time played before it is no outage. A
         // session that never showed a frame played nothing and ends no outage,
         // or a viewer whose sessions connect but stay black never gives up.
         if self.attempt == 0 || self.flags.session_showed_media {
             self.outage_since = now;
-        }
-        match retry {
-            Retry::Never => self.give_up(GiveUpReason::Fatal),
-            _ if self.attempt == 0 => self.reconnect_soon(now, reason),
-            _ => self.retry_later(now, reason, retry),
         }
     }
 
@@ -302,17 +346,19 @@ impl Machine {
         }
         // `Now` is honoured once per outage, so a source that always says
         // "now" cannot spin.
-        if retry == Retry::Now && self.attempt <= 1 {
+        if retry == Retry::Now && self.attempt <= 1 && self.not_before <= now {
             return self.connect(now, reason);
         }
         let delay = self.next_delay();
-        if delay.is_zero() {
+        // The delay is the backoff's, or the server's `Retry-After` if longer.
+        let until = now.saturating_add(nanos(delay)).max(self.not_before);
+        if until <= now {
             return self.connect(now, reason);
         }
         let phase = Phase::Backoff {
             attempt: self.attempt.saturating_add(1),
             publisher,
-            until: now.saturating_add(nanos(delay)),
+            until,
         };
         self.enter_backoff(now, phase, reason);
     }
@@ -332,6 +378,8 @@ impl Machine {
     }
 
     fn connect(&mut self, now: Nanos, reason: Reason) {
+        // A `Retry-After` is about the attempt that follows it, not the next ones.
+        self.not_before = 0;
         self.attempt = self.attempt.saturating_add(1);
         let attempt = self.attempt;
         self.transition(

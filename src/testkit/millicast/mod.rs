@@ -35,6 +35,7 @@
 //! ```
 
 mod director;
+mod faults;
 mod frames;
 mod media;
 mod signaling;
@@ -54,6 +55,7 @@ use tokio::sync::watch;
 use tokio::time::error::Elapsed;
 
 use crate::millicast::wire::SignalingEvent;
+pub use faults::{RetryAfter, WhepFault};
 use media::Switch;
 use state::{Audience, Control, Shared};
 
@@ -71,6 +73,14 @@ pub enum DirectorFault {
     Html,
     /// 503 with an empty body.
     Empty,
+    /// 503 `{"status":"error","message":"Service unavailable",...}` with this `Retry-After`.
+    Unavailable(RetryAfter),
+    /// 429 `{"status":"error","message":"Too many requests",...}` with this `Retry-After`.
+    TooManyRequests(RetryAfter),
+    /// A redirect with this status (307 or 308) to the same endpoint, which a client follows
+    /// with its body; the request after it is answered normally when the fault was set for one
+    /// request ([`MillicastServer::set_director_fault_for`]).
+    Redirect(u16),
     /// No answer until the fault is changed or cleared (then a normal answer) or the server
     /// shuts down: for client timeouts.
     Hang,
@@ -296,6 +306,19 @@ impl MillicastServer {
     /// Makes only the next `requests` Director requests play `fault`.
     pub fn set_director_fault_for(&self, fault: DirectorFault, requests: u32) {
         self.shared.set_fault(Some((fault, Some(requests))));
+    }
+
+    /// Makes every WHEP request the fault is about (a `POST`, or a `PATCH` for
+    /// [`WhepFault::RefusePatch`]) play `fault` until changed; `None` heals it.
+    #[cfg(feature = "webrtc")]
+    pub fn set_whep_fault(&self, fault: Option<WhepFault>) {
+        self.shared.set_whep_fault(fault.map(|fault| (fault, None)));
+    }
+
+    /// Makes only the next `requests` WHEP requests the fault is about play `fault`.
+    #[cfg(feature = "webrtc")]
+    pub fn set_whep_fault_for(&self, fault: WhepFault, requests: u32) {
+        self.shared.set_whep_fault(Some((fault, Some(requests))));
     }
 
     /// Changes the subscribe token the Director requires (`None`: unsecured), as when a token

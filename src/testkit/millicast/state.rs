@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::DirectorFault;
+use super::faults::{self, WhepFault};
 use super::media::Media;
 
 /// Frames queued per viewer before further broadcasts to it are dropped.
@@ -59,6 +60,7 @@ struct State {
     tokens: HashMap<String, String>,
     viewers: HashMap<u64, Viewer>,
     fault: Option<(DirectorFault, Option<u32>)>,
+    whep_fault: Option<(WhepFault, Option<u32>)>,
     secure_token: Option<String>,
     reject_view: bool,
 }
@@ -164,23 +166,22 @@ impl Shared {
 
     /// The fault for this Director request, if any, counting it down.
     pub(super) fn take_fault(&self) -> Option<DirectorFault> {
+        faults::take(&mut self.lock().fault)
+    }
+
+    #[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
+    pub(super) fn set_whep_fault(&self, fault: Option<(WhepFault, Option<u32>)>) {
+        self.lock().whep_fault = fault;
+    }
+
+    /// The WHEP fault for this request if it is one `applies` to, counting it down.
+    #[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
+    pub(super) fn take_whep_fault(&self, applies: impl Fn(WhepFault) -> bool) -> Option<WhepFault> {
         let mut state = self.lock();
-        let (fault, remaining) = state.fault.as_mut()?;
-        let fault = *fault;
-        match remaining {
-            Some(0) => {
-                state.fault = None;
-                return None;
-            }
-            Some(n) => {
-                *n -= 1;
-                if *n == 0 {
-                    state.fault = None;
-                }
-            }
-            None => {}
+        match state.whep_fault {
+            Some((fault, _)) if applies(fault) => faults::take(&mut state.whep_fault),
+            _ => None,
         }
-        Some(fault)
     }
 
     pub(super) fn set_reject_view(&self, on: bool) {

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::faults::{self, WhepFault};
 use super::state::Shared;
 
 /// The path of WHEP resources; a resource is `{RESOURCE_PATH}/{id}`.
@@ -25,6 +26,22 @@ pub(super) async fn offer(
 ) -> Response {
     shared.media.whep_requests.fetch_add(1, Ordering::SeqCst);
     shared.changed();
+    let fault = shared.take_whep_fault(|f| f != WhepFault::RefusePatch);
+    let plain = |status: StatusCode, text: &'static str| (status, text).into_response();
+    match fault {
+        Some(WhepFault::Unavailable(retry_after)) => {
+            let body = plain(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable");
+            return faults::busy(StatusCode::SERVICE_UNAVAILABLE, retry_after, body);
+        }
+        Some(WhepFault::TooManyRequests(retry_after)) => {
+            let body = plain(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+            return faults::busy(StatusCode::TOO_MANY_REQUESTS, retry_after, body);
+        }
+        Some(WhepFault::Redirect(status)) => {
+            return faults::redirect(status, &format!("/api/whep/{account}/{stream}"));
+        }
+        _ => {}
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
