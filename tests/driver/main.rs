@@ -15,9 +15,21 @@ const TICK: Duration = Duration::from_millis(250);
 use support::VIRTUAL_PATIENCE as PATIENCE;
 
 fn viewer(stream: &MemoryStream) -> Viewer<MemorySource> {
-    Reconnector::new(stream.source().tick(TICK), Policy::default())
+    viewer_with(stream, Policy::default())
+}
+
+fn viewer_with(stream: &MemoryStream, policy: Policy) -> Viewer<MemorySource> {
+    Reconnector::new(stream.source().tick(TICK), policy)
         .seed(1)
         .spawn()
+}
+
+/// The defaults without make-before-break: a frozen session waits out its grace alone.
+fn one_at_a_time() -> Policy {
+    Policy::builder()
+        .make_before_break(false)
+        .build()
+        .expect("valid")
 }
 
 async fn wait_for(viewer: &Viewer<MemorySource>, what: &str, f: impl Fn(&State) -> bool) -> State {
@@ -82,7 +94,7 @@ async fn frozen_media_is_detected_within_stall_after_plus_one_tick() {
 async fn a_freeze_that_heals_within_the_grace_keeps_the_session() {
     let stream = MemoryStream::new();
     stream.publish();
-    let v = viewer(&stream);
+    let v = viewer_with(&stream, one_at_a_time());
     playing(&v).await;
     stream.freeze();
     wait_for(&v, "stalled", is_stalled).await;
@@ -97,7 +109,7 @@ async fn a_freeze_that_heals_within_the_grace_keeps_the_session() {
 async fn a_freeze_beyond_the_grace_drops_the_session_and_reconnects() {
     let stream = MemoryStream::new();
     stream.publish();
-    let mut v = viewer(&stream);
+    let mut v = viewer_with(&stream, one_at_a_time());
     playing(&v).await;
     // Stable past `reset_after`: the first drop reconnects within the spread.
     sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
@@ -111,6 +123,61 @@ async fn a_freeze_beyond_the_grace_drops_the_session_and_reconnects() {
     playing(&v).await;
     assert_eq!(stream.sessions(), 1, "the old session is dropped");
     assert!(stream.connects() >= 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_freeze_is_answered_by_a_session_made_beside_it_that_replaces_it() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let mut v = viewer(&stream);
+    playing(&v).await;
+    sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
+    stream.freeze();
+    let frozen_at = Instant::now();
+    wait_for(&v, "stalled", is_stalled).await;
+    collect_now(&mut v).await;
+    // The new session comes before the grace runs out, the old one still up.
+    let (to, reason) = transition_to(&mut v, "leaving stalled", |s| !is_stalled(s)).await;
+    let replaced_after = frozen_at.elapsed();
+    assert!(to.is_playing(), "{to}");
+    assert_eq!(reason, Reason::Connected);
+    let p = Policy::default();
+    assert!(
+        replaced_after <= p.stall_after() + TICK + p.reconnect_spread(),
+        "{replaced_after:?}"
+    );
+    assert!(replaced_after < p.stall_after() + p.stall_grace());
+    assert_eq!(stream.connects(), 2);
+    assert_eq!(stream.sessions(), 1, "the frozen session is dropped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frozen_session_that_heals_first_abandons_the_attempt_beside_it() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let v = viewer_with(
+        &stream,
+        Policy::builder()
+            .reconnect_spread(Duration::ZERO)
+            .build()
+            .expect("valid"),
+    );
+    playing(&v).await;
+    // Attempts take 2 s: the frozen session heals before the new one connects.
+    stream.set_connect_delay(Duration::from_secs(2));
+    stream.freeze();
+    wait_for(&v, "stalled", is_stalled).await;
+    sleep(Duration::from_millis(500)).await;
+    stream.unfreeze();
+    playing(&v).await;
+    sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        stream.connects(),
+        2,
+        "an attempt was made beside the session"
+    );
+    assert_eq!(stream.sessions(), 1, "the abandoned attempt left nothing");
+    assert!(v.state().is_playing());
 }
 
 #[tokio::test(start_paused = true)]
