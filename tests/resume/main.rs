@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod freeze;
 mod network;
 mod redirect;
 mod retry_after;

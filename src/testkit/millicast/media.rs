@@ -43,6 +43,9 @@ struct StreamMedia {
     frozen: bool,
     blackhole: bool,
     feed: watch::Sender<Feed>,
+    /// The feeds of sessions frozen for good by [`Switch::FreezeSessions`]: kept so that
+    /// their peers stay connected (silent), dropped once no peer follows them.
+    silenced: Vec<watch::Sender<Feed>>,
 }
 
 #[cfg(feature = "webrtc")]
@@ -53,6 +56,7 @@ impl Default for StreamMedia {
             frozen: false,
             blackhole: false,
             feed: watch::Sender::new(Feed::default()),
+            silenced: Vec::new(),
         }
     }
 }
@@ -67,6 +71,8 @@ pub(super) enum Switch {
     Frozen(bool),
     /// The UDP path drops everything.
     Blackhole(bool),
+    /// The sessions of now go silent for good (their connections stay); new ones get media.
+    FreezeSessions,
 }
 
 impl Media {
@@ -82,6 +88,16 @@ impl Media {
             }
             Switch::Frozen(frozen) => media.frozen = frozen,
             Switch::Blackhole(on) => media.blackhole = on,
+            Switch::FreezeSessions => {
+                let current = *media.feed.borrow();
+                let old = std::mem::replace(&mut media.feed, watch::Sender::new(current));
+                old.send_replace(Feed {
+                    sending: false,
+                    ..current
+                });
+                media.silenced.retain(|feed| feed.receiver_count() > 0);
+                media.silenced.push(old);
+            }
         }
         let feed = Feed {
             sending: media.live && !media.frozen,

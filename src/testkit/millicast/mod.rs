@@ -254,6 +254,14 @@ impl MillicastServer {
         self.shared.media.set(name, Switch::Frozen(false));
     }
 
+    /// The media of every current session of `name` goes silent for good — no RTP, no event,
+    /// connections and signaling up — while sessions that start after it get media as usual:
+    /// a stuck forwarder or a dead media path that only a new session cures. (Media needs
+    /// feature `webrtc`.)
+    pub fn freeze_sessions(&self, name: &str) {
+        self.shared.media.set(name, Switch::FreezeSessions);
+    }
+
     /// While on, the UDP path of every media peer of `name` (current and new) drops everything,
     /// both ways: a dead network path under a live signaling socket.
     pub fn blackhole_media(&self, name: &str, on: bool) {
