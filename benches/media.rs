@@ -155,6 +155,21 @@ impl Bench {
         timeout(PATIENCE, wait).await.expect("a session")
     }
 
+    /// Reads frames until media time has advanced by `d`.
+    async fn play_for(&mut self, d: Duration) {
+        let media = &mut self.media.as_mut().expect("a session").media;
+        let wait = async {
+            let first = media.recv().await.expect("a frame").pts;
+            while let Some(frame) = media.recv().await {
+                if frame.pts >= first + d {
+                    return;
+                }
+            }
+            panic!("the session ended");
+        };
+        timeout(PATIENCE, wait).await.expect("media plays");
+    }
+
     fn forget_media(&mut self) {
         if let Some(media) = self.media.as_mut() {
             while media.media.try_recv().is_some() {}
@@ -230,6 +245,9 @@ async fn silent_freeze(runs: usize, policies: &[Policy]) -> Vec<Vec<Duration>> {
             let mut bench = Bench::with(&server, ReceivePeers::new(), *policy);
             bench.first_packet().await;
             bench.until_playing().await;
+            // The picture has moved: a freeze is a stall after `stall_after`, not after
+            // `first_media_within`.
+            bench.play_for(Duration::from_millis(500)).await;
             let start = Instant::now();
             server.freeze_sessions(CAM);
             samples.push(bench.packet_of_a_new_session().await - start);

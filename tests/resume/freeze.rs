@@ -63,6 +63,21 @@ where
         .expect("media within the patience")
 }
 
+/// Reads frames until media time has advanced by `d`: the viewer has seen the picture move,
+/// so a freeze is a stall after `stall_after` (not `first_media_within`).
+async fn play_for(media: &mut WebRtcMedia, d: Duration) {
+    let wait = async {
+        let first = media.recv().await.expect("a frame").pts;
+        while let Some(frame) = media.recv().await {
+            if frame.pts >= first + d {
+                return;
+            }
+        }
+        panic!("the session ended");
+    };
+    timeout(PATIENCE, wait).await.expect("media plays");
+}
+
 fn drain(media: &mut Option<WebRtcMedia>) {
     if let Some(m) = media.as_mut() {
         while m.try_recv().is_some() {}
@@ -76,6 +91,7 @@ async fn a_silent_freeze_gets_a_new_picture_from_a_session_made_beside_the_froze
     let mut w = whep(&server, watching());
     let mut media = None;
     assert_eq!(next_packet(&mut w, &mut media, |m| m).await, 1);
+    play_for(media.as_mut().unwrap(), Duration::from_millis(500)).await;
     server.freeze_sessions(CAM);
     let frozen_at = Instant::now();
     drain(&mut media);
@@ -115,4 +131,45 @@ async fn a_silent_freeze_gets_a_new_picture_from_a_session_made_beside_the_froze
         .wait_whep_sessions(CAM, 1, PATIENCE)
         .await
         .expect("the frozen session deleted");
+}
+
+#[tokio::test]
+async fn a_silent_freeze_of_a_millicast_session_gets_a_new_picture_the_same_way() {
+    let server = MillicastServer::start().await.unwrap();
+    server.publish(CAM);
+    let peers = relive::webrtc::ReceivePeers::new()
+        .bind_ip(crate::LOOPBACK)
+        .progress_every(Duration::from_millis(100));
+    let source = relive::millicast::MillicastSource::new(server.account_id(), CAM)
+        .director_url(server.director_url())
+        .offer_provider(peers);
+    let mut w = Watch::new(relive::Reconnector::new(source, watching()).seed(5).spawn());
+    let mut media = None;
+    assert_eq!(next_packet(&mut w, &mut media, millicast_media).await, 1);
+    play_for(
+        &mut media.as_mut().unwrap().media,
+        Duration::from_millis(500),
+    )
+    .await;
+    server.freeze_sessions(CAM);
+    let frozen_at = Instant::now();
+    let mut on = next_packet(&mut w, &mut media, millicast_media).await;
+    while on == 1 {
+        on = next_packet(&mut w, &mut media, millicast_media).await;
+    }
+    let path: Vec<_> = w.states.iter().map(|(s, r)| (s.name(), *r)).collect();
+    assert!(frozen_at.elapsed() >= STALL_AFTER - Duration::from_millis(100));
+    assert!(
+        path.windows(2).any(|p| p
+            == [
+                ("stalled", Reason::Stall(StallCause::NoProgress)),
+                ("playing", Reason::Connected)
+            ]),
+        "{path:?}"
+    );
+    assert_eq!(server.view_requests(), 2);
+}
+
+fn millicast_media(m: &mut relive::millicast::MillicastMedia<WebRtcMedia>) -> &mut WebRtcMedia {
+    &mut m.media
 }
