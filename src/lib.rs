@@ -97,6 +97,7 @@
 //! | `relay` | the publisher/viewer WebSocket relay ([`relay::RelayServer`], the `relive-relay` binary), its viewer and publisher clients and [`relay::hints`] for instant resume; implies `millicast` |
 //! | `relay-redis` | `relay::RedisBroker`: several relay nodes share their streams through Redis (keys with a TTL, pub/sub), `relive-relay --redis URL`; implies `relay` |
 //! | `testkit` | in-process test servers, a fault-injecting proxy and an in-memory scripted source |
+//! | `net-watch` | Linux: `netwatch::NetworkWatcher` calls [`Control::network_changed`] when an IP address comes or goes (if-watch); off by default |
 //!
 //! # Panics and errors
 //!
@@ -127,6 +128,8 @@ pub mod timeline;
 pub mod logging;
 #[cfg(feature = "millicast")]
 pub mod millicast;
+#[cfg(all(feature = "net-watch", target_os = "linux"))]
+pub mod netwatch;
 #[cfg(feature = "millicast")]
 pub mod offer;
 #[cfg(feature = "record")]
