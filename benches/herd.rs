@@ -6,6 +6,13 @@
 //! `cargo bench --bench herd` prints the tables of the README's "Results" and
 //! writes `target/herd/attempts.csv` (attempts per 100 ms window) for
 //! `benches/plot_herd.py`.
+//!
+//! A second scenario freezes the picture of 10 000 playing viewers at the same
+//! instant (media time stops, every session stays up; a new session shows
+//! media at once): make-before-break starts a second attempt per viewer, and
+//! the table shows whether the audience returns spread out — peak attempts per
+//! 100 ms against the no-jitter, no-spread schedule — and how soon a new
+//! picture comes.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -202,6 +209,97 @@ fn carry_out(
     }
 }
 
+/// Schedules compared when every picture freezes together.
+fn frozen_contenders() -> Vec<(String, Policy)> {
+    let b = || Policy::builder();
+    let build = |builder: relive::PolicyBuilder| builder.build().expect("valid");
+    vec![
+        (
+            "make-before-break, no jitter, no reconnect spread".into(),
+            build(b().jitter(Jitter::None).reconnect_spread(Duration::ZERO)),
+        ),
+        (
+            "make-before-break off (before: stall_grace, then the spread)".into(),
+            build(b().make_before_break(false)),
+        ),
+        (
+            "**relive default** (make-before-break, 1.5 s spread)".into(),
+            Policy::default(),
+        ),
+    ]
+}
+
+/// Every viewer plays, ticking once a second, until all pictures freeze at
+/// once at 60 s; a new session shows media one round trip after its attempt.
+fn frozen(policy: &Policy) -> Outcome {
+    let t0 = base_instant();
+    let freeze_at = t0 + Duration::from_secs(60);
+    let policy = std::sync::Arc::new(*policy);
+    let mut viewers: Vec<Machine> = (0..VIEWERS)
+        .map(|i| Machine::with_shared_policy(policy.clone(), i as u64 + 1))
+        .collect();
+    for m in &mut viewers {
+        m.handle_input(t0, Input::Start);
+        m.handle_input(t0, Input::Connected);
+        for k in 1..=60 {
+            let t = t0 + Duration::from_secs(k);
+            m.handle_timeout(t);
+            m.handle_input(t, Input::Progress(Duration::from_secs(k)));
+        }
+        while m.poll_output().is_some() {}
+    }
+    let mut out = Outcome {
+        windows: Vec::new(),
+        attempts: 0,
+        resume: Vec::new(),
+    };
+    let mut queue = BinaryHeap::new();
+    let mut results: Vec<Option<Instant>> = vec![None; VIEWERS];
+    let mut done = vec![false; VIEWERS];
+    for (i, m) in viewers.iter().enumerate() {
+        if let Some(wake) = m.poll_timeout() {
+            queue.push(Reverse((wake, i, 0u8)));
+        }
+    }
+    while let Some(Reverse((at, i, version))) = queue.pop() {
+        if at > freeze_at + HORIZON {
+            break;
+        }
+        let m = &mut viewers[i];
+        if done[i] {
+            continue;
+        }
+        if results[i] == Some(at) && version == 1 {
+            results[i] = None;
+            m.handle_input(at, Input::Connected);
+            m.handle_input(at, Input::Progress(Duration::from_millis(40)));
+        } else if version == 0 && m.poll_timeout() == Some(at) {
+            m.handle_timeout(at);
+        } else {
+            continue;
+        }
+        while let Some(output) = m.poll_output() {
+            match output {
+                Output::Connect { .. } => {
+                    out.count(at - freeze_at);
+                    results[i] = Some(at + RTT);
+                    queue.push(Reverse((at + RTT, i, 1)));
+                }
+                Output::AbortConnect { .. } => results[i] = None,
+                _ => {}
+            }
+        }
+        if results[i].is_none() && m.state().is_playing() && at > freeze_at {
+            done[i] = true;
+            out.resume.push(at - freeze_at);
+        } else if let Some(wake) = m.poll_timeout() {
+            queue.push(Reverse((wake, i, 0)));
+        }
+    }
+    out.resume.sort();
+    out
+}
+
 #[allow(clippy::disallowed_methods)] // a fixed origin for virtual time
 fn base_instant() -> Instant {
     Instant::now()
@@ -241,10 +339,35 @@ fn main() {
         }
         println!();
     }
+    println!("#### Every picture frozen at once (sessions stay up)\n");
+    println!(
+        "| schedule | peak attempts / 100 ms | vs no jitter, no spread | total attempts | new picture, 50 % | 99 % | 100 % |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut frozen_csv = String::from("schedule,window_start_ms,attempts\n");
+    let mut baseline = None;
+    for (name, policy) in frozen_contenders() {
+        let out = frozen(&policy);
+        let base = *baseline.get_or_insert(out.peak());
+        println!(
+            "| {name} | {} | {:.2}× | {} | {:.2} s | {:.2} s | {:.2} s |",
+            out.peak(),
+            f64::from(out.peak()) / f64::from(base),
+            out.attempts,
+            out.quantile(0.5).as_secs_f64(),
+            out.quantile(0.99).as_secs_f64(),
+            out.quantile(1.0).as_secs_f64(),
+        );
+        for (w, n) in out.windows.iter().enumerate() {
+            let _ = writeln!(frozen_csv, "\"{name}\",{},{}", w * 100, n);
+        }
+    }
+    println!();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/herd");
     if std::fs::create_dir_all(&dir).is_ok()
         && std::fs::write(dir.join("attempts.csv"), csv).is_ok()
+        && std::fs::write(dir.join("frozen.csv"), frozen_csv).is_ok()
     {
-        println!("attempts per window written to target/herd/attempts.csv");
+        println!("attempts per window written to target/herd/attempts.csv and frozen.csv");
     }
 }

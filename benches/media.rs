@@ -16,7 +16,12 @@
 //!   decodable video frame (a keyframe, requested at the first video packet), beside the same
 //!   for a viewer in RTP delivery to its first packet — runs interleaved;
 //! - CPU per delivered frame: the process's CPU time (publisher included) over 10 s of one
-//!   viewer, in frame delivery and in RTP delivery, one after the other.
+//!   viewer, in frame delivery and in RTP delivery, one after the other;
+//! - silent freeze → new media: a new viewer with the default policy plays, then the media of
+//!   its session goes silent for good (`freeze_sessions`: RTP stops, signaling stays up), to
+//!   the first packet of a new session — make-before-break off (before: `stall_after` +
+//!   `stall_grace` + a backoff), on with the default `reconnect_spread`, and on with no
+//!   spread; the three interleaved run by run. `MEDIA_BENCH_ONLY=freeze` runs only this.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -57,15 +62,36 @@ impl Bench {
     }
 
     async fn with_peers(server: &MillicastServer, peers: ReceivePeers) -> Bench {
+        Bench::with(server, peers, policy())
+    }
+
+    fn with(server: &MillicastServer, peers: ReceivePeers, policy: Policy) -> Bench {
         let peers = peers.bind_ip(Ipv4Addr::LOCALHOST.into());
         let source = MillicastSource::new(server.account_id(), CAM)
             .director_url(server.director_url())
             .offer_provider(peers);
         Bench {
             server: server.clone(),
-            viewer: Reconnector::new(source, policy()).spawn(),
+            viewer: Reconnector::new(source, policy).spawn(),
             media: None,
         }
+    }
+
+    /// Waits for the first RTP packet of a session newer than the current one.
+    async fn packet_of_a_new_session(&mut self) -> Instant {
+        let wait = async {
+            loop {
+                match self.viewer.next().await {
+                    Some(Event::Session(media)) => {
+                        self.media = Some(media);
+                        return self.first_packet().await;
+                    }
+                    Some(_) => {}
+                    None => panic!("viewer ended"),
+                }
+            }
+        };
+        timeout(PATIENCE, wait).await.expect("a new session")
     }
 
     /// Waits for the next RTP packet of the current (or a new) session.
@@ -129,6 +155,21 @@ impl Bench {
         timeout(PATIENCE, wait).await.expect("a session")
     }
 
+    /// Reads frames until media time has advanced by `d`.
+    async fn play_for(&mut self, d: Duration) {
+        let media = &mut self.media.as_mut().expect("a session").media;
+        let wait = async {
+            let first = media.recv().await.expect("a frame").pts;
+            while let Some(frame) = media.recv().await {
+                if frame.pts >= first + d {
+                    return;
+                }
+            }
+            panic!("the session ended");
+        };
+        timeout(PATIENCE, wait).await.expect("media plays");
+    }
+
     fn forget_media(&mut self) {
         if let Some(media) = self.media.as_mut() {
             while media.media.try_recv().is_some() {}
@@ -189,6 +230,30 @@ async fn reconnect_cycle(bench: &mut Bench, runs: usize) -> Vec<Duration> {
         let start = Instant::now();
         bench.server.close_all_sockets();
         samples.push(bench.first_packet().await - start);
+    }
+    samples
+}
+
+/// A silent freeze of the session's media to the first packet of a new session, for each
+/// policy, interleaved run by run: a fresh viewer per run, playing before the freeze.
+async fn silent_freeze(runs: usize, policies: &[Policy]) -> Vec<Vec<Duration>> {
+    let mut samples = vec![Vec::new(); policies.len()];
+    for _ in 0..runs {
+        for (policy, samples) in policies.iter().zip(samples.iter_mut()) {
+            let server = MillicastServer::start().await.expect("server");
+            server.publish(CAM);
+            let mut bench = Bench::with(&server, ReceivePeers::new(), *policy);
+            bench.first_packet().await;
+            bench.until_playing().await;
+            // The picture has moved: a freeze is a stall after `stall_after`, not after
+            // `first_media_within`.
+            bench.play_for(Duration::from_millis(500)).await;
+            let start = Instant::now();
+            server.freeze_sessions(CAM);
+            samples.push(bench.packet_of_a_new_session().await - start);
+            bench.viewer.stop().await;
+            server.shutdown();
+        }
     }
     samples
 }
@@ -300,6 +365,36 @@ async fn main() {
         .max(1);
     println!("media on loopback, {runs} runs each");
     println!("command: cargo bench --bench media --features webrtc,testkit");
+    let only_freeze = std::env::var("MEDIA_BENCH_ONLY").is_ok_and(|v| v == "freeze");
+    let d = Policy::default();
+    let policies = [
+        Policy::builder()
+            .make_before_break(false)
+            .build()
+            .expect("valid"),
+        d,
+        Policy::builder()
+            .reconnect_spread(Duration::ZERO)
+            .build()
+            .expect("valid"),
+    ];
+    println!(
+        "silent freeze → new media: stall_after {:?}, stall_grace {:?}, reconnect_spread {:?}",
+        d.stall_after(),
+        d.stall_grace(),
+        d.reconnect_spread()
+    );
+    let mut freeze = silent_freeze(runs, &policies).await.into_iter();
+    for name in [
+        "freeze, mbb off",
+        "freeze, mbb (default)",
+        "freeze, mbb, no spread",
+    ] {
+        report(name, freeze.next().unwrap_or_default());
+    }
+    if only_freeze {
+        return;
+    }
     report("first media", first_media(runs).await);
     let server = MillicastServer::start().await.expect("server");
     server.publish(CAM);

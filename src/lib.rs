@@ -83,8 +83,8 @@
 //! | `Idle` | not started, stopped, or given up | start → `Connecting` |
 //! | `Connecting` | one attempt in flight, bounded by `connect_timeout` | success → `Playing`; retryable failure → `Backoff`; fatal → `Idle` + gave up; a live hint is kept for the `Backoff` that may follow |
 //! | `Playing` | session up, media time advancing | no progress for `stall_after`, no active layers, `inactive`, `stopped` → `Stalled`; transport lost → `Backoff` within `reconnect_spread` on the first drop after stable playback (`Connecting` at once when the spread is zero), else `Backoff` by the schedule |
-//! | `Stalled` | session up, media not advancing or feed gone | no progress: progress → `Playing`; no layers: layers or progress → `Playing`; `inactive`/`stopped`: only `active` or a live hint → `Playing`; `stall_grace` over → drop the session → reconnect as above |
-//! | `Backoff` | waiting before the next attempt | delay over → `Connecting`; a live hint (or one kept from `Connecting`) → `Connecting` at once, or within `hint_spread` when set |
+//! | `Stalled` | session up, media not advancing or feed gone | no progress: progress → `Playing`; no layers: layers or progress → `Playing`; `inactive`/`stopped`: only `active` or a live hint → `Playing`; `stall_grace` over → drop the session → reconnect as above; with make-before-break (the default) a picture frozen for `stall_after` gets one attempt beside the session, within `reconnect_spread`: it connecting first replaces the session, media on the old one first abandons it |
+//! | `Backoff` | waiting before the next attempt | delay over → `Connecting`; a live hint (or one kept from `Connecting`) or a network change → `Connecting` at once (a hint within `hint_spread` when set), never before a server's `Retry-After` |
 //!
 //! A user pause is never a stall. `stop()` always reaches `Idle` and drops the
 //! session or attempt. Attempts count from 1 in each outage and start over
@@ -101,6 +101,7 @@
 //! | `relay-redis` | `relay::RedisBroker`: several relay nodes share their streams through Redis (keys with a TTL, pub/sub), `relive-relay --redis URL`; implies `relay` |
 //! | `testkit` | in-process test servers, a fault-injecting proxy and an in-memory scripted source |
 //! | `testkit-bin` | the `relive-testkit` binary: the testkit's Millicast-protocol and WHEP server with real media, fault scripts, a control API and a wire log, for viewers in any language; implies `testkit` and `webrtc` |
+//! | `net-watch` | Linux: `netwatch::NetworkWatcher` calls [`Control::network_changed`] when an IP address comes or goes (if-watch); off by default |
 //!
 //! # Panics and errors
 //!
@@ -134,6 +135,8 @@ pub mod timeline;
 pub mod logging;
 #[cfg(feature = "millicast")]
 pub mod millicast;
+#[cfg(all(feature = "net-watch", target_os = "linux"))]
+pub mod netwatch;
 #[cfg(feature = "millicast")]
 pub mod offer;
 #[cfg(feature = "record")]

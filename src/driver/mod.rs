@@ -329,6 +329,14 @@ impl Control {
         self.send(Command::Input(Input::LiveHintWithdrawn));
     }
 
+    /// The device's network changed (an address or route came or went, the
+    /// platform said "online"): a viewer backing off tries at once (never
+    /// before a server's `Retry-After`), and a session stalled for lack of
+    /// media is replaced at once; see [`Input::NetworkChanged`].
+    pub fn network_changed(&self) {
+        self.send(Command::Input(Input::NetworkChanged));
+    }
+
     /// Starts watching (after a stop or a give-up).
     pub fn start(&self) {
         self.send(Command::Input(Input::Start));

@@ -150,9 +150,14 @@ impl<S: StreamSource> Runner<S> {
             }
             Err(error) => {
                 let retry = error.retry();
-                tracing::warn!(error = %error, retry = %retry, "connect failed");
+                let retry_after = error.retry_after();
+                let retry_after_ms = retry_after.map(|d| d.as_millis() as u64);
+                tracing::warn!(error = %error, retry = %retry, retry_after_ms, "connect failed");
                 sink.emit(Event::Error(error));
-                Input::ConnectFailed(retry)
+                match retry_after {
+                    Some(retry_after) => Input::ConnectFailedRetryAfter { retry, retry_after },
+                    None => Input::ConnectFailed(retry),
+                }
             }
         }
     }

@@ -23,6 +23,17 @@ pub enum Input {
     Connected,
     /// The connect attempt in flight failed, with how to retry.
     ConnectFailed(Retry),
+    /// The connect attempt in flight failed and the server said how long to
+    /// wait (HTTP `Retry-After` on a 503 or 429): like
+    /// [`ConnectFailed`](Input::ConnectFailed), and the next attempt comes no
+    /// sooner than `retry_after`, capped by the policy's `retry_after_max`.
+    /// Nothing shortens that wait: not a live hint, not a network change.
+    ConnectFailedRetryAfter {
+        /// How to retry.
+        retry: Retry,
+        /// The least time before the next attempt, as the server asked.
+        retry_after: Duration,
+    },
     /// The media time of the current session (RTP time, a player's clock).
     /// It counts as progress only past the furthest media time of the
     /// session's timeline (a frozen picture whose clock flickers is no
@@ -55,4 +66,12 @@ pub enum Input {
     /// The news of a [`LiveHint`](Input::LiveHint) is withdrawn (the publisher
     /// left again): a hint kept for later is forgotten.
     LiveHintWithdrawn,
+    /// The device's network changed (an address or route came or went, the
+    /// application heard the platform's "online"). In `Backoff` the wait ends
+    /// at once (no sooner than a server's `Retry-After`); a session stalled
+    /// for lack of media (not a publisher-side stall) is dropped and a new one
+    /// started at once instead of waiting out `stall_grace`. While playing, or
+    /// with an attempt in flight, it changes nothing: media still flows, and
+    /// the attempt is bounded by `connect_timeout`.
+    NetworkChanged,
 }

@@ -53,7 +53,8 @@ pub use state::{StallCause, State};
 /// policy is shared behind an [`Arc`], and the output queue is an inline ring of
 /// four (one input yields at most four outputs: a drop or abort, a transition
 /// into `Backoff`, and when a kept live hint fires at once, a transition into
-/// `Connecting` and the connect). A progress tick while
+/// `Connecting` and the connect; or, with make-before-break, a drop and an
+/// abort, a transition and a connect or a give-up). A progress tick while
 /// playing writes two fields and allocates nothing.
 ///
 /// # Example
@@ -100,6 +101,13 @@ pub struct Machine {
     publisher_missing_since: Nanos,
     /// The previous decorrelated-jitter delay.
     backoff_previous: Nanos,
+    /// No attempt before this offset: a server's `Retry-After`, capped by the
+    /// policy; zero when none holds. Cleared by the next attempt.
+    not_before: Nanos,
+    /// Make-before-break in a stall: when the attempt beside the frozen
+    /// session starts (`flags.racing` false) or started (`flags.racing`
+    /// true); `NEVER` when none is planned.
+    race_at: Nanos,
     rng: Rng,
     /// Attempts in the current outage; zero once playback has been stable.
     attempt: u32,
@@ -123,6 +131,8 @@ struct Flags {
     /// A live hint came while it could not act (an attempt in flight, a
     /// stalled session): it acts on the next `Backoff`.
     hint_pending: bool,
+    /// A make-before-break attempt is in flight beside the stalled session.
+    racing: bool,
 }
 
 impl Machine {
@@ -145,6 +155,8 @@ impl Machine {
             outage_since: 0,
             publisher_missing_since: NEVER,
             backoff_previous,
+            not_before: 0,
+            race_at: NEVER,
             rng: Rng::new(seed),
             attempt: 0,
             failures: 0,
@@ -166,6 +178,12 @@ impl Machine {
     /// Attempts made in the current outage (zero once playback was stable for `reset_after`).
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// Whether a make-before-break attempt is in flight beside a stalled
+    /// session: the one time the caller holds a session and an attempt at once.
+    pub fn is_racing(&self) -> bool {
+        self.flags.racing
     }
 
     /// Whether the user has paused playback.
@@ -193,7 +211,10 @@ impl Machine {
             Input::Pause => self.on_pause(),
             Input::Resume => self.on_resume(now),
             Input::Connected => self.on_connected(now),
-            Input::ConnectFailed(retry) => self.on_connect_failed(now, retry),
+            Input::ConnectFailed(retry) => self.on_connect_failed(now, retry, Duration::ZERO),
+            Input::ConnectFailedRetryAfter { retry, retry_after } => {
+                self.on_connect_failed(now, retry, retry_after);
+            }
             Input::Layers { active } => self.on_layers(now, active),
             Input::Active => self.on_active(now),
             Input::Inactive => self.on_source_ended(now, StallCause::Inactive),
@@ -204,6 +225,7 @@ impl Machine {
             Input::SessionEnded => self.on_transport_lost(now, Reason::SessionEnded, Retry::Later),
             Input::LiveHint => self.on_live_hint(now),
             Input::LiveHintWithdrawn => self.flags.hint_pending = false,
+            Input::NetworkChanged => self.on_network_changed(now),
         }
     }
 
@@ -301,10 +323,24 @@ impl Machine {
                 since.saturating_add(nanos(p.connect_timeout)),
                 Timer::ConnectTimeout,
             )),
-            Phase::Stalled { since, .. } => Some((
-                since.saturating_add(nanos(p.stall_grace)),
-                Timer::StallGrace,
-            )),
+            Phase::Stalled { since, .. } => {
+                let grace = (
+                    since.saturating_add(nanos(p.stall_grace)),
+                    Timer::StallGrace,
+                );
+                let race = if self.flags.racing {
+                    Some((
+                        self.race_at.saturating_add(nanos(p.connect_timeout)),
+                        Timer::ConnectTimeout,
+                    ))
+                } else {
+                    (self.race_at != NEVER).then_some((self.race_at, Timer::MakeBeforeBreak))
+                };
+                Some(match race {
+                    Some(race) if race.0 < grace.0 => race,
+                    _ => grace,
+                })
+            }
             Phase::Backoff { until, .. } => Some((until, Timer::Backoff)),
             Phase::Playing { since } => {
                 let stall = (p.progress_watchdog && !self.flags.paused).then(|| {
@@ -331,7 +367,7 @@ impl Machine {
     }
 }
 
-/// `size_of::<Machine>()`: 232 bytes on 64-bit Linux, and never above 256
+/// `size_of::<Machine>()`: 248 bytes on 64-bit Linux, and never above 256
 /// there (a compile-time check).
 pub const MACHINE_SIZE: usize = std::mem::size_of::<Machine>();
 

@@ -10,13 +10,18 @@ use crate::source::Retry;
 #[non_exhaustive]
 pub enum Output {
     /// Start connect attempt number `attempt`; answer with `Connected` or `ConnectFailed`.
+    /// It comes while `Connecting`, or while `Stalled` with make-before-break: then the
+    /// stalled session stays up beside the attempt
+    /// ([`Machine::is_racing`](crate::Machine::is_racing)) until one of them is dropped.
     Connect {
         /// The attempt number within the current outage, from 1.
         attempt: u32,
     },
     /// Keep the session that just connected: hand its media to the application
     /// and watch its events. Comes only in answer to `Connected` while
-    /// `Connecting`; a session the machine does not keep is dropped.
+    /// `Connecting`, or while a make-before-break attempt is in flight (right
+    /// after the `DropSession` of the frozen session it replaces); a session
+    /// the machine does not keep is dropped.
     KeepSession,
     /// Abandon the connect attempt in flight.
     AbortConnect {
@@ -78,6 +83,10 @@ pub enum Reason {
     BackoffElapsed,
     /// A live hint cut the backoff short.
     LiveHint,
+    /// The network changed: the backoff or the stall was cut short.
+    NetworkChanged,
+    /// A make-before-break attempt connected: its session replaces the frozen one.
+    Replaced,
     /// The machine gave up.
     GaveUp(GiveUpReason),
 }
@@ -106,6 +115,8 @@ pub enum Timer {
     Stall,
     /// A stalled session's grace runs out.
     StallGrace,
+    /// The make-before-break attempt beside a frozen session starts.
+    MakeBeforeBreak,
     /// The backoff delay ends.
     Backoff,
     /// Playback has been stable for `reset_after`: the attempt count starts over.
@@ -130,6 +141,8 @@ impl std::fmt::Display for Reason {
             Reason::SessionEnded => f.write_str("session ended"),
             Reason::BackoffElapsed => f.write_str("backoff elapsed"),
             Reason::LiveHint => f.write_str("live hint"),
+            Reason::NetworkChanged => f.write_str("network changed"),
+            Reason::Replaced => f.write_str("replaced by a new session"),
             Reason::GaveUp(g) => write!(f, "gave up: {g}"),
         }
     }

@@ -71,6 +71,7 @@ impl Machine {
             Phase::Idle => return,
             Phase::Connecting { .. } => self.queue.push(Pending::Abort(Reason::UserStopped)),
             Phase::Playing { .. } | Phase::Stalled { .. } => {
+                self.end_race(Reason::UserStopped);
                 self.queue.push(Pending::Drop(Reason::UserStopped));
             }
             Phase::Backoff { .. } => {}
@@ -99,7 +100,15 @@ impl Machine {
     }
 
     pub(super) fn on_connected(&mut self, now: Nanos) {
-        if let Phase::Connecting { .. } = self.phase {
+        let racing = matches!(self.phase, Phase::Stalled { .. }) && self.flags.racing;
+        if racing {
+            // Make-before-break: the new session connected before the frozen
+            // one showed media again, and replaces it.
+            self.flags.racing = false;
+            self.race_at = NEVER;
+            self.queue.push(Pending::Drop(Reason::Replaced));
+        }
+        if racing || matches!(self.phase, Phase::Connecting { .. }) {
             self.last_media = Duration::ZERO;
             self.flags.seen_media = false;
             self.flags.session_showed_media = false;
@@ -108,9 +117,63 @@ impl Machine {
         }
     }
 
-    pub(super) fn on_connect_failed(&mut self, now: Nanos, retry: Retry) {
-        if let Phase::Connecting { .. } = self.phase {
-            self.retry_later(now, Reason::ConnectFailed(retry), retry);
+    pub(super) fn on_connect_failed(&mut self, now: Nanos, retry: Retry, retry_after: Duration) {
+        let racing = matches!(self.phase, Phase::Stalled { .. }) && self.flags.racing;
+        if !racing && !matches!(self.phase, Phase::Connecting { .. }) {
+            return;
+        }
+        // The server's word is a floor under the next delay, within the
+        // policy's cap: a hostile `Retry-After` cannot park the viewer.
+        let floor = retry_after.min(self.policy.retry_after_max);
+        if !floor.is_zero() {
+            self.not_before = now.saturating_add(nanos(floor));
+        }
+        let reason = Reason::ConnectFailed(retry);
+        if !racing {
+            return self.retry_later(now, reason, retry);
+        }
+        // The attempt beside a frozen session failed: the session waits out
+        // its grace (a `Retry-After` holds for the attempt after it), unless
+        // retrying cannot help at all.
+        self.flags.racing = false;
+        self.race_at = NEVER;
+        if retry == Retry::Never {
+            self.queue.push(Pending::Drop(reason));
+            self.give_up(GiveUpReason::Fatal);
+        }
+    }
+
+    pub(super) fn on_network_changed(&mut self, now: Nanos) {
+        match self.phase {
+            Phase::Backoff {
+                attempt,
+                publisher,
+                until,
+            } => {
+                // A delay was waiting for the path to heal: a new path is
+                // worth trying now, but never before a server's `Retry-After`.
+                let at = now.max(self.not_before);
+                if at <= now {
+                    self.connect(now, Reason::NetworkChanged);
+                } else if at < until {
+                    let phase = Phase::Backoff {
+                        attempt,
+                        publisher,
+                        until: at,
+                    };
+                    self.transition(phase, Reason::NetworkChanged);
+                }
+            }
+            // A session frozen on the old path will not heal by waiting out
+            // its grace; a publisher-side stall is not the network's doing.
+            Phase::Stalled { cause, .. } if !cause.is_publisher_side() => {
+                // An attempt beside it started on the old path too.
+                self.end_race(Reason::NetworkChanged);
+                self.queue.push(Pending::Drop(Reason::NetworkChanged));
+                self.note_session_lost(now);
+                self.connect(now, Reason::NetworkChanged);
+            }
+            _ => {}
         }
     }
 
@@ -142,8 +205,10 @@ impl Machine {
     pub(super) fn on_source_ended(&mut self, now: Nanos, cause: StallCause) {
         match self.phase {
             Phase::Playing { .. } => self.stall(now, cause),
-            // The grace keeps running from the first sign of trouble.
+            // The grace keeps running from the first sign of trouble. No
+            // session would have media now: an attempt beside it is moot.
             Phase::Stalled { cause: old, since } if old != cause => {
+                self.end_race(Reason::Stall(cause));
                 self.transition(Phase::Stalled { cause, since }, Reason::Stall(cause));
             }
             _ => {}
@@ -153,6 +218,10 @@ impl Machine {
     pub(super) fn on_transport_lost(&mut self, now: Nanos, reason: Reason, retry: Retry) {
         if let Phase::Playing { .. } | Phase::Stalled { .. } = self.phase {
             self.queue.push(Pending::Drop(reason));
+            if self.flags.racing && retry != Retry::Never {
+                return self.race_goes_on(now, reason);
+            }
+            self.end_race(reason);
             self.session_lost(now, reason, retry);
         }
     }
@@ -181,7 +250,8 @@ impl Machine {
         self.flags.hint_pending = false;
         let spread = self.policy.hint_spread;
         let delay = self.rng.duration_between(Duration::ZERO, spread);
-        let hinted = now.saturating_add(nanos(delay));
+        // A server's `Retry-After` holds even against good news.
+        let hinted = now.saturating_add(nanos(delay)).max(self.not_before);
         if hinted <= now {
             self.connect(now, Reason::LiveHint);
         } else if hinted < until {
@@ -212,7 +282,17 @@ impl Machine {
             (Phase::Stalled { cause, .. }, Timer::StallGrace) => {
                 let reason = Reason::GraceExpired(cause);
                 self.queue.push(Pending::Drop(reason));
+                if self.flags.racing {
+                    return self.race_goes_on(now, reason);
+                }
+                self.race_at = NEVER;
                 self.session_lost(now, reason, Retry::Later);
+            }
+            (Phase::Stalled { .. }, Timer::MakeBeforeBreak) => self.start_race(now),
+            (Phase::Stalled { .. }, Timer::ConnectTimeout) => {
+                // The attempt beside the frozen session took too long; the
+                // session waits out its grace.
+                self.end_race(Reason::ConnectTimedOut);
             }
             (Phase::Backoff { .. }, Timer::Backoff) => self.connect(now, Reason::BackoffElapsed),
             _ => {}
@@ -222,16 +302,52 @@ impl Machine {
     /// A session that was up is gone: the first drop after stable playback
     /// reconnects at once; a session that keeps dropping backs off.
     fn session_lost(&mut self, now: Nanos, reason: Reason, retry: Retry) {
+        self.note_session_lost(now);
+        match retry {
+            Retry::Never => self.give_up(GiveUpReason::Fatal),
+            _ if self.attempt == 0 => self.reconnect_soon(now, reason),
+            _ => self.retry_later(now, reason, retry),
+        }
+    }
+
+    /// Make-before-break: starts the attempt beside the frozen session. The
+    /// session stays; whichever comes first decides: media on the old one
+    /// abandons the attempt, the attempt connecting replaces the old one.
+    fn start_race(&mut self, now: Nanos) {
+        self.not_before = 0;
+        self.attempt = self.attempt.saturating_add(1);
+        self.flags.racing = true;
+        self.race_at = now;
+        self.queue.push(Pending::Connect(self.attempt));
+    }
+
+    /// Abandons the make-before-break attempt, in flight or planned.
+    fn end_race(&mut self, reason: Reason) {
+        if self.flags.racing {
+            self.queue.push(Pending::Abort(reason));
+            self.flags.racing = false;
+        }
+        self.race_at = NEVER;
+    }
+
+    /// The frozen session is gone while its make-before-break attempt is in
+    /// flight: the attempt goes on, timed from its start, as `Connecting`.
+    fn race_goes_on(&mut self, now: Nanos, reason: Reason) {
+        let since = self.race_at;
+        self.flags.racing = false;
+        self.race_at = NEVER;
+        self.note_session_lost(now);
+        let attempt = self.attempt;
+        self.transition(Phase::Connecting { attempt, since }, reason);
+    }
+
+    /// The outage bookkeeping of a session that is gone.
+    fn note_session_lost(&mut self, now: Nanos) {
         // The outage starts now: the time played before it is no outage. A
         // session that never showed a frame played nothing and ends no outage,
         // or a viewer whose sessions connect but stay black never gives up.
         if self.attempt == 0 || self.flags.session_showed_media {
             self.outage_since = now;
-        }
-        match retry {
-            Retry::Never => self.give_up(GiveUpReason::Fatal),
-            _ if self.attempt == 0 => self.reconnect_soon(now, reason),
-            _ => self.retry_later(now, reason, retry),
         }
     }
 
@@ -302,17 +418,19 @@ impl Machine {
         }
         // `Now` is honoured once per outage, so a source that always says
         // "now" cannot spin.
-        if retry == Retry::Now && self.attempt <= 1 {
+        if retry == Retry::Now && self.attempt <= 1 && self.not_before <= now {
             return self.connect(now, reason);
         }
         let delay = self.next_delay();
-        if delay.is_zero() {
+        // The delay is the backoff's, or the server's `Retry-After` if longer.
+        let until = now.saturating_add(nanos(delay)).max(self.not_before);
+        if until <= now {
             return self.connect(now, reason);
         }
         let phase = Phase::Backoff {
             attempt: self.attempt.saturating_add(1),
             publisher,
-            until: now.saturating_add(nanos(delay)),
+            until,
         };
         self.enter_backoff(now, phase, reason);
     }
@@ -332,6 +450,8 @@ impl Machine {
     }
 
     fn connect(&mut self, now: Nanos, reason: Reason) {
+        // A `Retry-After` is about the attempt that follows it, not the next ones.
+        self.not_before = 0;
         self.attempt = self.attempt.saturating_add(1);
         let attempt = self.attempt;
         self.transition(
@@ -345,6 +465,8 @@ impl Machine {
     }
 
     fn enter_playing(&mut self, now: Nanos, reason: Reason) {
+        // The session plays again: an attempt beside it is moot.
+        self.end_race(reason);
         // Playing makes any kept live hint moot.
         self.flags.hint_pending = false;
         self.mark_progress(now);
@@ -354,6 +476,18 @@ impl Machine {
 
     fn stall(&mut self, now: Nanos, cause: StallCause) {
         self.transition(Phase::Stalled { cause, since: now }, Reason::Stall(cause));
+        if self.policy.make_before_break && !cause.is_publisher_side() {
+            // Once the picture has stood still for `stall_after` (at once for
+            // a no-progress stall), spread like the first reconnect of an
+            // audience dropped together.
+            let frozen = self
+                .progress_offset()
+                .saturating_add(nanos(self.policy.stall_after))
+                .max(now);
+            let spread = self.policy.reconnect_spread;
+            let delay = self.rng.duration_between(Duration::ZERO, spread);
+            self.race_at = frozen.saturating_add(nanos(delay));
+        }
     }
 
     fn give_up(&mut self, why: GiveUpReason) {
@@ -367,6 +501,8 @@ impl Machine {
         self.publisher_missing_since = NEVER;
         self.flags.stable_pending = false;
         self.flags.hint_pending = false;
+        self.flags.racing = false;
+        self.race_at = NEVER;
         self.transition(Phase::Idle, reason);
     }
 

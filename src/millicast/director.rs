@@ -23,6 +23,7 @@ pub(crate) async fn subscribe(
     }
     let mut response = call.send().await?;
     let status = response.status().as_u16();
+    let retry_after = crate::http_status::retry_after_of(&response);
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY {
@@ -30,5 +31,12 @@ pub(crate) async fn subscribe(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(parse_director_response(status, &body)?)
+    match (parse_director_response(status, &body), retry_after) {
+        (Ok(success), _) => Ok(success),
+        (Err(failure), Some(retry_after)) => Err(MillicastError::DirectorBusy {
+            failure,
+            retry_after,
+        }),
+        (Err(failure), None) => Err(failure.into()),
+    }
 }

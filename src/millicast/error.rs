@@ -14,6 +14,14 @@ pub enum MillicastError {
     /// The Director answered with a failure (not published, unauthorized, 5xx, ...).
     #[error(transparent)]
     Director(#[from] DirectorFailure),
+    /// The Director answered 503 or 429 with a `Retry-After`: the failure, and the wait asked for.
+    #[error("{failure} (retry after {}s)", retry_after.as_secs())]
+    DirectorBusy {
+        /// What the Director answered.
+        failure: DirectorFailure,
+        /// The wait its `Retry-After` asked for.
+        retry_after: Duration,
+    },
     /// The Director call did not complete: DNS, TCP, TLS, timeout. (The URL is stripped.)
     #[error("director request failed: {0}")]
     DirectorRequest(#[source] NetError),
@@ -68,12 +76,21 @@ fn close_code(code: Option<u16>) -> String {
 impl Classify for MillicastError {
     fn retry(&self) -> Retry {
         match self {
-            MillicastError::Director(failure) => failure.retry(),
+            MillicastError::Director(failure) | MillicastError::DirectorBusy { failure, .. } => {
+                failure.retry()
+            }
             MillicastError::TokenRefused | MillicastError::Client(_) => Retry::Never,
             MillicastError::ViewRejected(message) if is_not_published(message) => {
                 Retry::WaitForPublisher
             }
             _ => Retry::Later,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            MillicastError::DirectorBusy { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }

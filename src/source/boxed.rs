@@ -147,6 +147,7 @@ where
 #[derive(Debug)]
 pub struct AnyError {
     retry: Retry,
+    retry_after: Option<std::time::Duration>,
     inner: Box<dyn std::error::Error + Send + Sync>,
 }
 
@@ -158,6 +159,7 @@ impl AnyError {
     {
         AnyError {
             retry: error.retry(),
+            retry_after: error.retry_after(),
             inner: Box::new(error),
         }
     }
@@ -184,5 +186,9 @@ impl std::error::Error for AnyError {
 impl Classify for AnyError {
     fn retry(&self) -> Retry {
         self.retry
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 }

@@ -50,6 +50,13 @@ impl fmt::Display for Retry {
 pub trait Classify {
     /// How to retry after this error.
     fn retry(&self) -> Retry;
+
+    /// How long the server asked to wait before the next attempt (HTTP
+    /// `Retry-After` on a 503 or 429), if it did. The machine waits at least
+    /// this long, capped by the policy's `retry_after_max`. None by default.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl Classify for std::io::Error {

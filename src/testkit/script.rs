@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::testkit::millicast::{DirectorFault, MillicastServer};
+#[cfg(feature = "webrtc")]
+use crate::testkit::millicast::WhepFault;
+use crate::testkit::millicast::{DirectorFault, MillicastServer, RetryAfter};
 
 /// The longest offset a step may have: a day.
 const MAX_AT: Duration = Duration::from_secs(24 * 3600);
@@ -107,8 +109,40 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         requests: Option<u32>,
     },
+    /// Director requests are answered `503` or `429` with a `Retry-After`: all of them, or
+    /// only the next `requests`.
+    DirectorBusy {
+        /// `unavailable` (503) or `too_many_requests` (429).
+        status: Busy,
+        /// The `Retry-After`, in seconds.
+        retry_after: u32,
+        /// Written as an HTTP-date that many seconds after the answer's `Date`, not in seconds.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        http_date: bool,
+        /// How many requests; absent: until `director_heal`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requests: Option<u32>,
+    },
     /// The Director answers normally again (requests hanging are answered).
     DirectorHeal {},
+    /// WHEP `POST`s are answered `503` or `429` with a `Retry-After`: all of them, or only the
+    /// next `requests`.
+    #[cfg(feature = "webrtc")]
+    WhepBusy {
+        /// `unavailable` (503) or `too_many_requests` (429).
+        status: Busy,
+        /// The `Retry-After`, in seconds.
+        retry_after: u32,
+        /// Written as an HTTP-date that many seconds after the answer's `Date`, not in seconds.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        http_date: bool,
+        /// How many requests; absent: until `whep_heal`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requests: Option<u32>,
+    },
+    /// WHEP answers normally again.
+    #[cfg(feature = "webrtc")]
+    WhepHeal {},
     /// While `on`, signaling sockets are not read: pings (and commands) go unanswered.
     IgnorePings {
         /// On or off.
@@ -145,6 +179,26 @@ pub enum DirectorFaultName {
     Empty,
     /// No answer until healed.
     Hang,
+}
+
+/// Which busy answer a [`Action::DirectorBusy`] (or `whep_busy`) gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Busy {
+    /// 503 Service Unavailable.
+    Unavailable,
+    /// 429 Too Many Requests.
+    TooManyRequests,
+}
+
+/// The `Retry-After` of a busy answer: `seconds`, as seconds or as an HTTP-date.
+fn retry_after(seconds: u32, http_date: bool) -> RetryAfter {
+    if http_date {
+        RetryAfter::HttpDate(seconds)
+    } else {
+        RetryAfter::Seconds(seconds)
+    }
 }
 
 impl From<DirectorFaultName> for DirectorFault {
@@ -226,7 +280,42 @@ impl Action {
                 fault,
                 requests: Some(n),
             } => server.set_director_fault_for((*fault).into(), *n),
+            Action::DirectorBusy {
+                status,
+                retry_after: seconds,
+                http_date,
+                requests,
+            } => {
+                let after = retry_after(*seconds, *http_date);
+                let fault = match status {
+                    Busy::Unavailable => DirectorFault::Unavailable(after),
+                    Busy::TooManyRequests => DirectorFault::TooManyRequests(after),
+                };
+                match requests {
+                    None => server.set_director_fault(Some(fault)),
+                    Some(n) => server.set_director_fault_for(fault, *n),
+                }
+            }
             Action::DirectorHeal {} => server.set_director_fault(None),
+            #[cfg(feature = "webrtc")]
+            Action::WhepBusy {
+                status,
+                retry_after: seconds,
+                http_date,
+                requests,
+            } => {
+                let after = retry_after(*seconds, *http_date);
+                let fault = match status {
+                    Busy::Unavailable => WhepFault::Unavailable(after),
+                    Busy::TooManyRequests => WhepFault::TooManyRequests(after),
+                };
+                match requests {
+                    None => server.set_whep_fault(Some(fault)),
+                    Some(n) => server.set_whep_fault_for(fault, *n),
+                }
+            }
+            #[cfg(feature = "webrtc")]
+            Action::WhepHeal {} => server.set_whep_fault(None),
             Action::IgnorePings { on } => server.ignore_pings(*on),
             Action::RejectView { on } => server.reject_view(*on),
             Action::SendRaw { stream, text } => server.send_raw(stream.as_str(), text),

@@ -1,6 +1,8 @@
 //! Why a WHEP attempt or session failed, and how each failure is retried. No variant carries the
 //! bearer token, nor the endpoint URL (which may hold one in its query).
 
+use std::time::Duration;
+
 use crate::NetError;
 use crate::http_status::{StatusContext, retry_for_status};
 use crate::source::{Classify, Retry};
@@ -28,13 +30,15 @@ pub enum WhepError {
         /// The server's message, shortened.
         message: String,
     },
-    /// 5xx, 408 or 429: the server is in trouble; retry later.
+    /// 5xx, 408 or 429: the server is in trouble; retry later (no sooner than its `Retry-After`).
     #[error("server error (HTTP {status}): {message}")]
     Server {
         /// The HTTP status.
         status: u16,
         /// The server's message, shortened.
         message: String,
+        /// The wait its `Retry-After` asked for (503 and 429 only).
+        retry_after: Option<Duration>,
     },
     /// Any other status (400, 415, ...): the server refuses our offer; retrying cannot help.
     #[error("offer rejected (HTTP {status}): {message}")]
@@ -61,11 +65,16 @@ pub enum WhepError {
 impl WhepError {
     /// The error for a non-201 answer with `status` and `body`: its variant is the class the
     /// shared HTTP status table ([`retry_for_status`]) gives the status.
-    pub(crate) fn from_status(status: u16, body: &str) -> WhepError {
+    /// `retry_after` is what the answer's `Retry-After` asked for.
+    pub(crate) fn from_status(status: u16, body: &str, retry_after: Option<Duration>) -> WhepError {
         let message = shorten(body);
         match retry_for_status(status, whep_context(matches!(status, 404 | 409))) {
             Retry::WaitForPublisher => WhepError::NotPublished { status, message },
-            Retry::Later | Retry::Now => WhepError::Server { status, message },
+            Retry::Later | Retry::Now => WhepError::Server {
+                status,
+                message,
+                retry_after,
+            },
             Retry::Never if matches!(status, 401 | 403) => {
                 WhepError::Unauthorized { status, message }
             }
@@ -92,6 +101,13 @@ impl Classify for WhepError {
             | WhepError::Rejected { status, .. } => retry_for_status(*status, whep_context(false)),
             WhepError::Client(_) => Retry::Never,
             WhepError::Request(_) | WhepError::BadResponse(_) | WhepError::Media(_) => Retry::Later,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            WhepError::Server { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }
@@ -127,7 +143,7 @@ mod tests {
             (503, Retry::Later),
         ];
         for (status, class) in cases {
-            let error = WhepError::from_status(status, "Stream not found");
+            let error = WhepError::from_status(status, "Stream not found", None);
             assert_eq!(error.retry(), class, "{status}: {error}");
         }
         assert_eq!(WhepError::Media("ice".into()).retry(), Retry::Later);
@@ -137,7 +153,7 @@ mod tests {
     #[test]
     fn a_server_message_is_kept_short_and_on_one_line() {
         let long = format!("{}\nsecond line", "x".repeat(1000));
-        let WhepError::Server { message, .. } = WhepError::from_status(500, &long) else {
+        let WhepError::Server { message, .. } = WhepError::from_status(500, &long, None) else {
             panic!("not a server error")
         };
         assert_eq!(message.len(), MESSAGE_LIMIT);

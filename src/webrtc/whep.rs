@@ -191,10 +191,12 @@ async fn post(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let url = response.url().clone();
+    let retry_after = crate::http_status::retry_after_of(&response);
     let body = read_limited(&mut response).await?;
     if status != 201 {
-        tracing::debug!(status, "WHEP offer refused");
-        return Err(WhepError::from_status(status, &body));
+        let retry_after_ms = retry_after.map(|d| d.as_millis() as u64);
+        tracing::debug!(status, retry_after_ms, "WHEP offer refused");
+        return Err(WhepError::from_status(status, &body, retry_after));
     }
     let location =
         location.ok_or_else(|| WhepError::BadResponse("201 without a Location".to_owned()))?;

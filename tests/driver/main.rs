@@ -192,7 +192,19 @@ impl<S: StreamSource> Handle<S> for FleetViewer<S> {
 }
 
 pub(crate) fn viewer<D: Kind>(stream: &MemoryStream) -> D::H<MemorySource> {
-    D::spawn(stream.source().tick(TICK), Policy::default(), 1)
+    viewer_with::<D>(stream, Policy::default())
+}
+
+pub(crate) fn viewer_with<D: Kind>(stream: &MemoryStream, policy: Policy) -> D::H<MemorySource> {
+    D::spawn(stream.source().tick(TICK), policy, 1)
+}
+
+/// The defaults without make-before-break: a frozen session waits out its grace alone.
+pub(crate) fn one_at_a_time() -> Policy {
+    Policy::builder()
+        .make_before_break(false)
+        .build()
+        .expect("valid")
 }
 
 pub(crate) async fn wait_for<S: StreamSource>(
@@ -253,6 +265,8 @@ both!(
     situations::frozen_media_is_detected_within_stall_after_plus_one_tick,
     situations::a_freeze_that_heals_within_the_grace_keeps_the_session,
     situations::a_freeze_beyond_the_grace_drops_the_session_and_reconnects,
+    situations::a_freeze_is_answered_by_a_session_made_beside_it_that_replaces_it,
+    situations::a_frozen_session_that_heals_first_abandons_the_attempt_beside_it,
     situations::a_zero_reconnect_spread_reconnects_at_once,
     situations::waiting_for_the_publisher_ends_at_once_on_a_live_hint,
     situations::waiting_for_the_publisher_polls_with_backoff_without_a_hint,

@@ -7,7 +7,10 @@ use relive::testkit::{MemorySource, MemoryStream};
 use relive::{Event, GiveUpReason, Policy, Reason, Retry, StallCause, State};
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::{Handle, Kind, PATIENCE, TICK, playing, transition_to, viewer, wait_for};
+use crate::{
+    Handle, Kind, PATIENCE, TICK, one_at_a_time, playing, transition_to, viewer, viewer_with,
+    wait_for,
+};
 
 fn is_stalled(s: &State) -> bool {
     matches!(s, State::Stalled { .. })
@@ -40,7 +43,7 @@ pub(crate) async fn frozen_media_is_detected_within_stall_after_plus_one_tick<D:
 pub(crate) async fn a_freeze_that_heals_within_the_grace_keeps_the_session<D: Kind>() {
     let stream = MemoryStream::new();
     stream.publish();
-    let v = viewer::<D>(&stream);
+    let v = viewer_with::<D>(&stream, one_at_a_time());
     playing(&v).await;
     stream.freeze();
     wait_for(&v, "stalled", is_stalled).await;
@@ -54,7 +57,7 @@ pub(crate) async fn a_freeze_that_heals_within_the_grace_keeps_the_session<D: Ki
 pub(crate) async fn a_freeze_beyond_the_grace_drops_the_session_and_reconnects<D: Kind>() {
     let stream = MemoryStream::new();
     stream.publish();
-    let mut v = viewer::<D>(&stream);
+    let mut v = viewer_with::<D>(&stream, one_at_a_time());
     playing(&v).await;
     // Stable past `reset_after`: the first drop reconnects within the spread.
     sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
@@ -68,6 +71,57 @@ pub(crate) async fn a_freeze_beyond_the_grace_drops_the_session_and_reconnects<D
     playing(&v).await;
     assert_eq!(stream.sessions(), 1, "the old session is dropped");
     assert!(stream.connects() >= 2);
+}
+
+pub(crate) async fn a_freeze_is_answered_by_a_session_made_beside_it_that_replaces_it<D: Kind>() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let mut v = viewer::<D>(&stream);
+    playing(&v).await;
+    sleep(Policy::default().reset_after() + Duration::from_secs(1)).await;
+    stream.freeze();
+    let frozen_at = Instant::now();
+    wait_for(&v, "stalled", is_stalled).await;
+    collect_now(&mut v).await;
+    // The new session comes before the grace runs out, the old one still up.
+    let (to, reason) = transition_to(&mut v, "leaving stalled", |s| !is_stalled(s)).await;
+    let replaced_after = frozen_at.elapsed();
+    assert!(to.is_playing(), "{to}");
+    assert_eq!(reason, Reason::Connected);
+    let p = Policy::default();
+    assert!(
+        replaced_after <= p.stall_after() + TICK + p.reconnect_spread(),
+        "{replaced_after:?}"
+    );
+    assert!(replaced_after < p.stall_after() + p.stall_grace());
+    assert_eq!(stream.connects(), 2);
+    assert_eq!(stream.sessions(), 1, "the frozen session is dropped");
+}
+
+pub(crate) async fn a_frozen_session_that_heals_first_abandons_the_attempt_beside_it<D: Kind>() {
+    let stream = MemoryStream::new();
+    stream.publish();
+    let policy = Policy::builder()
+        .reconnect_spread(Duration::ZERO)
+        .build()
+        .expect("valid");
+    let v = viewer_with::<D>(&stream, policy);
+    playing(&v).await;
+    // Attempts take 2 s: the frozen session heals before the new one connects.
+    stream.set_connect_delay(Duration::from_secs(2));
+    stream.freeze();
+    wait_for(&v, "stalled", is_stalled).await;
+    sleep(Duration::from_millis(500)).await;
+    stream.unfreeze();
+    playing(&v).await;
+    sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        stream.connects(),
+        2,
+        "an attempt was made beside the session"
+    );
+    assert_eq!(stream.sessions(), 1, "the abandoned attempt left nothing");
+    assert!(v.state().is_playing());
 }
 
 pub(crate) async fn a_zero_reconnect_spread_reconnects_at_once<D: Kind>() {

@@ -6,8 +6,11 @@ mod backoff;
 mod give_up;
 mod layers;
 mod live_hint;
+mod make_before_break;
+mod network;
 mod not_published;
 mod pause;
+mod retry_after;
 mod sim;
 mod stall;
 mod stop;
@@ -41,8 +44,12 @@ fn secs(n: u64) -> Duration {
 /// default `reconnect_spread` of 1.5 s (random, but fixed by the sim's seed).
 /// Tests that rely on the first reconnect being immediate pin
 /// `reconnect_spread(Duration::ZERO)` themselves, see [`at_once`].
+/// Make-before-break is off, so that a stall plays its grace out alone; its
+/// own tests ([`make_before_break`]) turn it on.
 fn policy() -> PolicyBuilder {
-    Policy::builder().jitter(Jitter::None)
+    Policy::builder()
+        .jitter(Jitter::None)
+        .make_before_break(false)
 }
 
 /// [`policy`] with the first reconnect after stable play at once (the
@@ -60,7 +67,14 @@ fn the_test_policy_is_the_default_policy_without_jitter() {
     let p = build(policy());
     let d = Policy::default();
     assert_eq!(p.backoff().jitter(), Jitter::None);
-    assert_eq!(build(policy().jitter(d.backoff().jitter())), d);
+    assert_eq!(
+        build(
+            policy()
+                .jitter(d.backoff().jitter())
+                .make_before_break(true)
+        ),
+        d
+    );
 }
 
 #[test]
@@ -80,11 +94,13 @@ fn the_defaults_are_what_these_tests_assume() {
     assert_eq!(d.give_up(), relive::GiveUpRule::NEVER);
     assert_eq!(d.wait_for_publisher(), None);
     assert!(d.progress_watchdog());
+    assert!(d.make_before_break());
+    assert_eq!(d.retry_after_max(), secs(60));
 }
 
 #[cfg(all(target_pointer_width = "64", target_os = "linux"))]
 #[test]
-fn the_machine_is_232_bytes_on_64_bit_linux() {
-    assert_eq!(relive::MACHINE_SIZE, 232);
+fn the_machine_is_248_bytes_on_64_bit_linux() {
+    assert_eq!(relive::MACHINE_SIZE, 248);
     assert_eq!(relive::MACHINE_SIZE, std::mem::size_of::<relive::Machine>());
 }

@@ -18,6 +18,7 @@
 
 mod checks;
 mod harness;
+mod race;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -140,7 +141,10 @@ fn policy() -> impl Strategy<Value = Policy> {
             .jitter(jitter)
             .hint_spread(ms(spread))
             .reconnect_spread(ms(reconnect_spread))
-            .wait_for_publisher(wait_for_publisher.map(ms));
+            .wait_for_publisher(wait_for_publisher.map(ms))
+            // The reference model is of one session or attempt at a time;
+            // make-before-break has its own property (`race`).
+            .make_before_break(false);
         if let Some(n) = max_attempts {
             builder = builder.give_up_after_attempts(n);
         }
@@ -249,6 +253,47 @@ prop_state_machine! {
 
     #[test]
     fn the_machine_keeps_every_invariant_on_any_sequence(sequential 1..60 => MachineTest);
+}
+
+proptest! {
+    #![proptest_config(Config {
+        cases: 4_000,
+        rng_algorithm: RngAlgorithm::XorShift,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/proptest-regressions/machine_props_race.txt",
+        ))),
+        .. Config::default()
+    })]
+
+    #[test]
+    fn make_before_break_holds_at_most_a_session_and_one_attempt(
+        policy in race::race_policy(),
+        seed in any::<u64>(),
+        steps in proptest::collection::vec(race::race_step(), 1..80),
+    ) {
+        race::outcomes(policy, seed, &steps);
+    }
+}
+
+/// Guards the race property's generator: its sequences do reach a session and
+/// an attempt held together, and each way out of it.
+#[test]
+fn random_sequences_make_the_machine_race_and_resolve_the_race() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{TestRng, TestRunner};
+
+    let rng = TestRng::deterministic_rng(RngAlgorithm::XorShift);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let steps = proptest::collection::vec(race::race_step(), 1..80);
+    let mut outcomes = BTreeSet::new();
+    for _ in 0..2_000 {
+        let policy = race::race_policy().new_tree(&mut runner).unwrap().current();
+        let steps = steps.new_tree(&mut runner).unwrap().current();
+        outcomes.extend(race::outcomes(policy, 9, &steps));
+    }
+    for wanted in ["replaced", "abandoned", "went on", "failed"] {
+        assert!(outcomes.contains(wanted), "never {wanted}: {outcomes:?}");
+    }
 }
 
 /// Guards the generator: a fixed run of sequences must reach every state by

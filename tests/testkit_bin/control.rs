@@ -173,3 +173,59 @@ async fn a_whep_viewer_shows_its_post_peer_states_and_delete_in_the_log() {
         })
         .await;
 }
+
+#[tokio::test]
+async fn busy_faults_answer_503_and_429_with_their_retry_after_then_heal() {
+    let testkit = Testkit::start(&["--publish", "cam"]).await;
+    let client = reqwest::Client::new();
+    let subscribe = || {
+        client
+            .post(format!("{}/api/director/subscribe", testkit.base))
+            .json(&serde_json::json!({"streamAccountId": "testkit", "streamName": "cam"}))
+            .send()
+    };
+    let whep = || {
+        client
+            .post(format!("{}/api/whep/testkit/cam", testkit.base))
+            .header("Content-Type", "application/sdp")
+            .body("v=0\r\n")
+            .send()
+    };
+    let (status, _) = testkit
+        .control(
+            "director_busy",
+            r#"{"status":"unavailable","retry_after":4,"requests":1}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let busy = subscribe().await.unwrap();
+    assert_eq!(busy.status().as_u16(), 503);
+    assert_eq!(busy.headers()["retry-after"], "4");
+    assert_eq!(
+        subscribe().await.unwrap().status().as_u16(),
+        200,
+        "one request only"
+    );
+
+    let (status, _) = testkit
+        .control(
+            "whep_busy",
+            r#"{"status":"too_many_requests","retry_after":30,"http_date":true}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    for _ in 0..2 {
+        let busy = whep().await.unwrap();
+        assert_eq!(busy.status().as_u16(), 429);
+        let date = busy.headers()["date"].to_str().unwrap().to_owned();
+        let after = busy.headers()["retry-after"].to_str().unwrap().to_owned();
+        assert!(after.ends_with(" GMT") && after != date, "{date} / {after}");
+    }
+    let (status, _) = testkit.control("whep_heal", "{}").await;
+    assert_eq!(status, 200);
+    assert_ne!(whep().await.unwrap().status().as_u16(), 429);
+    let (status, answer) = testkit
+        .control("director_busy", r#"{"status":"busy","retry_after":1}"#)
+        .await;
+    assert_eq!(status, 400, "{answer}");
+}

@@ -32,14 +32,17 @@ fn peers() -> ReceivePeers {
 
 /// Short timings for loopback, with the progress watchdog on.
 fn policy(stall_grace: Duration) -> Policy {
+    builder(stall_grace).build().expect("a valid policy")
+}
+
+/// [`policy`], before it is built.
+fn builder(stall_grace: Duration) -> relive::PolicyBuilder {
     Policy::builder()
         .stall_after(STALL_AFTER)
         .first_media_within(Duration::from_secs(2))
         .stall_grace(stall_grace)
         .backoff(Duration::from_millis(50), 2.0, Duration::from_millis(400))
         .connect_timeout(Duration::from_secs(5))
-        .build()
-        .expect("a valid policy")
 }
 
 /// Waits for a session whose media delivers a packet; returns its media. Sessions that end

@@ -59,7 +59,15 @@ async fn a_viewer_receives_media_and_its_media_time_advances() {
 async fn a_frozen_publisher_is_seen_from_media_time_and_heals_on_the_same_session() {
     let server = MillicastServer::start().await.unwrap();
     server.publish(CAM);
-    let mut w = watch(&server, Duration::from_secs(10));
+    // Without make-before-break: this is the grace healing a session alone.
+    let alone = crate::builder(Duration::from_secs(10))
+        .make_before_break(false)
+        .build()
+        .unwrap();
+    let viewer = Reconnector::new(source(&server, peers()), alone)
+        .seed(5)
+        .spawn();
+    let mut w = Watch::new(viewer);
     let _session = until_media(&mut w, webrtc).await;
     let frozen_at = Instant::now();
     server.freeze(CAM);

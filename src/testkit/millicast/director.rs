@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
-use super::frames;
 use super::state::Shared;
 use super::wire_log::WireEvent;
 use super::{DirectorFault, stopped};
+use super::{faults, frames};
 use crate::Secret;
 use crate::millicast::wire::{DirectorSuccess, SubscribeRequest};
 
@@ -130,6 +130,17 @@ fn fault_response(fault: DirectorFault) -> Option<Response> {
         )
             .into_response(),
         DirectorFault::Empty => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        DirectorFault::Unavailable(retry_after) => faults::busy(
+            StatusCode::SERVICE_UNAVAILABLE,
+            retry_after,
+            error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+        ),
+        DirectorFault::TooManyRequests(retry_after) => faults::busy(
+            StatusCode::TOO_MANY_REQUESTS,
+            retry_after,
+            error(StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+        ),
+        DirectorFault::Redirect(status) => faults::redirect(status, "/api/director/subscribe"),
         DirectorFault::Hang => return None,
     };
     Some(response)

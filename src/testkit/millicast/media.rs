@@ -46,6 +46,9 @@ struct StreamMedia {
     blackhole: bool,
     video: ClipCodec,
     feed: watch::Sender<Feed>,
+    /// The feeds of sessions frozen for good by [`Switch::FreezeSessions`]: kept so that
+    /// their peers stay connected (silent), dropped once no peer follows them.
+    silenced: Vec<watch::Sender<Feed>>,
 }
 
 #[cfg(feature = "webrtc")]
@@ -57,6 +60,7 @@ impl Default for StreamMedia {
             blackhole: false,
             video: ClipCodec::default(),
             feed: watch::Sender::new(Feed::default()),
+            silenced: Vec::new(),
         }
     }
 }
@@ -74,6 +78,8 @@ pub(super) enum Switch {
     /// The video codec of the peers answered from now on.
     #[cfg(feature = "webrtc")]
     Video(ClipCodec),
+    /// The sessions of now go silent for good (their connections stay); new ones get media.
+    FreezeSessions,
 }
 
 impl Media {
@@ -90,6 +96,16 @@ impl Media {
             Switch::Frozen(frozen) => media.frozen = frozen,
             Switch::Blackhole(on) => media.blackhole = on,
             Switch::Video(codec) => media.video = codec,
+            Switch::FreezeSessions => {
+                let current = *media.feed.borrow();
+                let old = std::mem::replace(&mut media.feed, watch::Sender::new(current));
+                old.send_replace(Feed {
+                    sending: false,
+                    ..current
+                });
+                media.silenced.retain(|feed| feed.receiver_count() > 0);
+                media.silenced.push(old);
+            }
         }
         let feed = Feed {
             sending: media.live && !media.frozen,

@@ -37,6 +37,7 @@
 mod control;
 mod cors;
 mod director;
+mod faults;
 mod frames;
 mod media;
 mod signaling;
@@ -60,6 +61,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::error::Elapsed;
 
 use crate::millicast::wire::SignalingEvent;
+pub use faults::{RetryAfter, WhepFault};
 use media::Switch;
 use state::{Audience, Control, Shared};
 
@@ -77,6 +79,14 @@ pub enum DirectorFault {
     Html,
     /// 503 with an empty body.
     Empty,
+    /// 503 `{"status":"error","message":"Service unavailable",...}` with this `Retry-After`.
+    Unavailable(RetryAfter),
+    /// 429 `{"status":"error","message":"Too many requests",...}` with this `Retry-After`.
+    TooManyRequests(RetryAfter),
+    /// A redirect with this status (307 or 308) to the same endpoint, which a client follows
+    /// with its body; the request after it is answered normally when the fault was set for one
+    /// request ([`MillicastServer::set_director_fault_for`]).
+    Redirect(u16),
     /// No answer until the fault is changed or cleared (then a normal answer) or the server
     /// shuts down: for client timeouts.
     Hang,
@@ -315,6 +325,14 @@ impl MillicastServer {
         self.shared.media.set(name, Switch::Frozen(false));
     }
 
+    /// The media of every current session of `name` goes silent for good — no RTP, no event,
+    /// connections and signaling up — while sessions that start after it get media as usual:
+    /// a stuck forwarder or a dead media path that only a new session cures. (Media needs
+    /// feature `webrtc`.)
+    pub fn freeze_sessions(&self, name: &str) {
+        self.shared.media.set(name, Switch::FreezeSessions);
+    }
+
     /// While on, the UDP path of every media peer of `name` (current and new) drops everything,
     /// both ways: a dead network path under a live signaling socket.
     pub fn blackhole_media(&self, name: &str, on: bool) {
@@ -376,6 +394,18 @@ impl MillicastServer {
     /// Makes only the next `requests` Director requests play `fault`.
     pub fn set_director_fault_for(&self, fault: DirectorFault, requests: u32) {
         self.shared.set_fault(Some((fault, Some(requests))));
+    }
+
+    /// Makes every WHEP `POST` play `fault` until changed; `None` heals it.
+    #[cfg(feature = "webrtc")]
+    pub fn set_whep_fault(&self, fault: Option<WhepFault>) {
+        self.shared.set_whep_fault(fault.map(|fault| (fault, None)));
+    }
+
+    /// Makes only the next `requests` WHEP requests the fault is about play `fault`.
+    #[cfg(feature = "webrtc")]
+    pub fn set_whep_fault_for(&self, fault: WhepFault, requests: u32) {
+        self.shared.set_whep_fault(Some((fault, Some(requests))));
     }
 
     /// Changes the subscribe token the Director requires (`None`: unsecured), as when a token

@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::DirectorFault;
+use super::faults::{self, WhepFault};
 use super::media::Media;
 use super::wire_log::WireLog;
 
@@ -62,6 +63,7 @@ struct State {
     tokens: HashMap<String, String>,
     viewers: HashMap<u64, Viewer>,
     fault: Option<(DirectorFault, Option<u32>)>,
+    whep_fault: Option<(WhepFault, Option<u32>)>,
     secure_token: Option<String>,
     reject_view: bool,
 }
@@ -173,23 +175,18 @@ impl Shared {
 
     /// The fault for this Director request, if any, counting it down.
     pub(super) fn take_fault(&self) -> Option<DirectorFault> {
-        let mut state = self.lock();
-        let (fault, remaining) = state.fault.as_mut()?;
-        let fault = *fault;
-        match remaining {
-            Some(0) => {
-                state.fault = None;
-                return None;
-            }
-            Some(n) => {
-                *n -= 1;
-                if *n == 0 {
-                    state.fault = None;
-                }
-            }
-            None => {}
-        }
-        Some(fault)
+        faults::take(&mut self.lock().fault)
+    }
+
+    #[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
+    pub(super) fn set_whep_fault(&self, fault: Option<(WhepFault, Option<u32>)>) {
+        self.lock().whep_fault = fault;
+    }
+
+    /// The WHEP fault for this `POST`, counting it down.
+    #[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
+    pub(super) fn take_whep_fault(&self) -> Option<WhepFault> {
+        faults::take(&mut self.lock().whep_fault)
     }
 
     pub(super) fn set_reject_view(&self, on: bool) {

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::faults::{self, WhepFault};
 use super::state::Shared;
 use super::wire_log::{WireEvent, follow_peer};
 
@@ -44,6 +45,31 @@ fn answer(
 ) -> (Response, Option<u64>) {
     shared.media.whep_requests.fetch_add(1, Ordering::SeqCst);
     shared.changed();
+    let fault = shared.take_whep_fault();
+    let plain = |status: StatusCode, text: &'static str| (status, text).into_response();
+    match fault {
+        Some(WhepFault::Unavailable(retry_after)) => {
+            let body = plain(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable");
+            return (
+                faults::busy(StatusCode::SERVICE_UNAVAILABLE, retry_after, body),
+                None,
+            );
+        }
+        Some(WhepFault::TooManyRequests(retry_after)) => {
+            let body = plain(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+            return (
+                faults::busy(StatusCode::TOO_MANY_REQUESTS, retry_after, body),
+                None,
+            );
+        }
+        Some(WhepFault::Redirect(status)) => {
+            return (
+                faults::redirect(status, &format!("/api/whep/{account}/{stream}")),
+                None,
+            );
+        }
+        _ => {}
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
