@@ -159,8 +159,8 @@ pub use net_error::{NetError, NetErrorKind};
 pub use policy::{GiveUpRule, MAX_DURATION, Policy, PolicyBuilder, PolicyError};
 pub use secret::Secret;
 pub use source::{
-    AnyError, BoxEvents, BoxSource, Classify, FnSource, Retry, Session, SourceEvent, StreamSource,
-    source_fn,
+    AnyError, BoxEvents, BoxSource, Classify, FnSource, RepairFuture, Retry, Session, SourceEvent,
+    StreamSource, source_fn,
 };
 pub use stats::Stats;
 

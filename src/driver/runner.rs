@@ -15,7 +15,7 @@ use futures::Stream;
 
 use crate::driver::Event;
 use crate::machine::{Input, Machine, Output, Reason, State};
-use crate::source::{Classify, Session, SourceEvent, StreamSource};
+use crate::source::{Classify, RepairFuture, Session, SourceEvent, StreamSource};
 
 /// A connect attempt in flight: exists only while the machine is connecting.
 pub(crate) type Connecting<S> = Pin<
@@ -48,6 +48,8 @@ pub(crate) enum Io<S: StreamSource> {
     Connected(Result<Session<S::Media, S::Events>, S::Error>),
     /// The session said something (`None`: its events ended).
     Session(Option<SourceEvent<S::Media, S::Error>>),
+    /// The repair in flight finished.
+    Repaired(Result<(), S::Error>),
 }
 
 /// One viewer: its machine, its source, and the attempt or session alive now.
@@ -58,6 +60,8 @@ pub(crate) struct Runner<S: StreamSource> {
     /// A session that connected, until the machine says to keep it.
     arrived: Option<Session<S::Media, S::Events>>,
     session: Option<S::Events>,
+    /// The repair of `session` in flight: exists only while the machine waits for it.
+    repairing: Option<RepairFuture<S::Error>>,
 }
 
 impl<S: StreamSource> Runner<S> {
@@ -68,6 +72,7 @@ impl<S: StreamSource> Runner<S> {
             connecting: None,
             arrived: None,
             session: None,
+            repairing: None,
         }
     }
 
@@ -109,6 +114,12 @@ impl<S: StreamSource> Runner<S> {
             self.connecting = None;
             return Poll::Ready(Io::Connected(result));
         }
+        if let Some(repairing) = self.repairing.as_mut()
+            && let Poll::Ready(result) = repairing.as_mut().poll(cx)
+        {
+            self.repairing = None;
+            return Poll::Ready(Io::Repaired(result));
+        }
         if let Some(events) = self.session.as_mut()
             && let Poll::Ready(event) = Pin::new(events).poll_next(cx)
         {
@@ -121,6 +132,16 @@ impl<S: StreamSource> Runner<S> {
     pub(crate) fn on_io(&mut self, now: Instant, io: Io<S>, sink: &mut impl Sink<S>) -> bool {
         let input = match io {
             Io::Connected(result) => self.on_connect_result(result, sink),
+            Io::Repaired(Ok(())) => {
+                // Media coming back on the session shows the repair worked.
+                tracing::info!("repair carried out; waiting for media");
+                return false;
+            }
+            Io::Repaired(Err(error)) => {
+                tracing::warn!(error = %error, "repair failed");
+                sink.emit(Event::Error(error));
+                Input::RepairFailed
+            }
             Io::Session(event) => match self.on_session_event(event, sink) {
                 Some(input) => input,
                 None => return false,
@@ -183,6 +204,11 @@ impl<S: StreamSource> Runner<S> {
                 sink.emit(Event::Session(media));
                 return None;
             }
+            Some(SourceEvent::PathLost(error)) => {
+                tracing::warn!(error = %error, "media path lost");
+                sink.emit(Event::Error(error));
+                Input::PathLost
+            }
             Some(SourceEvent::Lost(error)) => {
                 let retry = error.retry();
                 tracing::warn!(error = %error, retry = %retry, "session lost");
@@ -206,6 +232,23 @@ impl<S: StreamSource> Runner<S> {
         }
         let span = sink.span(&self.source);
         let _entered = span.as_ref().map(tracing::Span::enter);
+        loop {
+            let refused = self.carry_out_outputs(now, sink);
+            if !refused {
+                break;
+            }
+            // A repair that cannot start fails at once, after the outputs before it.
+            tracing::info!("the session offers no repair now");
+            self.machine.handle_input(now, Input::RepairFailed);
+        }
+        // A session that connected but was not kept is closed here.
+        self.arrived = None;
+        true
+    }
+
+    /// Carries out the outputs queued now; true when an `Output::Repair` could not start.
+    fn carry_out_outputs(&mut self, now: Instant, sink: &mut impl Sink<S>) -> bool {
+        let mut refused = false;
         while let Some(output) = self.machine.poll_output() {
             match output {
                 Output::Connect { attempt } => {
@@ -215,9 +258,23 @@ impl<S: StreamSource> Runner<S> {
                 Output::KeepSession => {
                     if let Some(session) = self.arrived.take() {
                         tracing::info!("session up");
+                        // The machine hears at once whether this session can be
+                        // repaired; the input yields no output of its own.
+                        if self.source.can_repair(&session.events) {
+                            self.machine.handle_input(now, Input::Repairable);
+                        }
+                        self.repairing = None;
                         self.session = Some(session.events);
                         sink.emit(Event::Session(session.media));
                     }
+                }
+                Output::Repair { reason } => {
+                    tracing::info!(reason = %reason, "repairing the session");
+                    self.repairing = self
+                        .session
+                        .as_mut()
+                        .and_then(|events| self.source.repair(events));
+                    refused |= self.repairing.is_none();
                 }
                 Output::AbortConnect { reason } => {
                     tracing::info!(reason = %reason, "connect attempt abandoned");
@@ -225,6 +282,7 @@ impl<S: StreamSource> Runner<S> {
                 }
                 Output::DropSession { reason } => {
                     tracing::info!(reason = %reason, "session dropped");
+                    self.repairing = None;
                     self.session = None;
                 }
                 Output::StateChanged { from, to, reason } => {
@@ -236,9 +294,7 @@ impl<S: StreamSource> Runner<S> {
                 }
             }
         }
-        // A session that connected but was not kept is closed here.
-        self.arrived = None;
-        true
+        refused
     }
 
     fn changed(

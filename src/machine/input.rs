@@ -55,6 +55,20 @@ pub enum Input {
     StreamEnded,
     /// The session's transport closed or failed, with how to retry.
     TransportLost(Retry),
+    /// The media path of the current session failed, but the session may be
+    /// repaired in place ([`SourceEvent::PathLost`](crate::SourceEvent::PathLost)):
+    /// a [`Repairable`](Input::Repairable) session, with repair on in the
+    /// policy, gets one repair; any other session is lost as with
+    /// [`TransportLost`](Input::TransportLost) and [`Retry::Later`].
+    PathLost,
+    /// The session just kept ([`Output::KeepSession`](crate::Output::KeepSession))
+    /// can be repaired in place ([`Output::Repair`](crate::Output::Repair)):
+    /// feed it right after that output, before any other input. A session
+    /// never said to be repairable is never asked to repair.
+    Repairable,
+    /// The repair asked for by [`Output::Repair`](crate::Output::Repair)
+    /// could not start or failed: the machine escalates to a new session.
+    RepairFailed,
     /// The session's event stream ended without saying why: retried later,
     /// like a transport lost with [`Retry::Later`].
     SessionEnded,

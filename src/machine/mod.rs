@@ -226,6 +226,9 @@ impl Machine {
             Input::LiveHint => self.on_live_hint(now),
             Input::LiveHintWithdrawn => self.flags.hint_pending = false,
             Input::NetworkChanged => self.on_network_changed(now),
+            Input::PathLost => self.on_path_lost(now),
+            Input::Repairable => self.on_repairable(),
+            Input::RepairFailed => self.on_repair_failed(now),
         }
     }
 
@@ -252,6 +255,7 @@ impl Machine {
             Pending::Keep => Output::KeepSession,
             Pending::Abort(reason) => Output::AbortConnect { reason },
             Pending::Drop(reason) => Output::DropSession { reason },
+            Pending::Repair(reason) => Output::Repair { reason },
             Pending::GaveUp(reason) => Output::GaveUp { reason },
             Pending::Transition { from, reason } => {
                 let to = self.queue.next_transition_from().unwrap_or(self.phase);

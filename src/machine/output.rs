@@ -28,6 +28,14 @@ pub enum Output {
         /// Why.
         reason: Reason,
     },
+    /// Repair the current session in place (a WHEP ICE restart): comes only
+    /// for a session fed as [`Input::Repairable`](crate::Input::Repairable).
+    /// Answer [`Input::RepairFailed`](crate::Input::RepairFailed) if the
+    /// repair cannot start or fails; its success shows as progress.
+    Repair {
+        /// Why: the stall, the lost path or the network change it answers.
+        reason: Reason,
+    },
     /// Close the current session.
     DropSession {
         /// Why.

@@ -18,6 +18,7 @@ pub(crate) enum Pending {
     Keep,
     Abort(Reason),
     Drop(Reason),
+    Repair(Reason),
     Transition { from: Phase, reason: Reason },
     GaveUp(GiveUpReason),
 }

@@ -177,6 +177,17 @@ impl Machine {
         }
     }
 
+    pub(super) fn on_path_lost(&mut self, now: Nanos) {
+        let reason = Reason::TransportLost(Retry::Later);
+        self.on_transport_lost(now, reason, Retry::Later);
+    }
+
+    pub(super) fn on_repairable(&mut self) {}
+
+    pub(super) fn on_repair_failed(&mut self, now: Nanos) {
+        let _ = now;
+    }
+
     pub(super) fn on_layers(&mut self, now: Nanos, active: u32) {
         match self.phase {
             Phase::Playing { .. } if active == 0 => self.stall(now, StallCause::NoLayers),

@@ -105,6 +105,11 @@ pub enum SourceEvent<M, E> {
     /// application gets as a new [`Event::Session`](crate::Event::Session).
     /// The previous handle stops once the new one carries media.
     Migrated(M),
+    /// The media path failed (ICE consent lost, a NAT rebinding) but the
+    /// session may still be repaired in place ([`StreamSource::repair`]): the
+    /// machine repairs it if it can, and otherwise treats it as [`Lost`](SourceEvent::Lost).
+    /// The application gets the error as [`Event::Error`](crate::Event::Error).
+    PathLost(E),
     /// The session's transport closed or failed; the session is over.
     Lost(E),
 }
@@ -126,10 +131,16 @@ impl<M, E> SourceEvent<M, E> {
             SourceEvent::LiveHint => SourceEvent::LiveHint,
             SourceEvent::ViewerCount(n) => SourceEvent::ViewerCount(n),
             SourceEvent::Migrated(m) => SourceEvent::Migrated(media(m)),
+            SourceEvent::PathLost(e) => SourceEvent::PathLost(error(e)),
             SourceEvent::Lost(e) => SourceEvent::Lost(error(e)),
         }
     }
 }
+
+/// An in-session repair in flight ([`StreamSource::repair`]): `Ok` once the
+/// transport has carried it out (media should follow on the same session),
+/// `Err` when it failed.
+pub type RepairFuture<E> = futures::future::BoxFuture<'static, Result<(), E>>;
 
 /// A transport that a [`Reconnector`](crate::Reconnector) can keep alive.
 ///
@@ -196,5 +207,26 @@ pub trait StreamSource: Send + 'static {
     /// A short name for logs (the `stream` field of the viewer's span). Never a secret.
     fn describe(&self) -> String {
         std::any::type_name::<Self>().to_owned()
+    }
+
+    /// Whether the session whose events are `events` can be repaired in place
+    /// ([`repair`](StreamSource::repair)): asked once, when the session is kept.
+    /// No by default.
+    fn can_repair(&self, events: &Self::Events) -> bool {
+        let _ = events;
+        false
+    }
+
+    /// Starts an in-session repair of the session whose events are `events`
+    /// (for WHEP, an ICE restart by `PATCH`), when the machine asks for one
+    /// ([`Output::Repair`](crate::Output::Repair)) on a session that
+    /// [`can_repair`](StreamSource::can_repair) said yes to. Media coming back
+    /// shows as progress on the same events; an error (or `None`: not
+    /// possible now) makes the machine escalate to a new session. The future
+    /// is dropped to cancel the repair (the session dropped, the viewer
+    /// stopped). None by default.
+    fn repair(&mut self, events: &mut Self::Events) -> Option<RepairFuture<Self::Error>> {
+        let _ = events;
+        None
     }
 }
