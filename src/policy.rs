@@ -40,6 +40,8 @@ pub struct Policy {
     pub(crate) progress_watchdog: bool,
     pub(crate) retry_after_max: Duration,
     pub(crate) make_before_break: bool,
+    pub(crate) repair: bool,
+    pub(crate) repair_within: Duration,
 }
 
 /// When a viewer stops trying: after some consecutive attempts, after some
@@ -83,6 +85,8 @@ impl Default for Policy {
     /// | `wait_for_publisher` | forever | an app opened before the broadcast starts must still show it |
     /// | `progress_watchdog` | on | media time is the one stall signal that does not lie |
     /// | `make_before_break` | on | a picture frozen for `stall_after` gets a new session started beside it (after a random delay within `reconnect_spread`) instead of after `stall_grace`: in the herd benchmark 10 000 viewers frozen together peak at under 1/10 of the no-jitter attempts |
+    /// | `repair` | on | a session that can be repaired in place (a WHEP ICE restart) is repaired first on a stall, a lost media path or a network change: on loopback media is back in a fraction of a new session's time, on the same server resource |
+    /// | `repair_within` | 1 s | a repair takes two round trips (the request, then a connectivity check) and a key frame; beyond that a new session is the better bet |
     /// | `retry_after_max` | 60 s | a server's `Retry-After` is honoured as the least delay up to a minute, so a hostile or broken server cannot park a viewer for a day |
     fn default() -> Self {
         Policy {
@@ -99,6 +103,8 @@ impl Default for Policy {
             progress_watchdog: true,
             retry_after_max: Duration::from_secs(60),
             make_before_break: true,
+            repair: true,
+            repair_within: Duration::from_secs(1),
         }
     }
 }
@@ -175,6 +181,18 @@ impl Policy {
     /// The longest server `Retry-After` honoured: a longer one counts as this long.
     pub fn retry_after_max(&self) -> Duration {
         self.retry_after_max
+    }
+
+    /// Whether a session that can be repaired in place is repaired before a
+    /// new one is made.
+    pub fn repair(&self) -> bool {
+        self.repair
+    }
+
+    /// How long a repair may take to bring media back before the machine
+    /// escalates to a new session.
+    pub fn repair_within(&self) -> Duration {
+        self.repair_within
     }
 }
 
@@ -307,6 +325,28 @@ impl PolicyBuilder {
         self
     }
 
+    /// In-session repair (default: on). A session whose source can repair it
+    /// in place ([`StreamSource::can_repair`](crate::StreamSource::can_repair):
+    /// a WHEP ICE restart) is repaired once per stall before any new session:
+    /// when the picture has stood still for `stall_after` (after the same
+    /// random delay within `reconnect_spread` as make-before-break), when its
+    /// media path is lost, and at once on a network change, even while it
+    /// plays. If the repair fails, or brings no media within `repair_within`,
+    /// the machine escalates: the make-before-break attempt starts (or, with
+    /// make-before-break off, the session is replaced at once). Sources that
+    /// cannot repair (Millicast documents no ICE restart) are unaffected.
+    pub fn repair(mut self, on: bool) -> Self {
+        self.policy.repair = on;
+        self
+    }
+
+    /// How long a repair may take to bring media back before the machine
+    /// escalates to a new session (default 1 s; must be > 0).
+    pub fn repair_within(mut self, d: Duration) -> Self {
+        self.policy.repair_within = d;
+        self
+    }
+
     /// A server's `Retry-After` (HTTP 503 or 429) is the least delay before
     /// the next attempt, but never more than `max` (default 60 s): a server
     /// cannot park a viewer longer. Zero ignores `Retry-After`.
@@ -323,6 +363,7 @@ impl PolicyBuilder {
             ("first_media_within", p.first_media_within),
             ("connect_timeout", p.connect_timeout),
             ("reset_after", p.reset_after),
+            ("repair_within", p.repair_within),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
             return Err(PolicyError::Zero(name));
@@ -347,6 +388,7 @@ impl PolicyBuilder {
             p.hint_spread,
             p.reconnect_spread,
             p.retry_after_max,
+            p.repair_within,
             p.give_up.max_outage.unwrap_or_default(),
             p.wait_for_publisher.unwrap_or_default(),
         ];

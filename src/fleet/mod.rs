@@ -386,6 +386,12 @@ impl FleetControl {
         self.send(Command::Input(Input::LiveHintWithdrawn));
     }
 
+    /// The device's network changed; see
+    /// [`Control::network_changed`](crate::Control::network_changed).
+    pub fn network_changed(&self) {
+        self.send(Command::Input(Input::NetworkChanged));
+    }
+
     /// Starts watching (after a stop or a give-up).
     pub fn start(&self) {
         self.send(Command::Input(Input::Start));

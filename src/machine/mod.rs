@@ -104,9 +104,10 @@ pub struct Machine {
     /// No attempt before this offset: a server's `Retry-After`, capped by the
     /// policy; zero when none holds. Cleared by the next attempt.
     not_before: Nanos,
-    /// Make-before-break in a stall: when the attempt beside the frozen
-    /// session starts (`flags.racing` false) or started (`flags.racing`
-    /// true); `NEVER` when none is planned.
+    /// Make-before-break in a stall: when the first remedy of the frozen
+    /// session (its repair or the attempt beside it) starts (`flags.racing`
+    /// and `flags.repair` not in flight), or when the attempt (`flags.racing`) or
+    /// the repair (`RepairStage::InFlight`) started; `NEVER` when none is planned.
     race_at: Nanos,
     rng: Rng,
     /// Attempts in the current outage; zero once playback has been stable.
@@ -133,6 +134,20 @@ struct Flags {
     hint_pending: bool,
     /// A make-before-break attempt is in flight beside the stalled session.
     racing: bool,
+    /// The session can be repaired in place (`Input::Repairable`).
+    repairable: bool,
+    /// Where the repair of this stall is.
+    repair: RepairStage,
+}
+
+/// The repair of one stall: not tried yet, in flight since `race_at`, or
+/// tried (the next remedy is a new session).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum RepairStage {
+    #[default]
+    Fresh,
+    InFlight,
+    Spent,
 }
 
 impl Machine {
@@ -184,6 +199,12 @@ impl Machine {
     /// session: the one time the caller holds a session and an attempt at once.
     pub fn is_racing(&self) -> bool {
         self.flags.racing
+    }
+
+    /// Whether a repair of the session in place is in flight
+    /// ([`Output::Repair`] was the last word on it).
+    pub fn is_repairing(&self) -> bool {
+        self.flags.repair == RepairStage::InFlight
     }
 
     /// Whether the user has paused playback.
@@ -336,6 +357,11 @@ impl Machine {
                     Some((
                         self.race_at.saturating_add(nanos(p.connect_timeout)),
                         Timer::ConnectTimeout,
+                    ))
+                } else if self.flags.repair == RepairStage::InFlight {
+                    Some((
+                        self.race_at.saturating_add(nanos(p.repair_within)),
+                        Timer::Repair,
                     ))
                 } else {
                     (self.race_at != NEVER).then_some((self.race_at, Timer::MakeBeforeBreak))

@@ -95,6 +95,12 @@ pub enum Reason {
     NetworkChanged,
     /// A make-before-break attempt connected: its session replaces the frozen one.
     Replaced,
+    /// The session's media path was lost (ICE consent): it may still be repaired.
+    PathLost,
+    /// Media came back on the session after an in-session repair.
+    Repaired,
+    /// The in-session repair failed or brought no media within `repair_within`.
+    RepairFailed,
     /// The machine gave up.
     GaveUp(GiveUpReason),
 }
@@ -123,8 +129,11 @@ pub enum Timer {
     Stall,
     /// A stalled session's grace runs out.
     StallGrace,
-    /// The make-before-break attempt beside a frozen session starts.
+    /// The first remedy of a frozen session starts: its repair in place, or
+    /// the make-before-break attempt beside it.
     MakeBeforeBreak,
+    /// A repair in place has not brought media within `repair_within`.
+    Repair,
     /// The backoff delay ends.
     Backoff,
     /// Playback has been stable for `reset_after`: the attempt count starts over.
@@ -151,6 +160,9 @@ impl std::fmt::Display for Reason {
             Reason::LiveHint => f.write_str("live hint"),
             Reason::NetworkChanged => f.write_str("network changed"),
             Reason::Replaced => f.write_str("replaced by a new session"),
+            Reason::PathLost => f.write_str("media path lost"),
+            Reason::Repaired => f.write_str("repaired in place"),
+            Reason::RepairFailed => f.write_str("repair failed"),
             Reason::GaveUp(g) => write!(f, "gave up: {g}"),
         }
     }

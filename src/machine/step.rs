@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::machine::queue::Pending;
 use crate::machine::state::{Nanos, Phase, nanos};
-use crate::machine::{Flags, GiveUpReason, Machine, NEVER, Reason, StallCause, Timer};
+use crate::machine::{Flags, GiveUpReason, Machine, NEVER, Reason, RepairStage, StallCause, Timer};
 use crate::source::Retry;
 use crate::timeline::{Continuity, classify, is_ahead};
 
@@ -43,7 +43,12 @@ impl Machine {
                 let now = self.clock(now);
                 self.flags.seen_media = true;
                 self.flags.session_showed_media = true;
-                self.enter_playing(now, Reason::ProgressResumed);
+                let reason = if self.flags.repair == RepairStage::InFlight {
+                    Reason::Repaired
+                } else {
+                    Reason::ProgressResumed
+                };
+                self.enter_playing(now, reason);
             }
             _ => {}
         }
@@ -112,6 +117,9 @@ impl Machine {
             self.last_media = Duration::ZERO;
             self.flags.seen_media = false;
             self.flags.session_showed_media = false;
+            // A new session: repairable only once the driver says so.
+            self.flags.repairable = false;
+            self.flags.repair = RepairStage::Fresh;
             self.queue.push(Pending::Keep);
             self.enter_playing(now, Reason::Connected);
         }
@@ -164,6 +172,17 @@ impl Machine {
                     self.transition(phase, Reason::NetworkChanged);
                 }
             }
+            // A session that can be repaired gets a repair on the new path at
+            // once, playing or frozen (an attempt beside it started on the
+            // old path); a repair already in flight started on the old path
+            // too, and is started over.
+            Phase::Playing { .. } if self.can_repair() => {
+                self.start_repair(now, Reason::NetworkChanged);
+            }
+            Phase::Stalled { cause, .. } if !cause.is_publisher_side() && self.can_repair() => {
+                self.end_race(Reason::NetworkChanged);
+                self.start_repair(now, Reason::NetworkChanged);
+            }
             // A session frozen on the old path will not heal by waiting out
             // its grace; a publisher-side stall is not the network's doing.
             Phase::Stalled { cause, .. } if !cause.is_publisher_side() => {
@@ -178,14 +197,37 @@ impl Machine {
     }
 
     pub(super) fn on_path_lost(&mut self, now: Nanos) {
-        let reason = Reason::TransportLost(Retry::Later);
-        self.on_transport_lost(now, reason, Retry::Later);
+        match self.phase {
+            // No picture without a path: a stall at once, whose first remedy
+            // (spread like any other) is the repair.
+            Phase::Playing { .. } if self.can_repair() => {
+                self.stall_with(now, StallCause::NoProgress, Reason::PathLost, now);
+            }
+            // Frozen already: the remedy planned or in flight goes on.
+            Phase::Stalled { cause, .. } if !cause.is_publisher_side() && self.can_repair() => {}
+            _ => {
+                let reason = Reason::TransportLost(Retry::Later);
+                self.on_transport_lost(now, reason, Retry::Later);
+            }
+        }
     }
 
-    pub(super) fn on_repairable(&mut self) {}
+    pub(super) fn on_repairable(&mut self) {
+        if let Phase::Playing { .. } | Phase::Stalled { .. } = self.phase {
+            self.flags.repairable = true;
+        }
+    }
 
     pub(super) fn on_repair_failed(&mut self, now: Nanos) {
-        let _ = now;
+        if self.flags.repair != RepairStage::InFlight {
+            return;
+        }
+        self.flags.repair = RepairStage::Spent;
+        match self.phase {
+            Phase::Stalled { cause, .. } if !cause.is_publisher_side() => self.escalate(now),
+            // Media still flows: nothing to escalate.
+            _ => self.race_at = NEVER,
+        }
     }
 
     pub(super) fn on_layers(&mut self, now: Nanos, active: u32) {
@@ -220,6 +262,7 @@ impl Machine {
             // session would have media now: an attempt beside it is moot.
             Phase::Stalled { cause: old, since } if old != cause => {
                 self.end_race(Reason::Stall(cause));
+                self.flags.repair = RepairStage::Fresh;
                 self.transition(Phase::Stalled { cause, since }, Reason::Stall(cause));
             }
             _ => {}
@@ -299,7 +342,20 @@ impl Machine {
                 self.race_at = NEVER;
                 self.session_lost(now, reason, Retry::Later);
             }
-            (Phase::Stalled { .. }, Timer::MakeBeforeBreak) => self.start_race(now),
+            (Phase::Stalled { cause, .. }, Timer::MakeBeforeBreak) => {
+                if self.can_repair() && self.flags.repair == RepairStage::Fresh {
+                    self.start_repair(now, Reason::Stall(cause));
+                } else if self.policy.make_before_break {
+                    self.start_race(now);
+                } else {
+                    self.race_at = NEVER;
+                }
+            }
+            (Phase::Stalled { .. }, Timer::Repair) => {
+                // The repair brought no media in time.
+                self.flags.repair = RepairStage::Spent;
+                self.escalate(now);
+            }
             (Phase::Stalled { .. }, Timer::ConnectTimeout) => {
                 // The attempt beside the frozen session took too long; the
                 // session waits out its grace.
@@ -319,6 +375,30 @@ impl Machine {
             _ if self.attempt == 0 => self.reconnect_soon(now, reason),
             _ => self.retry_later(now, reason, retry),
         }
+    }
+
+    /// Whether the session can be repaired in place now.
+    fn can_repair(&self) -> bool {
+        self.policy.repair && self.flags.repairable
+    }
+
+    /// Asks for a repair of the session in place; its bound runs from now.
+    fn start_repair(&mut self, now: Nanos, reason: Reason) {
+        self.flags.repair = RepairStage::InFlight;
+        self.race_at = now;
+        self.queue.push(Pending::Repair(reason));
+    }
+
+    /// The repair failed or brought no media in time: a new session, beside
+    /// the frozen one with make-before-break, else in its place at once.
+    fn escalate(&mut self, now: Nanos) {
+        if self.policy.make_before_break {
+            return self.start_race(now);
+        }
+        self.race_at = NEVER;
+        self.queue.push(Pending::Drop(Reason::RepairFailed));
+        self.note_session_lost(now);
+        self.connect(now, Reason::RepairFailed);
     }
 
     /// Make-before-break: starts the attempt beside the frozen session. The
@@ -354,6 +434,9 @@ impl Machine {
 
     /// The outage bookkeeping of a session that is gone.
     fn note_session_lost(&mut self, now: Nanos) {
+        // Its repair went with it.
+        self.flags.repairable = false;
+        self.flags.repair = RepairStage::Fresh;
         // The outage starts now: the time played before it is no outage. A
         // session that never showed a frame played nothing and ends no outage,
         // or a viewer whose sessions connect but stay black never gives up.
@@ -476,8 +559,10 @@ impl Machine {
     }
 
     fn enter_playing(&mut self, now: Nanos, reason: Reason) {
-        // The session plays again: an attempt beside it is moot.
+        // The session plays again: an attempt beside it is moot, and the next
+        // stall may be repaired again.
         self.end_race(reason);
+        self.flags.repair = RepairStage::Fresh;
         // Playing makes any kept live hint moot.
         self.flags.hint_pending = false;
         self.mark_progress(now);
@@ -486,15 +571,36 @@ impl Machine {
     }
 
     fn stall(&mut self, now: Nanos, cause: StallCause) {
-        self.transition(Phase::Stalled { cause, since: now }, Reason::Stall(cause));
-        if self.policy.make_before_break && !cause.is_publisher_side() {
-            // Once the picture has stood still for `stall_after` (at once for
-            // a no-progress stall), spread like the first reconnect of an
-            // audience dropped together.
-            let frozen = self
-                .progress_offset()
-                .saturating_add(nanos(self.policy.stall_after))
-                .max(now);
+        // Once the picture has stood still for `stall_after` (at once for a
+        // no-progress stall).
+        let frozen = self
+            .progress_offset()
+            .saturating_add(nanos(self.policy.stall_after))
+            .max(now);
+        self.stall_with(now, cause, Reason::Stall(cause), frozen);
+    }
+
+    /// Enters `Stalled`; the first remedy (a repair, else make-before-break)
+    /// is planned for `frozen`, spread like the first reconnect of an
+    /// audience dropped together. A repair still in flight within its bound
+    /// (a network change while playing) is the remedy already.
+    fn stall_with(&mut self, now: Nanos, cause: StallCause, reason: Reason, frozen: Nanos) {
+        self.transition(Phase::Stalled { cause, since: now }, reason);
+        if self.flags.repair == RepairStage::InFlight && !cause.is_publisher_side() {
+            let bound = self
+                .race_at
+                .saturating_add(nanos(self.policy.repair_within));
+            if bound > now {
+                return;
+            }
+        }
+        // A new stall: its own repair.
+        self.flags.repair = RepairStage::Fresh;
+        self.race_at = NEVER;
+        if cause.is_publisher_side() {
+            return;
+        }
+        if self.policy.make_before_break || self.can_repair() {
             let spread = self.policy.reconnect_spread;
             let delay = self.rng.duration_between(Duration::ZERO, spread);
             self.race_at = frozen.saturating_add(nanos(delay));
@@ -513,6 +619,7 @@ impl Machine {
         self.flags.stable_pending = false;
         self.flags.hint_pending = false;
         self.flags.racing = false;
+        self.flags.repair = RepairStage::Fresh;
         self.race_at = NEVER;
         self.transition(Phase::Idle, reason);
     }

@@ -2,17 +2,72 @@
 //! its media and error into types shared by every choice; [`AnyError`] is such
 //! a shared error.
 
+use std::any::Any;
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 
-use crate::source::{Classify, Retry, Session, SourceEvent, StreamSource};
+use crate::source::{Classify, RepairFuture, Retry, Session, SourceEvent, StreamSource};
 
-/// The event stream of a [`BoxSource`] session.
-pub type BoxEvents<M, E> = BoxStream<'static, SourceEvent<M, E>>;
+/// The event stream of a [`BoxSource`] session: the boxed source's own
+/// events, mapped, which keep what its source needs to repair them.
+pub struct BoxEvents<M, E> {
+    inner: Box<dyn DynEvents<M, E>>,
+}
+
+impl<M, E> fmt::Debug for BoxEvents<M, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoxEvents").finish_non_exhaustive()
+    }
+}
+
+impl<M, E> Stream for BoxEvents<M, E> {
+    type Item = SourceEvent<M, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_event(cx)
+    }
+}
+
+/// The object-safe face of a boxed session's events.
+trait DynEvents<M, E>: Send {
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<SourceEvent<M, E>>>;
+    /// For the source that made them, to reach its own events type.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A session's own events with the maps of its [`BoxSource`].
+struct MappedEvents<Ev, FM, FE> {
+    events: Ev,
+    maps: Arc<(FM, FE)>,
+}
+
+impl<Ev, FM, FE, M0, E0, M, E> DynEvents<M, E> for MappedEvents<Ev, FM, FE>
+where
+    Ev: Stream<Item = SourceEvent<M0, E0>> + Send + Unpin + 'static,
+    FM: Fn(M0) -> M + Send + Sync + 'static,
+    FE: Fn(E0) -> E + Send + Sync + 'static,
+{
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<SourceEvent<M, E>>> {
+        let maps = &self.maps;
+        self.events
+            .poll_next_unpin(cx)
+            .map(|event| event.map(|event| event.map(&maps.0, &maps.1)))
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// Any [`StreamSource`] behind one type, so that the source can be chosen at
 /// run time (Millicast or WHEP from a flag, a test double in tests).
@@ -98,6 +153,14 @@ where
     fn describe(&self) -> String {
         self.inner.describe()
     }
+
+    fn can_repair(&self, events: &BoxEvents<M, E>) -> bool {
+        self.inner.can_repair(events)
+    }
+
+    fn repair(&mut self, events: &mut BoxEvents<M, E>) -> Option<RepairFuture<E>> {
+        self.inner.repair(events)
+    }
 }
 
 /// A boxed attempt of a [`BoxSource`].
@@ -107,6 +170,8 @@ type BoxAttempt<M, E> = BoxFuture<'static, Result<Session<M, BoxEvents<M, E>>, E
 trait DynSource<M, E>: Send {
     fn connect(&mut self, attempt: u32) -> BoxAttempt<M, E>;
     fn describe(&self) -> String;
+    fn can_repair(&self, events: &BoxEvents<M, E>) -> bool;
+    fn repair(&mut self, events: &mut BoxEvents<M, E>) -> Option<RepairFuture<E>>;
 }
 
 struct Mapped<S, FM, FE> {
@@ -129,7 +194,9 @@ where
             .map(move |result| match result {
                 Ok(Session { media, events }) => {
                     let media = (maps.0)(media);
-                    let events = events.map(move |event| event.map(&maps.0, &maps.1)).boxed();
+                    let events = BoxEvents {
+                        inner: Box::new(MappedEvents { events, maps }),
+                    };
                     Ok(Session { media, events })
                 }
                 Err(e) => Err((maps.1)(e)),
@@ -139,6 +206,28 @@ where
 
     fn describe(&self) -> String {
         self.source.describe()
+    }
+
+    fn can_repair(&self, events: &BoxEvents<M, E>) -> bool {
+        events
+            .inner
+            .as_any()
+            .downcast_ref::<MappedEvents<S::Events, FM, FE>>()
+            .is_some_and(|own| self.source.can_repair(&own.events))
+    }
+
+    fn repair(&mut self, events: &mut BoxEvents<M, E>) -> Option<RepairFuture<E>> {
+        let own = events
+            .inner
+            .as_any_mut()
+            .downcast_mut::<MappedEvents<S::Events, FM, FE>>()?;
+        let repair = self.source.repair(&mut own.events)?;
+        let maps = Arc::clone(&self.maps);
+        Some(
+            repair
+                .map(move |result| result.map_err(|e| (maps.1)(e)))
+                .boxed(),
+        )
     }
 }
 

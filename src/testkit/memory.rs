@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
-use crate::source::{Classify, Retry, Session, SourceEvent, StreamSource};
+use crate::source::{Classify, RepairFuture, Retry, Session, SourceEvent, StreamSource};
 
 /// What the publisher side of a [`MemoryStream`] is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,8 @@ struct Script {
     layers: u32,
     /// Bumped by `drop_sessions`: sessions of an older generation are lost.
     generation: u64,
+    /// Bumped by `lose_paths`: sessions report their media path lost.
+    path_generation: u64,
     viewer_count: u64,
 }
 
@@ -34,7 +36,7 @@ struct Script {
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
-/// use futures::StreamExt;
+/// use futures::{FutureExt, StreamExt};
 /// use relive::testkit::MemoryStream;
 /// use relive::{Event, Policy, Reconnector};
 ///
@@ -62,6 +64,23 @@ struct Shared {
     connects: AtomicU64,
     sessions: AtomicUsize,
     next_id: AtomicU64,
+    repair: Mutex<Option<MemoryRepair>>,
+    repairs: AtomicU64,
+}
+
+/// What a repair of a [`MemoryStream`] session does, for
+/// [`MemoryStream::set_repair`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MemoryRepair {
+    /// The repair succeeds and heals the stream: media advances again (as
+    /// [`MemoryStream::unfreeze`]).
+    Heals,
+    /// The repair succeeds but media stays frozen (a restarted path to a
+    /// frozen publisher).
+    Succeeds,
+    /// The repair fails with [`MemoryError::RepairFailed`].
+    Fails,
 }
 
 impl Default for MemoryStream {
@@ -79,6 +98,7 @@ impl MemoryStream {
             stopped: false,
             layers: 1,
             generation: 0,
+            path_generation: 0,
             viewer_count: 0,
         });
         MemoryStream {
@@ -141,6 +161,31 @@ impl MemoryStream {
     /// Every current session loses its transport (a network blink).
     pub fn drop_sessions(&self) {
         self.script.send_modify(|s| s.generation += 1);
+    }
+
+    /// Every current session reports its media path lost
+    /// ([`SourceEvent::PathLost`]) and media stops advancing, as
+    /// [`freeze`](MemoryStream::freeze): a session that cannot be repaired is
+    /// lost; a repair that [heals](MemoryRepair::Heals) brings media back.
+    pub fn lose_paths(&self) {
+        self.script.send_modify(|s| {
+            s.path_generation += 1;
+            s.frozen = true;
+        });
+    }
+
+    /// Whether sessions can be repaired in place, and what a repair does
+    /// (`None`, the default: they cannot). Read by each session when it is
+    /// kept and by each repair.
+    pub fn set_repair(&self, repair: Option<MemoryRepair>) {
+        if let Ok(mut r) = self.shared.repair.lock() {
+            *r = repair;
+        }
+    }
+
+    /// How many repairs were asked for, by every viewer.
+    pub fn repairs(&self) -> u64 {
+        self.shared.repairs.load(Ordering::Relaxed)
     }
 
     /// The next `n` connect attempts fail with an error of class `retry`.
@@ -211,6 +256,12 @@ pub enum MemoryError {
     /// The session was dropped by [`MemoryStream::drop_sessions`].
     #[error("transport lost")]
     Dropped,
+    /// The session's media path was lost ([`MemoryStream::lose_paths`]).
+    #[error("media path lost")]
+    PathLost,
+    /// A repair failed ([`MemoryRepair::Fails`]).
+    #[error("repair failed")]
+    RepairFailed,
 }
 
 impl Classify for MemoryError {
@@ -218,7 +269,9 @@ impl Classify for MemoryError {
         match self {
             MemoryError::NotPublished => Retry::WaitForPublisher,
             MemoryError::Scripted(retry) => *retry,
-            MemoryError::Dropped => Retry::Later,
+            MemoryError::Dropped | MemoryError::PathLost | MemoryError::RepairFailed => {
+                Retry::Later
+            }
         }
     }
 }
@@ -268,6 +321,30 @@ impl StreamSource for MemorySource {
 
     fn describe(&self) -> String {
         "memory".to_owned()
+    }
+
+    fn can_repair(&self, _events: &Self::Events) -> bool {
+        self.stream.repair_mode().is_some()
+    }
+
+    fn repair(&mut self, _events: &mut Self::Events) -> Option<RepairFuture<MemoryError>> {
+        let mode = self.stream.repair_mode()?;
+        self.stream.shared.repairs.fetch_add(1, Ordering::Relaxed);
+        let result = match mode {
+            MemoryRepair::Heals => {
+                self.stream.unfreeze();
+                Ok(())
+            }
+            MemoryRepair::Succeeds => Ok(()),
+            MemoryRepair::Fails => Err(MemoryError::RepairFailed),
+        };
+        Some(futures::future::ready(result).boxed())
+    }
+}
+
+impl MemoryStream {
+    fn repair_mode(&self) -> Option<MemoryRepair> {
+        self.shared.repair.lock().ok().and_then(|r| *r)
     }
 }
 
@@ -367,6 +444,10 @@ impl Ticker {
             self.pending
                 .push_back(SourceEvent::Lost(MemoryError::Dropped));
             return;
+        }
+        if now.path_generation != old.path_generation {
+            self.pending
+                .push_back(SourceEvent::PathLost(MemoryError::PathLost));
         }
         if now.live && !old.live {
             self.pending.push_back(SourceEvent::Active);

@@ -24,4 +24,4 @@ pub mod publisher;
 #[cfg(feature = "millicast")]
 pub mod script;
 
-pub use memory::{MemoryError, MemoryMedia, MemorySource, MemoryStream};
+pub use memory::{MemoryError, MemoryMedia, MemoryRepair, MemorySource, MemoryStream};

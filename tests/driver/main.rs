@@ -14,6 +14,7 @@ mod support;
 
 mod bounded;
 mod fleet;
+mod repair;
 mod situations;
 mod task_only;
 
@@ -47,6 +48,7 @@ pub(crate) trait Handle<S: StreamSource> {
     fn pause(&self);
     fn resume(&self);
     fn live_hint(&self);
+    fn network_changed(&self);
     fn start(&self);
     fn stop(&self) -> impl Future<Output = ()>;
     fn retry_in(&self) -> Option<Duration>;
@@ -105,6 +107,9 @@ impl<S: StreamSource> Handle<S> for Viewer<S> {
     }
     fn live_hint(&self) {
         std::ops::Deref::deref(self).live_hint();
+    }
+    fn network_changed(&self) {
+        std::ops::Deref::deref(self).network_changed();
     }
     fn start(&self) {
         std::ops::Deref::deref(self).start();
@@ -173,6 +178,9 @@ impl<S: StreamSource> Handle<S> for FleetViewer<S> {
     }
     fn live_hint(&self) {
         self.control.live_hint();
+    }
+    fn network_changed(&self) {
+        self.control.network_changed();
     }
     fn start(&self) {
         self.control.start();
@@ -285,6 +293,12 @@ both!(
     situations::a_live_hint_given_while_an_attempt_is_in_flight_is_not_lost,
     situations::stopping_during_an_attempt_hands_no_session_to_the_app,
     situations::a_spawned_viewer_is_connecting_at_once_and_retry_in_reads_the_runtime_clock,
+    repair::a_frozen_repairable_session_is_repaired_in_place,
+    repair::a_failed_repair_escalates_to_a_session_made_beside_it,
+    repair::a_lost_path_is_repaired_on_the_same_session,
+    repair::a_lost_path_of_a_session_that_cannot_be_repaired_reconnects,
+    repair::a_network_change_while_playing_repairs_at_once,
+    repair::a_boxed_source_repairs_like_the_source_it_boxes,
     bounded::an_application_that_never_reads_events_keeps_bounded_memory_through_10_000_blinks,
     bounded::a_session_that_arrives_before_the_last_one_was_read_supersedes_it,
 );

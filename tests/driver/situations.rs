@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use relive::testkit::{MemorySource, MemoryStream};
+use relive::testkit::MemoryStream;
 use relive::{Event, GiveUpReason, Policy, Reason, Retry, StallCause, State};
 use tokio::time::{Instant, sleep, timeout};
 
@@ -398,9 +398,9 @@ pub(crate) async fn viewer_counts_reach_the_application<D: Kind>() {
 }
 
 /// The events already queued, without waiting for more.
-async fn collect_now(
-    v: &mut impl Handle<MemorySource>,
-) -> Vec<Event<relive::testkit::MemoryMedia, relive::testkit::MemoryError>> {
+pub(crate) async fn collect_now<S: relive::StreamSource>(
+    v: &mut impl Handle<S>,
+) -> Vec<Event<S::Media, S::Error>> {
     let mut out = Vec::new();
     while let Ok(Some(e)) = timeout(Duration::ZERO, v.event()).await {
         out.push(e);

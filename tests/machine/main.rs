@@ -10,6 +10,7 @@ mod make_before_break;
 mod network;
 mod not_published;
 mod pause;
+mod repair;
 mod retry_after;
 mod sim;
 mod stall;

@@ -291,7 +291,14 @@ fn random_sequences_make_the_machine_race_and_resolve_the_race() {
         let steps = steps.new_tree(&mut runner).unwrap().current();
         outcomes.extend(race::outcomes(policy, 9, &steps));
     }
-    for wanted in ["replaced", "abandoned", "went on", "failed"] {
+    for wanted in [
+        "replaced",
+        "abandoned",
+        "went on",
+        "failed",
+        "repair",
+        "repaired",
+    ] {
         assert!(outcomes.contains(wanted), "never {wanted}: {outcomes:?}");
     }
 }

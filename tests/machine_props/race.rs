@@ -10,7 +10,11 @@
 //! - a `KeepSession` only in answer to `Connected` with an attempt in flight;
 //!   the session it keeps is the only one (the frozen one was dropped first);
 //! - `Abort` only with an attempt, `Drop` only with a session; `Idle` holds
-//!   neither; the machine's own `is_racing` agrees with the world.
+//!   neither; the machine's own `is_racing` agrees with the world;
+//! - a `Repair` only of a held session said `Repairable`, with no attempt in
+//!   flight, never in a publisher-side stall, and a second one while the
+//!   machine waits for one only for a network change (the new path);
+//!   `is_repairing` only with a session held.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -27,6 +31,12 @@ pub(crate) enum RaceStep {
     NetworkChanged,
     /// `ConnectFailedRetryAfter` with this class and this many ms.
     RetryAfter(Retry, u16),
+    /// The session held now can be repaired.
+    Repairable,
+    /// The repair in flight failed.
+    RepairFailed,
+    /// The session's media path was lost.
+    PathLost,
 }
 
 pub(crate) fn race_step() -> impl Strategy<Value = RaceStep> {
@@ -34,6 +44,9 @@ pub(crate) fn race_step() -> impl Strategy<Value = RaceStep> {
         12 => step().prop_map(RaceStep::Base),
         1 => Just(RaceStep::NetworkChanged),
         1 => (retry(), 0..5_000u16).prop_map(|(r, d)| RaceStep::RetryAfter(r, d)),
+        2 => Just(RaceStep::Repairable),
+        1 => Just(RaceStep::RepairFailed),
+        1 => Just(RaceStep::PathLost),
     ]
 }
 
@@ -45,19 +58,23 @@ pub(crate) fn race_policy() -> impl Strategy<Value = Policy> {
         1..4_000u64,
         prop_oneof![Just(0u64), 1..2_000u64],
         0..10_000u64,
+        1..3_000u64,
     )
-        .prop_map(|(stall_after, grace, connect_timeout, spread, retry_max)| {
-            Policy::builder()
-                .stall_after(ms(stall_after))
-                .first_media_within(ms(stall_after * 2))
-                .stall_grace(ms(grace))
-                .connect_timeout(ms(connect_timeout))
-                .reconnect_spread(ms(spread))
-                .retry_after_max(ms(retry_max))
-                .make_before_break(true)
-                .build()
-                .expect("the strategy only builds valid policies")
-        })
+        .prop_map(
+            |(stall_after, grace, connect_timeout, spread, retry_max, repair)| {
+                Policy::builder()
+                    .stall_after(ms(stall_after))
+                    .first_media_within(ms(stall_after * 2))
+                    .stall_grace(ms(grace))
+                    .connect_timeout(ms(connect_timeout))
+                    .reconnect_spread(ms(spread))
+                    .retry_after_max(ms(retry_max))
+                    .make_before_break(true)
+                    .repair_within(ms(repair))
+                    .build()
+                    .expect("the strategy only builds valid policies")
+            },
+        )
 }
 
 /// What the outputs say the caller holds.
@@ -67,6 +84,10 @@ struct Held {
     session: bool,
     /// A session connected and waits for `KeepSession`.
     arrived: bool,
+    /// The session held was said to be repairable.
+    repairable: bool,
+    /// A repair of the session held is in flight.
+    repair: bool,
 }
 
 /// Runs `steps`, checking the invariants after each; returns how the races
@@ -81,9 +102,21 @@ pub(crate) fn outcomes(policy: Policy, seed: u64, steps: &[RaceStep]) -> BTreeSe
     let mut held = Held::default();
     for (n, step) in steps.iter().enumerate() {
         let racing_before = held.session && held.attempt;
+        // A repair the machine moved past (media came back) may still be in
+        // flight at the caller, which drops it for a new one.
+        let repairing_before = m.is_repairing();
         let now = base + clock;
         let input = match *step {
             RaceStep::NetworkChanged => Some(Input::NetworkChanged),
+            RaceStep::Repairable => {
+                held.repairable |= held.session;
+                Some(Input::Repairable)
+            }
+            RaceStep::RepairFailed => {
+                held.repair = false;
+                Some(Input::RepairFailed)
+            }
+            RaceStep::PathLost => Some(Input::PathLost),
             RaceStep::RetryAfter(retry, d) => {
                 held.attempt = false;
                 Some(Input::ConnectFailedRetryAfter {
@@ -146,6 +179,30 @@ pub(crate) fn outcomes(policy: Policy, seed: u64, steps: &[RaceStep]) -> BTreeSe
                     assert!(!held.session, "two sessions kept: {}", ctx());
                     held.session = true;
                     held.arrived = false;
+                    held.repairable = false;
+                    held.repair = false;
+                }
+                Output::Repair { reason } => {
+                    assert!(held.session && held.repairable, "repair of what: {}", ctx());
+                    assert!(!held.attempt, "a repair beside an attempt: {}", ctx());
+                    assert!(
+                        !repairing_before || reason == relive::Reason::NetworkChanged,
+                        "two repairs: {}",
+                        ctx()
+                    );
+                    assert!(
+                        !matches!(m.state(), State::Stalled { cause, .. } if cause.is_publisher_side()),
+                        "a repair in a publisher-side stall: {}",
+                        ctx()
+                    );
+                    held.repair = true;
+                    seen.insert("repair");
+                }
+                Output::StateChanged {
+                    reason: relive::Reason::Repaired,
+                    ..
+                } => {
+                    seen.insert("repaired");
                 }
                 Output::AbortConnect { .. } => {
                     if held.session {
@@ -162,6 +219,8 @@ pub(crate) fn outcomes(policy: Policy, seed: u64, steps: &[RaceStep]) -> BTreeSe
                     }
                     assert!(held.session, "drop without session: {}", ctx());
                     held.session = false;
+                    held.repairable = false;
+                    held.repair = false;
                 }
                 _ => {}
             }
@@ -169,6 +228,12 @@ pub(crate) fn outcomes(policy: Policy, seed: u64, steps: &[RaceStep]) -> BTreeSe
         // A session that connected but was not kept is closed by the caller.
         held.arrived = false;
         let state = m.state();
+        if m.is_repairing() {
+            assert!(
+                held.session,
+                "repairing without a session: step #{n} {step:?}"
+            );
+        }
         let both = held.session && held.attempt;
         assert_eq!(
             m.is_racing(),
