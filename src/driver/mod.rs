@@ -331,8 +331,10 @@ impl Control {
 
     /// The device's network changed (an address or route came or went, the
     /// platform said "online"): a viewer backing off tries at once (never
-    /// before a server's `Retry-After`), and a session stalled for lack of
-    /// media is replaced at once; see [`Input::NetworkChanged`].
+    /// before a server's `Retry-After`), a session that can be repaired in
+    /// place (a WHEP ICE restart) is repaired on the new path at once, and any
+    /// other session stalled for lack of media is replaced at once; see
+    /// [`Input::NetworkChanged`].
     pub fn network_changed(&self) {
         self.send(Command::Input(Input::NetworkChanged));
     }

@@ -82,10 +82,14 @@ pub enum Input {
     LiveHintWithdrawn,
     /// The device's network changed (an address or route came or went, the
     /// application heard the platform's "online"). In `Backoff` the wait ends
-    /// at once (no sooner than a server's `Retry-After`); a session stalled
-    /// for lack of media (not a publisher-side stall) is dropped and a new one
-    /// started at once instead of waiting out `stall_grace`. While playing, or
-    /// with an attempt in flight, it changes nothing: media still flows, and
-    /// the attempt is bounded by `connect_timeout`.
+    /// at once (no sooner than a server's `Retry-After`). A
+    /// [`Repairable`](Input::Repairable) session (with repair on in the
+    /// policy) is repaired on the new path at once, playing or stalled for
+    /// lack of media (an attempt beside it is abandoned; a repair in flight is
+    /// asked for again). Any other session stalled for lack of media (not a
+    /// publisher-side stall) is dropped and a new one started at once instead
+    /// of waiting out `stall_grace`. Otherwise, while playing or with an
+    /// attempt in flight, it changes nothing: media still flows, and the
+    /// attempt is bounded by `connect_timeout`.
     NetworkChanged,
 }
