@@ -70,6 +70,9 @@ pub enum MediaEvent {
     Progress(Duration),
     /// The media path failed (ICE, DTLS, consent); the session is over.
     Lost(String),
+    /// The ICE path was lost (consent failed) but the session can still be repaired in place
+    /// by an ICE restart: only a stack whose owner can restart it reports this.
+    PathLost(String),
 }
 
 /// A media stack failure.

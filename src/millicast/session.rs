@@ -129,7 +129,10 @@ async fn run<M: Send + 'static>(
                 // counts from zero, which the machine's continuity rule reads
                 // as a new timeline (`timeline::classify`).
                 Some(MediaEvent::Progress(t)) => SourceEvent::Progress(t),
-                Some(MediaEvent::Lost(why)) => SourceEvent::Lost(MillicastError::Media(why)),
+                // Millicast documents no ICE restart: a lost path is a lost session.
+                Some(MediaEvent::Lost(why) | MediaEvent::PathLost(why)) => {
+                    SourceEvent::Lost(MillicastError::Media(why))
+                }
                 None => SourceEvent::Lost(MillicastError::Media("media path ended".to_owned())),
             },
             due = keepalive.due() => match due {

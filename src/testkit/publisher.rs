@@ -13,10 +13,16 @@
 //! send or not (live, frozen), and black-hole the UDP path (nothing in, nothing out). While it
 //! does not send, time goes on but the clip stands still (a frozen encoder), so what it sends
 //! next still decodes against what it sent last.
+//!
+//! One peer's path can be cut on its own ([`PublisherPeer::cut_path`]): its datagrams are
+//! dropped both ways, as when the viewer's network changes under it, until the viewer restarts
+//! ICE (a WHEP `PATCH`), which the peer answers with new credentials on the same DTLS session.
+//! A cut peer waits for that restart (or for its idle timeout of 30 s) instead of ending when
+//! ICE consent lapses.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
@@ -25,9 +31,10 @@ use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::testkit::clip::{Clip, ClipCodec, ClipCursor, ClipError};
+use crate::webrtc::sdpfrag::IceFragment;
 
 /// What the publisher peers of a stream do now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -78,6 +85,14 @@ pub struct PublisherPeer {
     keyframe_requests: Arc<AtomicU64>,
     _stop: oneshot::Sender<()>,
     phase: watch::Receiver<PeerPhase>,
+    restarts: mpsc::Sender<Restart>,
+    cut: Arc<AtomicBool>,
+}
+
+/// An ICE restart asked of a peer: the viewer's fragment, and where the peer's goes.
+struct Restart {
+    fragment: IceFragment,
+    reply: oneshot::Sender<Result<IceFragment, PublisherError>>,
 }
 
 /// A viewer that sends nothing (not even consent checks) for this long is gone.
@@ -91,7 +106,8 @@ impl PublisherPeer {
         ip: IpAddr,
         feed: watch::Receiver<Feed>,
     ) -> Result<(PublisherPeer, String), PublisherError> {
-        let offer = SdpOffer::from_sdp_string(&in_rfc_order(offer))
+        let offer_sdp = in_rfc_order(offer);
+        let offer = SdpOffer::from_sdp_string(&offer_sdp)
             .map_err(|e| PublisherError::Offer(e.to_string()))?;
         let codec = feed.borrow().video;
         let clip = Clip::builtin_with(codec)?;
@@ -118,7 +134,12 @@ impl PublisherPeer {
         let (stop_tx, stop) = oneshot::channel();
         let (phase_tx, phase) = watch::channel(PeerPhase::Answered);
         let start = tokio::time::Instant::now().into_std();
+        let (restarts, restart_rx) = mpsc::channel(2);
+        let cut = Arc::new(AtomicBool::new(false));
         let task = Task {
+            offer: offer_sdp,
+            restarts: restart_rx,
+            cut: Arc::clone(&cut),
             rtc,
             socket,
             local,
@@ -141,6 +162,8 @@ impl PublisherPeer {
             keyframe_requests,
             _stop: stop_tx,
             phase,
+            restarts,
+            cut,
         };
         Ok((peer, answer.to_sdp_string()))
     }
@@ -169,6 +192,35 @@ impl PublisherPeer {
     /// The peer's phase now and its changes, for a log of peer-connection states.
     pub fn phases(&self) -> watch::Receiver<PeerPhase> {
         self.phase.clone()
+    }
+
+    /// Cuts this peer's UDP path (both ways) until the viewer restarts ICE.
+    pub fn cut_path(&self) {
+        self.cut.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the path is cut (no ICE restart since [`cut_path`](Self::cut_path)).
+    pub fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
+    }
+
+    /// Restarts ICE with the viewer's `fragment` (its new credentials and candidates); the
+    /// peer's own new fragment once applied. Heals a cut path.
+    pub(crate) fn restart(
+        &self,
+        fragment: IceFragment,
+    ) -> impl std::future::Future<Output = Result<IceFragment, PublisherError>> + Send + 'static
+    {
+        let restarts = self.restarts.clone();
+        async move {
+            let gone = || PublisherError::Offer("the peer has ended".to_owned());
+            let (reply, answer) = oneshot::channel();
+            restarts
+                .send(Restart { fragment, reply })
+                .await
+                .map_err(|_| gone())?;
+            answer.await.map_err(|_| gone())?
+        }
     }
 }
 
@@ -218,6 +270,10 @@ fn now() -> Instant {
 }
 
 struct Task {
+    /// The viewer's offer in force (the last restart's credentials spliced in).
+    offer: String,
+    restarts: mpsc::Receiver<Restart>,
+    cut: Arc<AtomicBool>,
     rtc: Rtc,
     socket: UdpSocket,
     local: SocketAddr,
@@ -248,6 +304,10 @@ impl Task {
                     break;
                 }
                 changed = self.feed.changed() => if changed.is_err() { break },
+                Some(restart) = self.restarts.recv() => {
+                    let answer = self.restart(&restart.fragment);
+                    let _ = restart.reply.send(answer);
+                }
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, source)) => self.receive(&buf[..n], source),
                     Err(e) => tracing::debug!(error = %e, "publisher UDP receive failed"),
@@ -267,8 +327,34 @@ impl Task {
         *self.feed.borrow()
     }
 
+    /// Whether datagrams are dropped: the stream's path is black-holed or this peer's is cut.
+    fn dropping(&self) -> bool {
+        self.feed().blackhole || self.cut.load(Ordering::Relaxed)
+    }
+
+    /// A remote-initiated ICE restart: the viewer's new credentials and candidates on the offer
+    /// in force, answered with new ones of ours (str0m restarts ICE for an offer whose
+    /// credentials changed); the DTLS session and the tracks stay.
+    fn restart(&mut self, fragment: &IceFragment) -> Result<IceFragment, PublisherError> {
+        let offer_sdp = fragment.splice_into(&self.offer);
+        let offer = SdpOffer::from_sdp_string(&offer_sdp)
+            .map_err(|e| PublisherError::Offer(e.to_string()))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| PublisherError::Offer(e.to_string()))?;
+        let ours = IceFragment::parse(&answer.to_sdp_string())
+            .map_err(|e| PublisherError::Offer(e.to_string()))?;
+        self.offer = offer_sdp;
+        self.cut.store(false, Ordering::Relaxed);
+        self.last_rx = now();
+        tracing::debug!(local = %self.local, "publisher ICE restarted");
+        Ok(ours)
+    }
+
     fn receive(&mut self, data: &[u8], source: SocketAddr) {
-        if self.feed().blackhole {
+        if self.dropping() {
             return;
         }
         let Ok(contents) = DatagramRecv::try_from(data) else {
@@ -371,7 +457,7 @@ impl Task {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(deadline)) => return Some(deadline),
                 Ok(Output::Transmit(transmit)) => {
-                    if !self.feed().blackhole {
+                    if !self.dropping() {
                         let _ = self
                             .socket
                             .try_send_to(&transmit.contents, transmit.destination);
@@ -403,6 +489,9 @@ impl Task {
                 self.keyframe_requests.fetch_add(1, Ordering::Relaxed);
                 self.cursor.request_keyframe();
             }
+            // A cut peer waits for the viewer's ICE restart.
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                if self.cut.load(Ordering::Relaxed) => {}
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed => {
                 return false;
             }
@@ -417,7 +506,7 @@ impl Task {
         }
         for _ in 0..256 {
             match self.rtc.poll_output() {
-                Ok(Output::Transmit(transmit)) if !self.feed().blackhole => {
+                Ok(Output::Transmit(transmit)) if !self.dropping() => {
                     let _ = self
                         .socket
                         .try_send_to(&transmit.contents, transmit.destination);

@@ -140,9 +140,23 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         requests: Option<u32>,
     },
-    /// WHEP answers normally again.
+    /// WHEP answers normally again (`POST`s, and `PATCH`es refused by `whep_refuse_patch`).
     #[cfg(feature = "webrtc")]
     WhepHeal {},
+    /// Every WHEP `PATCH` (ICE restart) is answered `status` (405 or 501: "no ICE restart
+    /// here"), until `whep_heal`.
+    #[cfg(feature = "webrtc")]
+    WhepRefusePatch {
+        /// An HTTP error status, 400 to 599.
+        status: ErrorStatus,
+    },
+    /// The UDP path of every WHEP session of the stream is cut (both ways), as a viewer's
+    /// network change does, until that viewer restarts ICE with a `PATCH`.
+    #[cfg(feature = "webrtc")]
+    CutMediaPaths {
+        /// The stream name.
+        stream: StreamName,
+    },
     /// While `on`, signaling sockets are not read: pings (and commands) go unanswered.
     IgnorePings {
         /// On or off.
@@ -250,6 +264,36 @@ impl<'de> Deserialize<'de> for StreamName {
     }
 }
 
+/// An HTTP error status: 400 to 599.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ErrorStatus(u16);
+
+impl ErrorStatus {
+    /// Checks `status`.
+    pub fn new(status: u16) -> Result<Self, String> {
+        if (400..=599).contains(&status) {
+            Ok(ErrorStatus(status))
+        } else {
+            Err(format!(
+                "invalid status {status}: an HTTP error, 400 to 599"
+            ))
+        }
+    }
+
+    /// The status.
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let status = u16::deserialize(deserializer)?;
+        ErrorStatus::new(status).map_err(serde::de::Error::custom)
+    }
+}
+
 impl Action {
     /// Reads one action from a JSON object (a control API body, a step without `at`).
     pub fn parse(json: &str) -> Result<Action, ScriptError> {
@@ -315,7 +359,16 @@ impl Action {
                 }
             }
             #[cfg(feature = "webrtc")]
-            Action::WhepHeal {} => server.set_whep_fault(None),
+            Action::WhepHeal {} => {
+                server.set_whep_fault(None);
+                server.refuse_whep_patch(None);
+            }
+            #[cfg(feature = "webrtc")]
+            Action::WhepRefusePatch { status } => server.refuse_whep_patch(Some(status.get())),
+            #[cfg(feature = "webrtc")]
+            Action::CutMediaPaths { stream } => {
+                server.cut_media_paths(stream.as_str());
+            }
             Action::IgnorePings { on } => server.ignore_pings(*on),
             Action::RejectView { on } => server.reject_view(*on),
             Action::SendRaw { stream, text } => server.send_raw(stream.as_str(), text),

@@ -60,9 +60,33 @@ pub enum WhepError {
     /// The HTTP client could not be built (TLS initialisation).
     #[error("http client: {0}")]
     Client(#[source] NetError),
+    /// The server answered an ICE restart (`PATCH`) with 405 or 501: it has none. The
+    /// session is replaced, and the endpoint is not asked again.
+    #[error("the server has no ICE restart (HTTP {status})")]
+    RepairUnsupported {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The server refused an ICE restart with another status (404 for a resource it no
+    /// longer has, 412, 415, 5xx, ...): the session is replaced.
+    #[error("ICE restart refused (HTTP {status}): {message}")]
+    RepairRefused {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message, shortened.
+        message: String,
+    },
 }
 
 impl WhepError {
+    /// The error for a refused ICE restart.
+    pub(crate) fn repair_refused(status: u16, body: &str) -> WhepError {
+        WhepError::RepairRefused {
+            status,
+            message: shorten(body),
+        }
+    }
+
     /// The error for a non-201 answer with `status` and `body`: its variant is the class the
     /// shared HTTP status table ([`retry_for_status`]) gives the status.
     /// `retry_after` is what the answer's `Retry-After` asked for.
@@ -100,7 +124,12 @@ impl Classify for WhepError {
             | WhepError::Server { status, .. }
             | WhepError::Rejected { status, .. } => retry_for_status(*status, whep_context(false)),
             WhepError::Client(_) => Retry::Never,
-            WhepError::Request(_) | WhepError::BadResponse(_) | WhepError::Media(_) => Retry::Later,
+            // A failed repair replaces the session: a new one is worth trying.
+            WhepError::Request(_)
+            | WhepError::BadResponse(_)
+            | WhepError::Media(_)
+            | WhepError::RepairUnsupported { .. }
+            | WhepError::RepairRefused { .. } => Retry::Later,
         }
     }
 

@@ -36,6 +36,7 @@ mod peer;
 mod progress;
 mod provider;
 mod sdp;
+pub(crate) mod sdpfrag;
 mod whep;
 
 pub use error::WhepError;

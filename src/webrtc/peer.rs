@@ -5,6 +5,12 @@
 //! packets) for the application: video through its [`KeyframeGate`], every frame placed on the
 //! viewer's [`Timeline`]. It ends when the session's events are dropped (closing the DTLS
 //! session politely), or when the path fails, after reporting `Lost`.
+//!
+//! A peer whose owner keeps its [`PeerControl`] (WHEP) can be repaired in place: an ICE
+//! restart makes a new offer ([`PeerCommand::Restart`]) and applies the other side's new
+//! credentials and candidates ([`PeerCommand::Accept`]) on the same DTLS session and tracks.
+//! Such a peer reports a lost ICE path as `PathLost` and keeps running, waiting for a restart
+//! or for its session to be dropped; a peer nobody can restart (Millicast) reports `Lost`.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -13,12 +19,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{KeyframeRequestKind, MediaData, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::rtp::RtpPacket;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::offer::MediaEvent;
 use crate::timeline::{SessionId, Timeline};
@@ -27,6 +34,7 @@ use crate::webrtc::media::{
     Counters, Delivery, MediaCodec, MediaFrame, MediaPacket, Queue, TrackKind,
 };
 use crate::webrtc::progress::{MediaClocks, ProgressTicker};
+use crate::webrtc::sdpfrag::IceFragment;
 
 /// Larger than any datagram WebRTC sends (str0m's MTU target is ~1150 bytes).
 const RECV_BUFFER: usize = 2048;
@@ -71,6 +79,44 @@ pub(crate) struct Peer {
     /// The keyframe state of each video track, and how to ask for one (`None`: the answer
     /// negotiated neither PLI nor FIR).
     pub(crate) gates: Vec<VideoGate>,
+    /// Repairs asked by the session's owner; `None` once nobody can send any (the peer then
+    /// reports a lost path as `Lost`).
+    pub(crate) commands: Option<mpsc::Receiver<PeerCommand>>,
+    /// The remote description in force: the answer, with the credentials and candidates of
+    /// the last accepted restart spliced in.
+    pub(crate) answer: String,
+    /// The offer of a restart waiting for the other side's fragment.
+    pub(crate) restart: Option<SdpPendingOffer>,
+}
+
+/// The sending side of a peer's repairs: what a source that can restart ICE keeps.
+pub(crate) type PeerControl = mpsc::Sender<PeerCommand>;
+
+/// How many repair commands may wait for the peer's loop.
+pub(crate) const COMMAND_QUEUE: usize = 4;
+
+/// A repair asked of a running peer.
+pub(crate) enum PeerCommand {
+    /// Starts an ICE restart (new local credentials, the same candidates) and replies with the
+    /// new offer. A restart asked while another waits for its fragment replaces it.
+    Restart(oneshot::Sender<Result<String, String>>),
+    /// Applies the other side's fragment to the waiting restart: ICE restarts on the new
+    /// credentials and candidates, the DTLS session and the tracks stay.
+    Accept(IceFragment, oneshot::Sender<Result<(), String>>),
+}
+
+/// What the command channel gave.
+enum Command {
+    Got(PeerCommand),
+    Closed,
+}
+
+/// The next command, or `Closed` once every sender is gone; pending for ever without a channel.
+async fn next_command(commands: &mut Option<mpsc::Receiver<PeerCommand>>) -> Command {
+    match commands {
+        Some(rx) => rx.recv().await.map_or(Command::Closed, Command::Got),
+        None => std::future::pending().await,
+    }
 }
 
 /// One video track's keyframe gate.
@@ -130,6 +176,13 @@ impl Peer {
             let result = tokio::select! {
                 biased;
                 () = self.events.closed() => return End::Dropped,
+                command = next_command(&mut self.commands) => {
+                    match command {
+                        Command::Got(command) => self.on_command(command),
+                        Command::Closed => self.commands = None,
+                    }
+                    Ok(())
+                }
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, source)) => self.receive(&buf[..n], source),
                     Err(e) if is_transient(&e) => Ok(()),
@@ -255,8 +308,17 @@ impl Peer {
             Event::RtpPacket(packet) => self.on_rtp(packet),
             Event::Connected => tracing::debug!(local = %self.local, "ICE and DTLS connected"),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                // str0m never heals this state by itself: the session is over.
-                return Err("ICE disconnected (consent lost)".to_owned());
+                // str0m never heals this state by itself: only an ICE restart can, so the
+                // session is over unless its owner can restart it.
+                let reason = "ICE disconnected (consent lost)".to_owned();
+                if self.commands.is_none() {
+                    return Err(reason);
+                }
+                tracing::info!(local = %self.local, "webrtc media path lost; awaiting a repair");
+                if self.events.try_send(MediaEvent::PathLost(reason)).is_err() {
+                    // A full queue: the stall the missing media causes reports it anyway.
+                    tracing::debug!("path loss not queued");
+                }
             }
             Event::IceConnectionStateChange(state) => {
                 tracing::debug!(local = %self.local, ?state, "ICE state");
@@ -267,6 +329,50 @@ impl Peer {
             }
             other => tracing::trace!(event = ?other, "webrtc event"),
         }
+        Ok(())
+    }
+
+    /// Carries out a repair; the reply says how it went (a dropped reply is no matter).
+    fn on_command(&mut self, command: PeerCommand) {
+        match command {
+            PeerCommand::Restart(reply) => {
+                let _ = reply.send(self.restart_ice());
+            }
+            PeerCommand::Accept(fragment, reply) => {
+                let _ = reply.send(self.accept_restart(&fragment));
+            }
+        }
+    }
+
+    /// An ICE restart's offer: new local credentials on the same candidates.
+    fn restart_ice(&mut self) -> Result<String, String> {
+        let mut api = self.rtc.sdp_api();
+        api.ice_restart(true);
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| "str0m made no ICE restart offer".to_owned())?;
+        self.restart = Some(pending);
+        tracing::debug!(local = %self.local, "ICE restart offered");
+        Ok(offer.to_sdp_string())
+    }
+
+    /// Applies the other side's fragment to the waiting restart.
+    fn accept_restart(&mut self, fragment: &IceFragment) -> Result<(), String> {
+        let pending = self
+            .restart
+            .take()
+            .ok_or_else(|| "no ICE restart is waiting for an answer".to_owned())?;
+        let answer = fragment.splice_into(&self.answer);
+        let parsed = SdpAnswer::from_sdp_string(&answer)
+            .map_err(|e| format!("unreadable restart answer: {e}"))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, parsed)
+            .map_err(|e| format!("ICE restart refused: {e}"))?;
+        self.answer = answer;
+        // Frames after the gap depend on what was lost: the gates ask for a keyframe as soon
+        // as the first packets arrive again.
+        tracing::debug!(local = %self.local, "ICE restart applied");
         Ok(())
     }
 

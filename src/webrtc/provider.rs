@@ -19,7 +19,7 @@ use crate::offer::{MediaError, NegotiatedMedia, OfferProvider, PendingOffer};
 use crate::timeline::{GapMode, Timeline};
 use crate::webrtc::keyframes::KeyframeGate;
 use crate::webrtc::media::{Codec, Delivery, Queue, Track, TrackKind, WebRtcMedia};
-use crate::webrtc::peer::{LiveGuard, Peer, VideoGate};
+use crate::webrtc::peer::{COMMAND_QUEUE, LiveGuard, Peer, PeerControl, VideoGate};
 use crate::webrtc::progress::{MediaClocks, ProgressTicker};
 use crate::webrtc::sdp;
 
@@ -290,16 +290,18 @@ impl PendingOffer for PendingPeer {
     }
 
     async fn accept(self, answer: &str) -> Result<NegotiatedMedia<WebRtcMedia>, MediaError> {
-        self.start(answer)
+        // Nobody keeps the peer's control: it cannot be restarted, and a lost path ends it.
+        self.start(answer).map(|(media, _control)| media)
     }
 }
 
 impl PendingPeer {
-    /// Applies the answer and spawns the peer's task.
+    /// Applies the answer and spawns the peer's task; the control through which it can be
+    /// repaired (dropping it makes the peer one that a lost path ends).
     pub(crate) fn start(
         mut self,
         answer: &str,
-    ) -> Result<NegotiatedMedia<WebRtcMedia>, MediaError> {
+    ) -> Result<(NegotiatedMedia<WebRtcMedia>, PeerControl), MediaError> {
         let parsed = SdpAnswer::from_sdp_string(answer)
             .map_err(|e| MediaError(format!("unreadable SDP answer: {e}")))?;
         if self.local.ip().is_unspecified() {
@@ -332,6 +334,7 @@ impl PendingPeer {
             .begin_session();
         let gates = video_gates(&self.rtc, &tracks);
         let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (control, commands) = mpsc::channel(COMMAND_QUEUE);
         let peer = Peer {
             rtc: self.rtc,
             socket: self.socket,
@@ -347,17 +350,21 @@ impl PendingPeer {
             timeline: Arc::clone(&self.config.timeline),
             session,
             gates,
+            commands: Some(commands),
+            answer: answer.to_owned(),
+            restart: None,
         };
         tracing::debug!(local = %self.local, tracks = tracks.len(), "webrtc answer applied");
         let live = LiveGuard::new(&self.config.live);
         tokio::spawn(peer.run(live));
         let events = futures::stream::poll_fn(move |cx| events_rx.poll_recv(cx)).boxed();
-        Ok(NegotiatedMedia {
+        let media = NegotiatedMedia {
             media: WebRtcMedia::new(
                 tracks, self.local, session, delivery, frames, packets, counters,
             ),
             events,
-        })
+        };
+        Ok((media, control))
     }
 }
 

@@ -4,21 +4,25 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::Stream;
 use futures::stream::BoxStream;
+use futures::{FutureExt, Stream};
 use reqwest::header;
+use tokio::sync::oneshot;
 
 use crate::Secret;
 use crate::http_settings::HttpSettings;
 use crate::offer::{MediaEvent, PendingOffer};
-use crate::source::{Session, SourceEvent, StreamSource};
+use crate::source::{RepairFuture, Session, SourceEvent, StreamSource};
 use crate::webrtc::error::WhepError;
 use crate::webrtc::media::WebRtcMedia;
+use crate::webrtc::peer::{PeerCommand, PeerControl};
 use crate::webrtc::provider::ReceivePeers;
+use crate::webrtc::sdpfrag::{self, IceFragment};
 
 /// The largest answer body read.
 const BODY_LIMIT: usize = 256 * 1024;
@@ -41,6 +45,16 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
 /// WHEP has no event channel: a publisher that stops shows as media time standing still, and
 /// the session is dropped after the stall grace.
 ///
+/// **Repair in place** (RFC 9725 §4.3, on str0m's ICE restart): when the picture stalls, the
+/// ICE path is lost or the network changes, the reconnect machine first asks for a repair
+/// ([`Policy::repair`](crate::Policy::repair)): the peer makes new ICE credentials and the
+/// resource is `PATCH`ed with them as an `application/trickle-ice-sdpfrag` body and
+/// `If-Match: *`; a `200` carries the server's new credentials and candidates, which the peer
+/// applies on the same DTLS session and tracks. No new `POST`, no new resource, the same
+/// timeline. A `405` or `501` means the server has no ICE restart: remembered for this
+/// source's endpoint, whose later sessions are not offered repairs. Any failure, or no media
+/// within [`repair_within`](crate::Policy::repair_within), escalates to a new session.
+///
 /// ```no_run
 /// # fn demo() {
 /// use relive::webrtc::WhepSource;
@@ -56,6 +70,8 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
 /// copied on write, the running sessions keep theirs, and no setting is ever ignored.
 pub struct WhepSource {
     config: Arc<Config>,
+    /// Set once a resource of the endpoint answered an ICE restart with 405 or 501.
+    no_restart: Arc<AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -74,6 +90,7 @@ impl WhepSource {
                 http: HttpSettings::default(),
                 peers: ReceivePeers::new(),
             }),
+            no_restart: Arc::default(),
         }
     }
 
@@ -141,6 +158,7 @@ impl StreamSource for WhepSource {
     ) -> impl Future<Output = Result<Session<WebRtcMedia, WhepEvents>, WhepError>> + Send + 'static
     {
         let config = Arc::clone(&self.config);
+        let no_restart = Arc::clone(&self.no_restart);
         let http = config.http.client().map_err(WhepError::Client);
         async move {
             let http = http?;
@@ -150,17 +168,37 @@ impl StreamSource for WhepSource {
                 .offer()
                 .await
                 .map_err(|e| WhepError::Media(e.0))?;
-            let (answer, resource) = post(&http, &config, offer.sdp()).await?;
-            let session = offer.start(&answer).map_err(|e| WhepError::Media(e.0))?;
+            let offer_sdp = offer.sdp().to_owned();
+            let (answer, resource) = post(&http, &config, &offer_sdp).await?;
+            let (session, control) = offer.start(&answer).map_err(|e| WhepError::Media(e.0))?;
             Ok(Session {
                 media: session.media,
                 events: WhepEvents {
                     events: session.events,
                     ended: false,
-                    _resource: resource,
+                    repair: Arc::new(RepairLink {
+                        control,
+                        mids: sdpfrag::mids(&offer_sdp),
+                        resource,
+                        no_restart,
+                    }),
                 },
             })
         }
+    }
+
+    fn can_repair(&self, events: &WhepEvents) -> bool {
+        !events.ended
+            && !self.no_restart.load(Ordering::Relaxed)
+            && !events.repair.control.is_closed()
+    }
+
+    fn repair(&mut self, events: &mut WhepEvents) -> Option<RepairFuture<WhepError>> {
+        if !self.can_repair(events) {
+            return None;
+        }
+        let link = Arc::clone(&events.repair);
+        Some(async move { link.restart_ice().await }.boxed())
     }
 
     fn describe(&self) -> String {
@@ -200,7 +238,9 @@ async fn post(
     }
     let location =
         location.ok_or_else(|| WhepError::BadResponse("201 without a Location".to_owned()))?;
+    let etag = etag_of(&response);
     let resource = Resource {
+        etag: Mutex::new(etag),
         http: http.clone(),
         url: url
             .join(&location)
@@ -214,14 +254,26 @@ async fn post(
     Ok((body, resource))
 }
 
+/// The response's `ETag`, if it has a usable one.
+fn etag_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(header::ETAG)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// The body as text, at most [`BODY_LIMIT`] bytes.
 async fn read_limited(response: &mut reqwest::Response) -> Result<String, WhepError> {
+    read_at_most(response, BODY_LIMIT).await
+}
+
+/// The body as text, at most `limit` bytes.
+async fn read_at_most(response: &mut reqwest::Response, limit: usize) -> Result<String, WhepError> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(WhepError::BadResponse(format!(
-                "answer over {BODY_LIMIT} bytes"
-            )));
+        if body.len() + chunk.len() > limit {
+            return Err(WhepError::BadResponse(format!("answer over {limit} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
@@ -230,6 +282,8 @@ async fn read_limited(response: &mut reqwest::Response) -> Result<String, WhepEr
 
 /// A created WHEP resource: `DELETE`d in the background when dropped.
 struct Resource {
+    /// The entity tag of its ICE session, from the `POST` or the last restart.
+    etag: Mutex<Option<String>>,
     http: reqwest::Client,
     url: reqwest::Url,
     token: Option<Secret>,
@@ -256,12 +310,84 @@ impl Drop for Resource {
     }
 }
 
+/// What a repair of one session needs: the peer to restart, the resource to `PATCH`.
+/// Shared with a repair in flight, so the resource is `DELETE`d once both are gone.
+struct RepairLink {
+    control: PeerControl,
+    /// The offer's mids, for the fragment's bundle group.
+    mids: Vec<String>,
+    resource: Resource,
+    no_restart: Arc<AtomicBool>,
+}
+
+impl RepairLink {
+    /// One ICE restart: the peer's new offer, the `PATCH` with its fragment, the server's
+    /// fragment applied.
+    async fn restart_ice(&self) -> Result<(), WhepError> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(PeerCommand::Restart(tx))
+            .await
+            .map_err(|_| WhepError::Media("the peer is gone".to_owned()))?;
+        let offer = rx
+            .await
+            .map_err(|_| WhepError::Media("the peer is gone".to_owned()))?
+            .map_err(WhepError::Media)?;
+        let ours = IceFragment::parse(&offer).map_err(|e| WhepError::Media(e.to_string()))?;
+        let theirs = self.patch(ours.to_body(&self.mids)).await?;
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(PeerCommand::Accept(theirs, tx))
+            .await
+            .map_err(|_| WhepError::Media("the peer is gone".to_owned()))?;
+        rx.await
+            .map_err(|_| WhepError::Media("the peer is gone".to_owned()))?
+            .map_err(WhepError::Media)
+    }
+
+    /// The `PATCH` of the resource with our fragment; the server's fragment.
+    async fn patch(&self, body: String) -> Result<IceFragment, WhepError> {
+        let resource = &self.resource;
+        // RFC 9725 §4.3.2: an ICE restart matches any entity (`*`); the 200 carries a new tag.
+        let mut request = resource
+            .http
+            .patch(resource.url.clone())
+            .header(header::CONTENT_TYPE, sdpfrag::CONTENT_TYPE)
+            .header(header::IF_MATCH, "*")
+            .body(body);
+        if let Some(token) = &resource.token {
+            request = request.bearer_auth(token.expose());
+        }
+        let mut response = request.send().await?;
+        let status = response.status().as_u16();
+        let etag = etag_of(&response);
+        if matches!(status, 405 | 501) {
+            self.no_restart.store(true, Ordering::Relaxed);
+            tracing::info!(
+                status,
+                "the WHEP server has no ICE restart; not asked again"
+            );
+            return Err(WhepError::RepairUnsupported { status });
+        }
+        let body = read_at_most(&mut response, sdpfrag::MAX_FRAGMENT).await?;
+        if status != 200 {
+            tracing::debug!(status, "WHEP ICE restart refused");
+            return Err(WhepError::repair_refused(status, &body));
+        }
+        let fragment = IceFragment::parse(&body)
+            .map_err(|e| WhepError::BadResponse(format!("ICE restart answer: {e}")))?;
+        *resource.etag.lock().unwrap_or_else(PoisonError::into_inner) = etag;
+        tracing::debug!("WHEP ICE restart answered");
+        Ok(fragment)
+    }
+}
+
 /// The events of one WHEP session: progress from RTP, and the loss of the media path.
 /// Dropping it ends the peer and `DELETE`s the resource.
 pub struct WhepEvents {
     events: BoxStream<'static, MediaEvent>,
     ended: bool,
-    _resource: Resource,
+    repair: Arc<RepairLink>,
 }
 
 impl fmt::Debug for WhepEvents {
@@ -283,6 +409,9 @@ impl Stream for WhepEvents {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(MediaEvent::Progress(t))) => SourceEvent::Progress(t),
             Poll::Ready(Some(MediaEvent::Lost(why))) => SourceEvent::Lost(WhepError::Media(why)),
+            Poll::Ready(Some(MediaEvent::PathLost(why))) => {
+                SourceEvent::PathLost(WhepError::Media(why))
+            }
             Poll::Ready(None) => SourceEvent::Lost(WhepError::Media("media path ended".to_owned())),
         };
         self.ended = matches!(event, SourceEvent::Lost(_));

@@ -65,7 +65,7 @@ where
 
 /// Reads frames until media time has advanced by `d`: the viewer has seen the picture move,
 /// so a freeze is a stall after `stall_after` (not `first_media_within`).
-async fn play_for(media: &mut WebRtcMedia, d: Duration) {
+pub(crate) async fn play_for(media: &mut WebRtcMedia, d: Duration) {
     let wait = async {
         let first = media.recv().await.expect("a frame").pts;
         while let Some(frame) = media.recv().await {
@@ -78,7 +78,7 @@ async fn play_for(media: &mut WebRtcMedia, d: Duration) {
     timeout(PATIENCE, wait).await.expect("media plays");
 }
 
-fn drain(media: &mut Option<WebRtcMedia>) {
+pub(crate) fn drain(media: &mut Option<WebRtcMedia>) {
     if let Some(m) = media.as_mut() {
         while m.try_recv().is_some() {}
     }

@@ -8,6 +8,7 @@
 mod support;
 
 mod freeze;
+mod ice_restart;
 mod network;
 mod redirect;
 mod retry_after;

@@ -31,11 +31,16 @@ pub(super) struct Media {
     #[cfg(feature = "webrtc")]
     streams: Mutex<HashMap<String, StreamMedia>>,
     #[cfg(feature = "webrtc")]
-    pub(super) whep: Mutex<HashMap<u64, (String, PublisherPeer)>>,
+    pub(super) whep: Mutex<HashMap<u64, super::whep::Resource>>,
     #[cfg(feature = "webrtc")]
     pub(super) whep_requests: AtomicU64,
     #[cfg(feature = "webrtc")]
     pub(super) whep_deletes: AtomicU64,
+    #[cfg(feature = "webrtc")]
+    pub(super) whep_patches: AtomicU64,
+    /// The status every WHEP `PATCH` is answered with, if set (405, 501: no ICE restart).
+    #[cfg(feature = "webrtc")]
+    patch_refusal: Mutex<Option<u16>>,
 }
 
 /// One stream's switches; the feed its peers follow is derived from them.
@@ -118,6 +123,24 @@ impl Media {
     /// Without `webrtc` there is no media to switch.
     #[cfg(not(feature = "webrtc"))]
     pub(super) fn set(&self, _stream: &str, _switch: Switch) {}
+
+    /// Makes every WHEP `PATCH` answer `status` (`None`: ICE restarts work).
+    #[cfg(feature = "webrtc")]
+    pub(super) fn set_patch_refusal(&self, status: Option<u16>) {
+        *self
+            .patch_refusal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = status;
+    }
+
+    /// The status WHEP `PATCH`es are refused with, if any.
+    #[cfg(feature = "webrtc")]
+    pub(super) fn patch_refusal(&self) -> Option<u16> {
+        *self
+            .patch_refusal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 
     #[cfg(feature = "webrtc")]
     fn streams(&self) -> MutexGuard<'_, HashMap<String, StreamMedia>> {

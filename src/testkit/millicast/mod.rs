@@ -173,7 +173,7 @@ impl MillicastServerBuilder {
             .route("/api/whep/{account}/{stream}", post(whep::offer))
             .route(
                 &format!("{}/{{id}}", whep::RESOURCE_PATH),
-                axum::routing::delete(whep::delete),
+                axum::routing::delete(whep::delete).patch(whep::patch),
             );
         let router = router
             .with_state(Arc::clone(&shared))
@@ -408,6 +408,21 @@ impl MillicastServer {
         self.shared.set_whep_fault(Some((fault, Some(requests))));
     }
 
+    /// Makes every WHEP `PATCH` (ICE restart) answer `status` — 405 or 501 say the server has
+    /// no ICE restart — until called with `None`. `POST`s are not affected.
+    #[cfg(feature = "webrtc")]
+    pub fn refuse_whep_patch(&self, status: Option<u16>) {
+        self.shared.media.set_patch_refusal(status);
+    }
+
+    /// Cuts the UDP path of every WHEP session of stream `name` (both ways), as a viewer's
+    /// network change does, until each viewer restarts ICE with a `PATCH`; how many were cut.
+    /// Unlike [`blackhole_media`](Self::blackhole_media), new sessions and restarted ones work.
+    #[cfg(feature = "webrtc")]
+    pub fn cut_media_paths(&self, name: &str) -> usize {
+        whep::cut_paths(&self.shared, name)
+    }
+
     /// Changes the subscribe token the Director requires (`None`: unsecured), as when a token
     /// expires and the app must refresh it.
     pub fn set_secure_token(&self, token: Option<&str>) {
@@ -470,6 +485,15 @@ impl MillicastServer {
         self.shared
             .media
             .whep_deletes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// WHEP `PATCH`es (ICE restarts) received so far, answered or not.
+    #[cfg(feature = "webrtc")]
+    pub fn whep_patches(&self) -> u64 {
+        self.shared
+            .media
+            .whep_patches
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
