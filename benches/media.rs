@@ -22,6 +22,12 @@
 //!   the first packet of a new session — make-before-break off (before: `stall_after` +
 //!   `stall_grace` + a backoff), on with the default `reconnect_spread`, and on with no
 //!   spread; the three interleaved run by run. `MEDIA_BENCH_ONLY=freeze` runs only this.
+//! - cut path → media (WHEP): a WHEP viewer plays, then its session's UDP path is cut both
+//!   ways (`cut_media_paths`, as when the viewer's network changes) — with repair on, an ICE
+//!   restart (`PATCH`) brings the media back on the same session; with repair off, a new
+//!   session does (make-before-break), the baseline; interleaved run by run, no spread. Both
+//!   from the cut to the first frame after it, and for the restart also from the stall (when
+//!   the machine asks for the repair) to that frame. `MEDIA_BENCH_ONLY=restart` runs only this.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -29,7 +35,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use relive::millicast::{MillicastMedia, MillicastSource};
 use relive::testkit::millicast::MillicastServer;
-use relive::webrtc::{ReceivePeers, TrackKind, WebRtcMedia};
+use relive::webrtc::{ReceivePeers, TrackKind, WebRtcMedia, WhepSource};
 use relive::{Event, Policy, Reconnector, State, Viewer};
 use tokio::time::{Instant, timeout};
 
@@ -258,6 +264,78 @@ async fn silent_freeze(runs: usize, policies: &[Policy]) -> Vec<Vec<Duration>> {
     samples
 }
 
+/// Cut path → media on WHEP, for each policy and whether the application says the network
+/// changed at the cut: (from the cut, from the stall or the change) per run.
+async fn cut_path(runs: usize, cases: &[(Policy, bool)]) -> Vec<(Vec<Duration>, Vec<Duration>)> {
+    let mut samples = vec![(Vec::new(), Vec::new()); cases.len()];
+    for _ in 0..runs {
+        for (&(policy, tell), (from_cut, from_stall)) in cases.iter().zip(samples.iter_mut()) {
+            let server = MillicastServer::start().await.expect("server");
+            server.publish(CAM);
+            let peers = ReceivePeers::new().bind_ip(Ipv4Addr::LOCALHOST.into());
+            let source = WhepSource::new(server.whep_url(CAM)).peers(peers);
+            let mut viewer = Reconnector::new(source, policy).spawn();
+            let (cut, stalled, back) = timeout(PATIENCE, cut_and_back(&server, &mut viewer, tell))
+                .await
+                .expect("media back within the patience");
+            from_cut.push(back - cut);
+            from_stall.push(back - stalled);
+            viewer.stop().await;
+            server.shutdown();
+        }
+    }
+    samples
+}
+
+/// Plays, cuts the path (and says the network changed, if `tell`); when the cut was made, the
+/// stall seen (the cut, if told), the first frame after it.
+async fn cut_and_back(
+    server: &MillicastServer,
+    viewer: &mut Viewer<WhepSource>,
+    tell: bool,
+) -> (Instant, Instant, Instant) {
+    let mut media = loop {
+        match viewer.next().await {
+            Some(Event::Session(media)) => break media,
+            Some(_) => {}
+            None => panic!("viewer ended"),
+        }
+    };
+    let first = media.recv().await.expect("a frame").pts;
+    while media.recv().await.expect("a frame").pts < first + Duration::from_millis(500) {}
+    server.cut_media_paths(CAM);
+    let cut = Instant::now();
+    if tell {
+        viewer.network_changed();
+    }
+    while media.try_recv().is_some() {}
+    let mut stalled = None;
+    loop {
+        tokio::select! {
+            Some(_) = media.recv(), if stalled.is_some() || tell => {
+                // Told, the repair starts at once: a frame counts once the server has
+                // restarted ICE (what came before was in flight before the cut).
+                if !tell {
+                    return (cut, stalled.unwrap_or(cut), Instant::now());
+                }
+                if server.whep_patches() > 0 {
+                    return (cut, cut, Instant::now());
+                }
+            }
+            event = viewer.next() => match event {
+                Some(Event::Session(new)) => media = new,
+                Some(Event::State { to: State::Stalled { .. }, .. }) if stalled.is_none() => {
+                    stalled = Some(Instant::now());
+                    // What came before the stall was in flight before the cut.
+                    while media.try_recv().is_some() {}
+                }
+                Some(_) => {}
+                None => panic!("viewer ended"),
+            },
+        }
+    }
+}
+
 /// From `Event::Session` to the first video keyframe (frame delivery) or the first RTP packet
 /// (RTP delivery) of a new viewer; runs of the two interleaved.
 async fn first_keyframe_and_packet(runs: usize) -> (Vec<Duration>, Vec<Duration>) {
@@ -365,8 +443,38 @@ async fn main() {
         .max(1);
     println!("media on loopback, {runs} runs each");
     println!("command: cargo bench --bench media --features webrtc,testkit");
-    let only_freeze = std::env::var("MEDIA_BENCH_ONLY").is_ok_and(|v| v == "freeze");
+    let only = std::env::var("MEDIA_BENCH_ONLY").unwrap_or_default();
     let d = Policy::default();
+    if only.is_empty() || only == "restart" {
+        let cut_policy = |repair: bool| {
+            Policy::builder()
+                .repair(repair)
+                .reconnect_spread(Duration::ZERO)
+                .build()
+                .expect("valid")
+        };
+        println!(
+            "cut path → media (WHEP): stall_after {:?}, repair_within {:?}, no spread",
+            d.stall_after(),
+            d.repair_within()
+        );
+        let cases = [
+            (cut_policy(false), false),
+            (cut_policy(true), false),
+            (cut_policy(true), true),
+        ];
+        let mut cut = cut_path(runs, &cases).await.into_iter();
+        let (new_session, _) = cut.next().unwrap_or_default();
+        let (restart, restart_from_stall) = cut.next().unwrap_or_default();
+        let (told, _) = cut.next().unwrap_or_default();
+        report("cut, new session", new_session);
+        report("cut, ICE restart", restart);
+        report("stall→restarted media", restart_from_stall);
+        report("cut+network_changed", told);
+        if only == "restart" {
+            return;
+        }
+    }
     let policies = [
         Policy::builder()
             .make_before_break(false)
@@ -392,7 +500,7 @@ async fn main() {
     ] {
         report(name, freeze.next().unwrap_or_default());
     }
-    if only_freeze {
+    if only == "freeze" {
         return;
     }
     report("first media", first_media(runs).await);
