@@ -11,8 +11,8 @@
 //!   [`Timeline`](crate::timeline::Timeline) (video from a keyframe, which the peer asks for at
 //!   the session's first video packet), or of raw [`MediaPacket`]s with
 //!   [`ReceivePeers::rtp_packets`].
-//! - [`WhepSource`] watches a WHEP endpoint (`POST` the offer as `application/sdp`, `DELETE` the
-//!   resource on leave).
+//! - [`WhepSource`] watches a WHEP endpoint (`POST` the offer as `application/sdp`, `PATCH` an
+//!   ICE restart to repair a session in place, `DELETE` the resource on leave).
 //!
 //! Media time is the RTP timestamp of each track, unwrapped and divided by its clock rate,
 //! counted from the track's first packet; the session's progress is the largest over its tracks,
@@ -26,7 +26,8 @@
 //! | frame (str0m frame mode) | video through the keyframe gate, placed on the timeline, queued for the application; media time → `Progress` (≤ 1 per 100 ms) |
 //! | first video packet of a session, a lost frame | keyframe request (PLI, else FIR), repeated every 300 ms while withheld |
 //! | a payload that does not depacketize | skipped, counted (`undecodable`) |
-//! | ICE `Disconnected`, DTLS closed or failed, socket error | `Lost` → reconnect |
+//! | ICE `Disconnected` (WHEP) | `PathLost`: the peer waits for an ICE restart ([`WhepSource`]'s repair) or to be dropped |
+//! | ICE `Disconnected` (Millicast), DTLS closed or failed, socket error | `Lost` → reconnect |
 //! | session dropped by the reconnector | DTLS close sent, socket closed, task ended |
 
 mod error;

@@ -15,13 +15,24 @@ pub(crate) const MAX_FRAGMENT: usize = 16 * 1024;
 /// The most candidates a fragment may carry.
 pub(crate) const MAX_CANDIDATES: usize = 64;
 
-/// The ICE credentials and candidates of one side, as a fragment carries them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The ICE credentials and candidates of one side, as a fragment carries them. Its `Debug`
+/// leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct IceFragment {
     pub(crate) ufrag: String,
     pub(crate) pwd: String,
     /// `candidate:...` attribute values (without `a=`).
     pub(crate) candidates: Vec<String>,
+}
+
+impl std::fmt::Debug for IceFragment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceFragment")
+            .field("ufrag", &self.ufrag)
+            .field("pwd", &"***")
+            .field("candidates", &self.candidates.len())
+            .finish()
+    }
 }
 
 /// Why a fragment could not be used.
@@ -184,6 +195,15 @@ mod tests {
         let mut bare = fresh();
         bare.candidates.clear();
         assert!(bare.splice_into(SDP).contains("5000 typ host"));
+    }
+
+    #[test]
+    fn debug_leaves_the_password_out() {
+        let debug = format!("{:?}", fresh());
+        assert!(
+            !debug.contains("newpassword") && debug.contains("newU"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ mod support;
 mod millicast;
 #[cfg(all(feature = "relay", feature = "testkit"))]
 mod relay;
+#[cfg(all(feature = "webrtc", feature = "testkit"))]
+mod whep;
 
 /// Panics if `everything` holds `secret`, as text or hex-encoded (tungstenite logs frame
 /// payloads in hex).

@@ -229,3 +229,86 @@ async fn busy_faults_answer_503_and_429_with_their_retry_after_then_heal() {
         .await;
     assert_eq!(status, 400, "{answer}");
 }
+
+/// A WHEP viewer with real media of `CAM` on the server at `base`, its media watched.
+fn whep_viewer(base: &str) -> crate::support::Watch<relive::webrtc::WhepSource> {
+    use std::time::Duration;
+    let peers = relive::webrtc::ReceivePeers::new()
+        .bind_ip(std::net::Ipv4Addr::LOCALHOST.into())
+        .progress_every(Duration::from_millis(100));
+    let source = relive::webrtc::WhepSource::new(format!("{base}/api/whep/testkit/{}", crate::CAM))
+        .peers(peers)
+        .request_timeout(Duration::from_secs(2));
+    let policy = relive::Policy::builder()
+        .stall_after(Duration::from_millis(600))
+        .stall_grace(Duration::from_secs(30))
+        .reconnect_spread(Duration::from_millis(100))
+        .repair_within(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    crate::support::Watch::new(relive::Reconnector::new(source, policy).seed(5).spawn())
+}
+
+#[tokio::test]
+async fn cut_media_paths_is_healed_by_a_patch_and_whep_refuse_patch_refuses_it() {
+    let testkit = Testkit::start(&["--publish", "cam"]).await;
+    let mut w = whep_viewer(&testkit.base);
+    w.until_playing().await;
+    let (status, answer) = testkit
+        .control("cut_media_paths", r#"{"stream":"cam"}"#)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // The viewer restarts ICE on its resource: a PATCH answered 200, and no new POST.
+    let patched = testkit
+        .until("an ICE restart", 0, |r| {
+            is(
+                r,
+                "whep",
+                &[("method", json!("PATCH")), ("status", json!(200))],
+            )
+        })
+        .await;
+    let reason = w.until_playing().await;
+    assert_eq!(reason, relive::Reason::Repaired, "{}", w.dump());
+    let posts = |records: &[serde_json::Value]| {
+        records
+            .iter()
+            .filter(|r| is(r, "whep", &[("method", json!("POST"))]))
+            .count()
+    };
+    assert_eq!(posts(&testkit.records()), 1);
+    // A server without ICE restart: the PATCH is refused, a new session replaces the cut one.
+    let (status, _) = testkit
+        .control("whep_refuse_patch", r#"{"status":405}"#)
+        .await;
+    assert_eq!(status, 200);
+    testkit
+        .control("cut_media_paths", r#"{"stream":"cam"}"#)
+        .await;
+    testkit
+        .until("a refused ICE restart", patched + 1, |r| {
+            is(
+                r,
+                "whep",
+                &[("method", json!("PATCH")), ("status", json!(405))],
+            )
+        })
+        .await;
+    testkit
+        .until("a new session", patched + 1, |r| {
+            is(
+                r,
+                "whep",
+                &[("method", json!("POST")), ("status", json!(201))],
+            )
+        })
+        .await;
+    let (status, answer) = testkit
+        .control("whep_refuse_patch", r#"{"status":200}"#)
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("400 to 599"),
+        "{answer}"
+    );
+}

@@ -9,6 +9,7 @@ mod support;
 mod millicast;
 mod peer;
 mod whep;
+mod whep_patch;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
