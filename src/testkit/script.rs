@@ -300,8 +300,10 @@ impl Action {
         serde_json::from_str(json).map_err(ScriptError::from)
     }
 
-    /// Does it: calls the [`MillicastServer`] method the action names.
+    /// Does it: calls the [`MillicastServer`] method the action names. The wire log records
+    /// the action first, so that what it causes (a dropped socket...) always follows it there.
     pub fn apply(&self, server: &MillicastServer) {
+        server.note_action(self);
         match self {
             Action::Publish { stream } => server.publish(stream.as_str()),
             Action::Unpublish { stream } => server.unpublish(stream.as_str()),
@@ -373,7 +375,6 @@ impl Action {
             Action::RejectView { on } => server.reject_view(*on),
             Action::SendRaw { stream, text } => server.send_raw(stream.as_str(), text),
         }
-        server.note_action(self);
     }
 }
 
