@@ -197,9 +197,19 @@ impl Drop for RedisCluster {
 
 /// A relay node on the cluster, seeded with one shard's address.
 async fn node(seed: &str, max_streams: usize) -> (RelayServer, Arc<RedisBroker>) {
+    node_with(seed, max_streams, TTL, HEARTBEAT).await
+}
+
+/// [`node`] with its own key TTL and heartbeat.
+async fn node_with(
+    seed: &str,
+    max_streams: usize,
+    ttl: Duration,
+    heartbeat: Duration,
+) -> (RelayServer, Arc<RedisBroker>) {
     let mut redis = RedisConfig::cluster(seed);
-    redis.ttl = TTL;
-    redis.heartbeat = HEARTBEAT;
+    redis.ttl = ttl;
+    redis.heartbeat = heartbeat;
     let broker = Arc::new(RedisBroker::start(redis, max_streams).unwrap());
     timeout(PATIENCE, broker.connected()).await.unwrap();
     let mut config = RelayConfig::default().publish_token("cam-*", TOKEN);
@@ -306,4 +316,109 @@ async fn the_binary_joins_a_cluster_with_redis_cluster() {
         .await
         .unwrap();
     live_with(&mut watching, &details("from the binary")).await;
+}
+
+impl RedisCluster {
+    /// `CLUSTER MYID` of shard `i`.
+    async fn id(&self, i: usize) -> String {
+        let mut connection = self.connection(self.ports[i]).await;
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query_async(&mut connection)
+            .await
+            .unwrap()
+    }
+
+    /// Moves `slot` and its keys from shard `from` to shard `to`, as `redis-cli --cluster
+    /// reshard` does: importing/migrating, `MIGRATE` of each key, then the new owner announced
+    /// on every shard.
+    async fn migrate_slot(&self, slot: u64, from: usize, to: usize) {
+        let (source_id, target_id) = (self.id(from).await, self.id(to).await);
+        let mut source = self.connection(self.ports[from]).await;
+        let mut target = self.connection(self.ports[to]).await;
+        let setslot = |state: &str, id: &str| {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot).arg(state).arg(id);
+            cmd
+        };
+        let () = setslot("IMPORTING", &source_id)
+            .query_async(&mut target)
+            .await
+            .unwrap();
+        let () = setslot("MIGRATING", &target_id)
+            .query_async(&mut source)
+            .await
+            .unwrap();
+        let keys: Vec<String> = redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(1000)
+            .query_async(&mut source)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let () = redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(self.ports[to])
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query_async(&mut source)
+                .await
+                .unwrap();
+        }
+        for i in [to, from]
+            .into_iter()
+            .chain((0..self.ports.len()).filter(|i| *i != to && *i != from))
+        {
+            let mut connection = self.connection(self.ports[i]).await;
+            let () = setslot("NODE", &target_id)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A slot that moves to another shard ends its sharded subscriptions there (Redis sends
+/// `sunsubscribe`): the node subscribes again on the new owner at once — not at its next
+/// heartbeat, 30 s away here — and the next publish from another node still reaches its viewer.
+#[tokio::test]
+async fn a_viewer_keeps_its_stream_when_the_slot_migrates_to_another_shard() {
+    let cluster = RedisCluster::start().await;
+    let stream = stream_on_third_shard(&cluster, 1).await;
+    let channel = format!("relive:{{{stream}}}:events");
+    let (a, _a_broker) = node(&cluster.url(0), 1000).await;
+    let slow = Duration::from_secs(30);
+    let (b, _b_broker) = node_with(&cluster.url(1), 1000, 2 * slow, slow).await;
+    let (mut watching, now) = viewer(&b.url(), &stream).await;
+    assert_eq!(now, None);
+    cluster
+        .wait_shard_channels(&[vec![], vec![], vec![channel.clone()]])
+        .await;
+    let publisher = RelayPublisher::connect(&a.url(), TOKEN).await.unwrap();
+    publisher
+        .publish(&stream, &details("before"))
+        .await
+        .unwrap();
+    live_with(&mut watching, &details("before")).await;
+
+    let slot = cluster.slot(&format!("relive:{{{stream}}}:live")).await;
+    cluster.migrate_slot(slot, 2, 0).await;
+    // The subscription follows the slot to the first shard.
+    cluster
+        .wait_shard_channels(&[vec![channel.clone()], vec![], vec![]])
+        .await;
+    publisher.publish(&stream, &details("after")).await.unwrap();
+    live_with(&mut watching, &details("after")).await;
+    // The key moved too: the first shard has it now.
+    let mut first = cluster.connection(cluster.ports[0]).await;
+    let key: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(format!("relive:{{{stream}}}:live"))
+        .query_async(&mut first)
+        .await
+        .unwrap();
+    assert!(key.is_some(), "the live key is on the first shard");
 }

@@ -345,11 +345,15 @@ impl<'a> Link<'a> {
                     Some(command) => self.handle(command).await,
                     None => return None,
                 },
-                incoming = messages.next() => incoming.map(|incoming| match incoming {
-                    Incoming::Message(channel, payload) => self.on_message(&channel, &payload),
-                    Incoming::Unsubscribed(channel) => self.on_unsubscribed(&channel),
-                    Incoming::Other => {}
-                }),
+                incoming = messages.next() => match incoming {
+                    Ok(Incoming::Message(channel, payload)) => {
+                        self.on_message(&channel, &payload);
+                        Ok(())
+                    }
+                    Ok(Incoming::Unsubscribed(channel)) => self.on_unsubscribed(&channel).await,
+                    Ok(Incoming::Other) => Ok(()),
+                    Err(error) => Err(error),
+                },
                 _ = heartbeat.tick() => self.resync(false).await,
             };
             if let Err(error) = step {
@@ -389,11 +393,33 @@ impl<'a> Link<'a> {
     /// A sharded subscription ended. This node removes a stream from `subscribed` before it
     /// unsubscribes, so one still there was ended by the server (its slot moved): forgotten,
     /// the next heartbeat subscribes again on the slot's new shard (and re-reads the key).
-    fn on_unsubscribed(&mut self, channel: &str) {
-        if let Some(stream) = wire::stream_of_channel(channel)
-            && self.subscribed.remove(&stream)
-        {
-            tracing::info!(%stream, "sharded subscription ended by the server; resubscribing");
+    /// The server ended a subscription this node still holds (its slot moved to another
+    /// shard): subscribed again at once — the cluster connection routes it to the slot's new
+    /// owner — and the stream's key read, for what was published in between.
+    async fn on_unsubscribed(&mut self, channel: &str) -> Result<(), LinkError> {
+        let Some(stream) = wire::stream_of_channel(channel) else {
+            return Ok(());
+        };
+        if !self.subscribed.remove(&stream) {
+            // The confirmation of an unsubscribe of ours.
+            return Ok(());
+        }
+        let (watched, owned) = {
+            let state = self.shared.lock();
+            (
+                state.watched.contains_key(&stream),
+                state.owned.contains_key(&stream),
+            )
+        };
+        if !watched {
+            return Ok(());
+        }
+        tracing::info!(%stream, "sharded subscription ended by the server; resubscribing");
+        self.subscribe(&stream).await?;
+        if owned {
+            Ok(())
+        } else {
+            self.refresh(std::slice::from_ref(&stream)).await
         }
     }
 
