@@ -304,6 +304,11 @@ impl HeadIo {
         if self.expired {
             return Err(timed_out());
         }
+        // An upgraded WebSocket has no deadline and is never shed: its reads and writes, the
+        // relay's hot path, touch nothing else here.
+        if self.phase == Phase::Upgraded {
+            return Ok(());
+        }
         if self.shed.shed.load(Ordering::Relaxed) {
             self.expired = true;
             tracing::debug!("connection shed: out of file descriptors");
@@ -335,6 +340,9 @@ impl HeadIo {
         }
         if written.get(8..12) == Some(b" 101".as_slice()) {
             self.phase = Phase::Upgraded;
+            // Never shed from now on: out of the shedding's list at once.
+            self.shed.idle.store(false, Ordering::Relaxed);
+            self.sheddable.forget(self.shed_id);
         } else {
             self.phase = Phase::Head(0);
             let next = tokio::time::Instant::now() + self.timeout;
