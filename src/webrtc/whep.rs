@@ -324,25 +324,21 @@ impl RepairLink {
     /// One ICE restart: the peer's new offer, the `PATCH` with its fragment, the server's
     /// fragment applied.
     async fn restart_ice(&self) -> Result<(), WhepError> {
-        let (tx, rx) = oneshot::channel();
-        self.control
-            .send(PeerCommand::Restart(tx))
-            .await
-            .map_err(|_| WhepError::Media("the peer is gone".to_owned()))?;
-        let offer = rx
-            .await
-            .map_err(|_| WhepError::Media("the peer is gone".to_owned()))?
-            .map_err(WhepError::Media)?;
+        let offer = self.ask(PeerCommand::Restart).await?;
         let ours = IceFragment::parse(&offer).map_err(|e| WhepError::Media(e.to_string()))?;
         let theirs = self.patch(ours.to_body(&self.mids)).await?;
+        self.ask(|reply| PeerCommand::Accept(theirs, reply)).await
+    }
+
+    /// Sends the peer a command and waits for its reply.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, String>>) -> PeerCommand,
+    ) -> Result<T, WhepError> {
+        let gone = || WhepError::Media("the peer is gone".to_owned());
         let (tx, rx) = oneshot::channel();
-        self.control
-            .send(PeerCommand::Accept(theirs, tx))
-            .await
-            .map_err(|_| WhepError::Media("the peer is gone".to_owned()))?;
-        rx.await
-            .map_err(|_| WhepError::Media("the peer is gone".to_owned()))?
-            .map_err(WhepError::Media)
+        self.control.send(command(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?.map_err(WhepError::Media)
     }
 
     /// The `PATCH` of the resource with our fragment; the server's fragment.
