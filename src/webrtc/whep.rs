@@ -4,8 +4,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -168,8 +168,9 @@ impl StreamSource for WhepSource {
                 .offer()
                 .await
                 .map_err(|e| WhepError::Media(e.0))?;
-            let offer_sdp = offer.sdp().to_owned();
-            let (answer, resource) = post(&http, &config, &offer_sdp).await?;
+            // The fragment of a restart names the offer's media sections.
+            let mids = sdpfrag::mids(offer.sdp());
+            let (answer, resource) = post(&http, &config, offer.sdp()).await?;
             let (session, control) = offer.start(&answer).map_err(|e| WhepError::Media(e.0))?;
             Ok(Session {
                 media: session.media,
@@ -178,7 +179,7 @@ impl StreamSource for WhepSource {
                     ended: false,
                     repair: Arc::new(RepairLink {
                         control,
-                        mids: sdpfrag::mids(&offer_sdp),
+                        mids,
                         resource,
                         no_restart,
                     }),
@@ -230,7 +231,7 @@ async fn post(
         .map(str::to_owned);
     let url = response.url().clone();
     let retry_after = crate::http_status::retry_after_of(&response);
-    let body = read_limited(&mut response).await?;
+    let body = read_at_most(&mut response, BODY_LIMIT).await?;
     if status != 201 {
         let retry_after_ms = retry_after.map(|d| d.as_millis() as u64);
         tracing::debug!(status, retry_after_ms, "WHEP offer refused");
@@ -238,9 +239,7 @@ async fn post(
     }
     let location =
         location.ok_or_else(|| WhepError::BadResponse("201 without a Location".to_owned()))?;
-    let etag = etag_of(&response);
     let resource = Resource {
-        etag: Mutex::new(etag),
         http: http.clone(),
         url: url
             .join(&location)
@@ -252,20 +251,6 @@ async fn post(
         return Err(WhepError::BadResponse("the answer is not SDP".to_owned()));
     }
     Ok((body, resource))
-}
-
-/// The response's `ETag`, if it has a usable one.
-fn etag_of(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get(header::ETAG)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// The body as text, at most [`BODY_LIMIT`] bytes.
-async fn read_limited(response: &mut reqwest::Response) -> Result<String, WhepError> {
-    read_at_most(response, BODY_LIMIT).await
 }
 
 /// The body as text, at most `limit` bytes.
@@ -282,8 +267,6 @@ async fn read_at_most(response: &mut reqwest::Response, limit: usize) -> Result<
 
 /// A created WHEP resource: `DELETE`d in the background when dropped.
 struct Resource {
-    /// The entity tag of its ICE session, from the `POST` or the last restart.
-    etag: Mutex<Option<String>>,
     http: reqwest::Client,
     url: reqwest::Url,
     token: Option<Secret>,
@@ -344,7 +327,8 @@ impl RepairLink {
     /// The `PATCH` of the resource with our fragment; the server's fragment.
     async fn patch(&self, body: String) -> Result<IceFragment, WhepError> {
         let resource = &self.resource;
-        // RFC 9725 §4.3.2: an ICE restart matches any entity (`*`); the 200 carries a new tag.
+        // RFC 9725 §4.3.2: an ICE restart matches any entity (`*`), so a client that only
+        // restarts ICE (no trickle) needs none of the resource's entity tags.
         let mut request = resource
             .http
             .patch(resource.url.clone())
@@ -356,7 +340,6 @@ impl RepairLink {
         }
         let mut response = request.send().await?;
         let status = response.status().as_u16();
-        let etag = etag_of(&response);
         if matches!(status, 405 | 501) {
             self.no_restart.store(true, Ordering::Relaxed);
             tracing::info!(
@@ -372,7 +355,6 @@ impl RepairLink {
         }
         let fragment = IceFragment::parse(&body)
             .map_err(|e| WhepError::BadResponse(format!("ICE restart answer: {e}")))?;
-        *resource.etag.lock().unwrap_or_else(PoisonError::into_inner) = etag;
         tracing::debug!("WHEP ICE restart answered");
         Ok(fragment)
     }

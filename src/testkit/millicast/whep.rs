@@ -111,13 +111,11 @@ fn answer(
     };
     let id = shared.next_id();
     follow_peer(shared, stream, format!("whep-{id}"), &peer);
-    let etag = etag(id, 0);
     lock(shared).insert(
         id,
         Resource {
             stream: stream.to_owned(),
             peer,
-            etag: etag.clone(),
             restarts: 0,
         },
     );
@@ -128,7 +126,7 @@ fn answer(
         [
             (header::CONTENT_TYPE, "application/sdp".to_owned()),
             (header::LOCATION, format!("{RESOURCE_PATH}/{id}")),
-            (header::ETAG, etag),
+            (header::ETAG, etag(id, 0)),
         ],
         answer,
     )
@@ -237,7 +235,7 @@ async fn restart(
         let Some(resource) = resources.get(&id) else {
             return (stream, plain(StatusCode::NOT_FOUND, "Resource not found"));
         };
-        if if_match.trim() != "*" && if_match.trim() != resource.etag {
+        if if_match.trim() != "*" && if_match.trim() != etag(id, resource.restarts) {
             return (
                 stream,
                 plain(StatusCode::PRECONDITION_FAILED, "Precondition failed"),
@@ -261,8 +259,7 @@ async fn restart(
             return (stream, plain(StatusCode::NOT_FOUND, "Resource not found"));
         };
         resource.restarts += 1;
-        resource.etag = self::etag(id, resource.restarts);
-        resource.etag.clone()
+        etag(id, resource.restarts)
     };
     tracing::debug!(resource = id, "WHEP ICE restarted");
     let mids = sdpfrag::mids(&body);
@@ -292,8 +289,7 @@ fn etag(id: u64, restarts: u64) -> String {
 pub(super) struct Resource {
     stream: String,
     peer: PublisherPeer,
-    /// The entity tag of its ICE session.
-    etag: String,
+    /// ICE restarts so far: the entity tag of its ICE session is [`etag`] of them.
     restarts: u64,
 }
 
@@ -314,11 +310,9 @@ pub(super) fn sessions(shared: &Shared, stream: &str) -> usize {
 
 /// Cuts the UDP path of every WHEP session of `stream`, until each restarts ICE; how many.
 pub(super) fn cut_paths(shared: &Shared, stream: &str) -> usize {
-    let resources = lock(shared);
-    let mut cut = 0;
-    for resource in resources.values().filter(|r| r.stream == stream) {
-        resource.peer.cut_path();
-        cut += 1;
-    }
-    cut
+    lock(shared)
+        .values()
+        .filter(|r| r.stream == stream)
+        .map(|r| r.peer.cut_path())
+        .count()
 }
