@@ -3,16 +3,99 @@
 //! keeps it all in this process.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
-use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
+use crate::relay::outlet::Outlet;
 use crate::relay::protocol::{CloseReason, Details, StreamName};
 
-/// One serialized server frame, shared by every connection it is queued for: the bytes of
-/// axum's `Message::Text`, so each socket gets a refcounted clone, never a copy.
-pub type Frame = axum::extract::ws::Utf8Bytes;
+/// One serialized server frame, framed once for the wire and shared by every connection it
+/// goes to: a server's WebSocket frames are not masked, so the same bytes (header and text)
+/// are written to each socket — a refcount each, never a copy, never a re-encoding.
+///
+/// ```
+/// use relive::relay::Frame;
+///
+/// let frame = Frame::from(r#"{"type":"pong"}"#);
+/// assert_eq!(frame.as_str(), r#"{"type":"pong"}"#);
+/// assert_eq!(frame, r#"{"type":"pong"}"#);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The WebSocket text frame: header, then the text.
+    wire: Bytes,
+    /// The text, within `wire`.
+    text: Utf8Bytes,
+}
+
+impl Frame {
+    /// The frame's text (the JSON of a server frame).
+    pub fn as_str(&self) -> &str {
+        self.text.as_str()
+    }
+
+    /// The frame as written on the socket: a final, unmasked WebSocket text frame.
+    pub(crate) fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+}
+
+impl From<String> for Frame {
+    fn from(text: String) -> Frame {
+        Frame::from(text.as_str())
+    }
+}
+
+impl From<&str> for Frame {
+    fn from(text: &str) -> Frame {
+        let len = text.len();
+        let mut wire = Vec::with_capacity(len + 10);
+        wire.push(0x81); // FIN, text
+        if let Ok(short) = u8::try_from(len)
+            && short < 126
+        {
+            wire.push(short);
+        } else if let Ok(medium) = u16::try_from(len) {
+            wire.push(126);
+            wire.extend_from_slice(&medium.to_be_bytes());
+        } else {
+            wire.push(127);
+            wire.extend_from_slice(&u64::try_from(len).unwrap_or(u64::MAX).to_be_bytes());
+        }
+        let header = wire.len();
+        wire.extend_from_slice(text.as_bytes());
+        let wire = Bytes::from(wire);
+        let text = Utf8Bytes::try_from(wire.slice(header..))
+            .unwrap_or_else(|_| Utf8Bytes::from_static(""));
+        Frame { wire, text }
+    }
+}
+
+impl std::ops::Deref for Frame {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for Frame {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Frame {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 /// The owner of the relay's stream state; one per relay, shared by every connection.
 ///
@@ -20,8 +103,9 @@ pub type Frame = axum::extract::ws::Utf8Bytes;
 ///
 /// - `view` queues a `snapshot` for the viewer, then every later event of the stream, in
 ///   order: nothing lost, nothing twice, between the snapshot and the events.
-/// - Delivery never waits: a frame goes to a [`Peer`] with [`Peer::deliver`], which drops a
-///   peer whose queue is full. A broker must never buffer for a peer beyond its queue.
+/// - Delivery never waits: a frame goes to a [`Peer`] with [`Peer::deliver`], which writes it
+///   to the peer's socket or its bounded queue and drops a peer whose queue is full. A broker
+///   must never buffer for a peer beyond that queue.
 /// - A stream has at most one publisher; a new valid one takes over and the old one gets an
 ///   `error` with code `replaced`. `unpublish` from a publisher that no longer holds the stream
 ///   does nothing.
@@ -108,51 +192,26 @@ pub enum BrokerError {
     Unavailable(String),
 }
 
-/// A connection as a broker sees it: an id, a bounded queue of frames and a way to drop it.
+/// A connection as a broker sees it: an id, and the socket its frames are written to (with a
+/// bounded queue for when the socket is full) and a way to drop it.
 ///
 /// Cheap to clone; every clone is the same connection.
 #[derive(Clone, Debug)]
 pub struct Peer {
     id: u64,
-    queue: mpsc::Sender<Frame>,
-    kick: Arc<Kick>,
-}
-
-/// Set when a peer must go because it does not read.
-#[derive(Debug, Default)]
-pub(crate) struct Kick {
-    slow: AtomicBool,
-    notify: Notify,
-}
-
-impl Kick {
-    /// Whether the peer was kicked.
-    pub(crate) fn is_kicked(&self) -> bool {
-        self.slow.load(Ordering::Acquire)
-    }
-
-    /// Resolves once the peer was kicked.
-    pub(crate) async fn kicked(&self) {
-        loop {
-            let notified = self.notify.notified();
-            if self.slow.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
-    }
+    outlet: Arc<Outlet>,
 }
 
 impl Peer {
-    /// A peer with id `id` and the sending side of its queue; the connection keeps the `Kick`.
-    pub(crate) fn new(id: u64, queue: mpsc::Sender<Frame>) -> (Peer, Arc<Kick>) {
-        let kick = Arc::new(Kick::default());
-        let peer = Peer {
-            id,
-            queue,
-            kick: Arc::clone(&kick),
-        };
-        (peer, kick)
+    /// A peer with id `id` whose frames go to `outlet`.
+    pub(crate) fn new(id: u64, outlet: Arc<Outlet>) -> Peer {
+        Peer { id, outlet }
+    }
+
+    /// A peer with no socket whose frames wait in its outlet (at most `queue`), for tests.
+    pub(crate) fn detached(id: u64, queue: usize) -> (Peer, Arc<Outlet>) {
+        let outlet = Arc::new(Outlet::detached(queue));
+        (Peer::new(id, Arc::clone(&outlet)), outlet)
     }
 
     /// The connection's id, unique within the relay.
@@ -160,35 +219,48 @@ impl Peer {
         self.id
     }
 
-    /// Queues `frame` without waiting. A full queue means the connection does not read: it is
-    /// kicked (it closes with `slow_consumer`) and `false` returned, as for a closed one.
+    /// Writes `frame` to the connection's socket, or queues it behind what waits there;
+    /// never waits. A full queue means the connection does not read: it is kicked (it closes
+    /// with `slow_consumer`) and `false` returned, as for a closed one.
     pub fn deliver(&self, frame: &Frame) -> bool {
-        match self.queue.try_send(frame.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.kick.slow.store(true, Ordering::Release);
-                self.kick.notify.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
+        self.outlet.deliver(frame)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
+
     use super::*;
 
-    #[tokio::test]
-    async fn a_full_queue_kicks_the_peer() {
-        let (tx, mut rx) = mpsc::channel(1);
-        let (peer, kick) = Peer::new(1, tx);
+    /// What a WebSocket client reads from `wire`.
+    fn read(wire: &[u8]) -> String {
+        let mut socket =
+            WebSocket::from_raw_socket(std::io::Cursor::new(wire.to_vec()), Role::Client, None);
+        match socket.read() {
+            Ok(tokio_tungstenite::tungstenite::Message::Text(text)) => text.as_str().to_owned(),
+            other => panic!("not a text frame: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_frame_is_a_valid_websocket_text_frame_of_any_length() {
+        for len in [0, 1, 125, 126, 127, 65_535, 65_536, 200_000] {
+            let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            let frame = Frame::from(text.as_str());
+            assert_eq!(frame.as_str(), text);
+            assert_eq!(read(frame.wire()), text, "length {len}");
+        }
+    }
+
+    #[test]
+    fn a_full_queue_kicks_the_peer() {
+        let (peer, outlet) = Peer::detached(1, 1);
         let frame = Frame::from("x");
         assert!(peer.deliver(&frame));
         assert!(!peer.deliver(&frame));
-        kick.kicked().await;
-        assert_eq!(rx.recv().await.as_deref(), Some("x"));
-        drop(rx);
+        assert!(outlet.is_kicked());
+        assert_eq!(outlet.take_frames(), ["x"]);
         assert!(!peer.deliver(&frame));
     }
 }

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout};
 use tracing::Instrument;
 
-use crate::relay::broker::{Frame, Kick, Peer};
+use crate::relay::broker::{Frame, Peer};
 use crate::relay::core::{Action, ClientSlot, End, Session};
+use crate::relay::outlet::Outlet;
 use crate::relay::protocol::{ErrorCode, ServerFrame};
 use crate::relay::shared::{RoleGuard, Shared, Slot};
 
@@ -32,7 +33,8 @@ const LINGER: Duration = Duration::from_millis(250);
 enum Wake {
     Shutdown,
     Slow,
-    Frame(Option<Frame>),
+    /// What waited in the outlet was written, or a write failed.
+    Written(std::io::Result<()>),
     Director(ServerFrame),
     Message(Option<Result<Message, axum::Error>>),
     Timer,
@@ -42,8 +44,8 @@ struct Connection {
     shared: Arc<Shared>,
     session: Session,
     peer: Peer,
-    kick: Arc<Kick>,
-    queue: mpsc::Receiver<Frame>,
+    /// Where the connection's frames are written (by the fan-out, too).
+    outlet: Arc<Outlet>,
     socket: WebSocket,
     shutdown: watch::Receiver<bool>,
     director: Option<JoinHandle<ServerFrame>>,
@@ -64,20 +66,19 @@ pub(crate) async fn run(
     slot: Slot,
     client: ClientSlot,
     socket: WebSocket,
+    outlet: Arc<Outlet>,
     remote: SocketAddr,
 ) {
     let id = shared.next_id();
     let client_addr = client.client();
-    let (tx, queue) = mpsc::channel(shared.config.limits.queue);
-    let (peer, kick) = Peer::new(id, tx);
+    let peer = Peer::new(id, Arc::clone(&outlet));
     let shutdown = shared.shutdown.subscribe();
     let session = Session::new(id, Arc::clone(&shared.config), client, now());
     let mut connection = Connection {
         shared,
         session,
         peer,
-        kick,
-        queue,
+        outlet,
         socket,
         shutdown,
         director: None,
@@ -121,8 +122,8 @@ impl Connection {
         let stopped = async move {
             let _ = stop.wait_for(|stop| *stop).await;
         };
-        let kick = Arc::clone(&self.kick);
-        let kicked = async move { kick.kicked().await };
+        let outlet = Arc::clone(&self.outlet);
+        let kicked = async move { outlet.kicked().await };
         let timer = sleep_until(tokio::time::Instant::now());
         tokio::pin!(stopped, kicked, timer);
         let (mut told_stop, mut told_kick) = (false, false);
@@ -148,8 +149,10 @@ impl Connection {
                     told_kick = true;
                     Wake::Slow
                 }
-                // The connection holds a sender, so the queue never ends while we serve.
-                frame = self.queue.recv() => Wake::Frame(frame),
+                // Frames the fan-out could not write at once (the socket was full).
+                written = std::future::poll_fn(|cx| self.outlet.poll_written(cx)) => {
+                    Wake::Written(written)
+                }
                 answer = director_answer(&mut self.director) => Wake::Director(answer),
                 message = self.socket.recv() => Wake::Message(message),
                 () = &mut timer => Wake::Timer,
@@ -158,12 +161,10 @@ impl Connection {
             match woke {
                 Wake::Shutdown => self.session.handle_shutdown(now),
                 Wake::Slow => self.session.handle_kicked(now),
-                Wake::Frame(None) => self.session.handle_gone(now),
-                // The frame's bytes, shared with every other viewer: no copy, no re-encoding.
-                Wake::Frame(Some(frame)) => {
-                    if let Err(end) = self.write(Message::Text(frame)).await {
-                        self.write_failed(end);
-                    }
+                Wake::Written(Ok(())) => {}
+                Wake::Written(Err(error)) => {
+                    tracing::debug!(%error, "write failed");
+                    self.session.handle_gone(now);
                 }
                 Wake::Director(answer) => self.session.handle_director_answer(answer),
                 Wake::Message(message) => {
@@ -191,7 +192,7 @@ impl Connection {
                         .await
                     {
                         Ok(published) => {
-                            // The broker handed the frame to every viewer queue here.
+                            // The broker wrote the frame to every viewer (or its queue) here.
                             let took = self.arrived.elapsed().as_secs_f64();
                             self.shared.metrics.observe_fanout(took);
                             tracing::info!(%stream, ?published, "publish");
@@ -227,7 +228,7 @@ impl Connection {
         None
     }
 
-    /// Queues a frame for this connection (a full queue kicks it, as for any frame).
+    /// Writes (or queues) a frame for this connection (a full queue kicks it, as any frame).
     fn send(&self, frame: &ServerFrame) {
         if let ServerFrame::Error {
             code,
@@ -276,12 +277,12 @@ impl Connection {
     async fn write(&mut self, message: Message) -> Result<(), End> {
         let Connection {
             shared,
-            kick,
+            outlet,
             shutdown,
             socket,
             ..
         } = self;
-        if kick.is_kicked() {
+        if outlet.is_kicked() {
             return Err(End::Slow);
         }
         let mut send = std::pin::pin!(socket.send(message));
@@ -292,7 +293,7 @@ impl Connection {
         let stall = shared.config.limits.idle_timeout();
         tokio::select! {
             biased;
-            () = kick.kicked() => Err(End::Slow),
+            () = outlet.kicked() => Err(End::Slow),
             _ = shutdown.wait_for(|stop| *stop) => Err(End::Shutdown),
             sent = timeout(stall, send) => match sent {
                 Ok(Ok(())) => Ok(()),
@@ -364,6 +365,7 @@ impl Connection {
                 tracing::info!("dropped: slow consumer");
                 self.shared.count_slow_consumer();
                 // The queue is dropped (it is what overflowed); the reason goes past it.
+                self.outlet.discard();
                 if let Some(frame) = end.last_words() {
                     let told = async {
                         self.socket.send(Message::text(frame.to_text())).await?;
@@ -394,14 +396,9 @@ impl Connection {
         let _ = timeout(CLOSE_GRACE, self.close(code, reason)).await;
     }
 
-    /// Writes what is queued, the close frame, and waits for the client's close, so that a reset
-    /// does not eat the last frames.
+    /// Writes what is queued (the outlet does, before the close frame), the close frame, and
+    /// waits for the client's close, so that a reset does not eat the last frames.
     async fn close(&mut self, code: u16, reason: &'static str) {
-        while let Ok(frame) = self.queue.try_recv() {
-            if self.socket.send(Message::Text(frame)).await.is_err() {
-                return;
-            }
-        }
         let close = CloseFrame {
             code,
             reason: reason.into(),

@@ -25,11 +25,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
-use crate::relay::broker::{Frame, Peer};
+use crate::relay::broker::Peer;
 use crate::relay::config::RelayConfig;
 use crate::relay::core::{Action, ClientTable, Node, Session};
+use crate::relay::outlet::Outlet;
 use crate::relay::protocol::{ErrorCode, Role, ServerFrame, parse_server_frame};
 
 /// The publish token of the harness's `cam-*` rule (the fuzz corpus's `hello` seeds use it).
@@ -61,7 +60,7 @@ fn config() -> RelayConfig {
 struct Conn {
     session: Session,
     peer: Peer,
-    queue: mpsc::Receiver<Frame>,
+    queue: Arc<Outlet>,
     role: Option<Role>,
     viewing: HashSet<String>,
     published: HashSet<String>,
@@ -91,8 +90,7 @@ pub fn session_sequence(input: &[u8]) {
             let slot = clients
                 .admit(client)
                 .expect("two connections are within the cap");
-            let (tx, queue) = mpsc::channel(64);
-            let (peer, _kick) = Peer::new(id, tx);
+            let (peer, queue) = Peer::detached(id, 64);
             Conn {
                 session: Session::new(id, Arc::clone(&config), slot, now),
                 peer,
@@ -144,7 +142,7 @@ pub fn session_sequence(input: &[u8]) {
         }
         // What the node queued for either connection is read, as their sockets would.
         for conn in &mut conns {
-            while conn.queue.try_recv().is_ok() {}
+            conn.queue.take_frames();
         }
         check(&conns, &clients, client, &node, &config, now - t0);
     }

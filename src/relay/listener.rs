@@ -38,6 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 
+use crate::relay::outlet::Outlet;
 use crate::relay::shared::Shared;
 
 /// The first sleep after an accept error.
@@ -233,15 +234,22 @@ impl axum::serve::Listener for RelayListener {
     }
 }
 
-/// The peer's address, as axum's `ConnectInfo` for connections of a [`RelayListener`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Remote(pub(crate) SocketAddr);
+/// The peer's address and the connection's [`Outlet`], as axum's `ConnectInfo` for
+/// connections of a [`RelayListener`]: an upgraded connection's frames are written there.
+#[derive(Clone, Debug)]
+pub(crate) struct Remote {
+    pub(crate) addr: SocketAddr,
+    pub(crate) outlet: Arc<Outlet>,
+}
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, RelayListener>>
     for Remote
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, RelayListener>) -> Self {
-        Remote(*stream.remote_addr())
+        Remote {
+            addr: *stream.remote_addr(),
+            outlet: Arc::clone(&stream.io().outlet),
+        }
     }
 }
 
@@ -256,9 +264,10 @@ enum Phase {
     Upgraded,
 }
 
-/// An accepted TCP connection with a header deadline; see the [module docs](self).
+/// An accepted TCP connection with a header deadline; see the [module docs](self). Its socket
+/// is in its [`Outlet`], which the fan-out writes to as well.
 pub(crate) struct HeadIo {
-    inner: TcpStream,
+    outlet: Arc<Outlet>,
     shared: Arc<Shared>,
     sheddable: Arc<Sheddable>,
     shed_id: u64,
@@ -285,8 +294,9 @@ impl HeadIo {
         timeout: Duration,
     ) -> Self {
         let (shed_id, shed) = sheddable.register();
+        let queue = shared.config.limits.queue;
         HeadIo {
-            inner,
+            outlet: Arc::new(Outlet::new(inner, queue)),
             shared,
             sheddable,
             shed_id,
@@ -354,6 +364,8 @@ impl HeadIo {
 impl Drop for HeadIo {
     fn drop(&mut self) {
         self.sheddable.forget(self.shed_id);
+        // The socket closes now, whoever still holds the outlet.
+        self.outlet.close();
     }
 }
 
@@ -387,7 +399,7 @@ impl AsyncRead for HeadIo {
         let this = self.get_mut();
         this.check(cx)?;
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        ready!(this.outlet.poll_read(cx, buf))?;
         this.phase = scan(this.phase, buf.filled().get(before..).unwrap_or_default());
         Poll::Ready(Ok(()))
     }
@@ -401,35 +413,20 @@ impl AsyncWrite for HeadIo {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.check(cx)?;
+        // After the upgrade, what the WebSocket layer writes is whole frames.
+        let frames = this.phase == Phase::Upgraded;
         this.responding(buf);
-        Pin::new(&mut this.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.check(cx)?;
-        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
-            this.responding(first);
-        }
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        this.outlet.poll_write(cx, buf, frames)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.check(cx)?;
-        Pin::new(&mut this.inner).poll_flush(cx)
+        this.outlet.poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        self.get_mut().outlet.poll_shutdown(cx)
     }
 }
 

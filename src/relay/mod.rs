@@ -44,6 +44,7 @@ mod hints;
 mod listener;
 mod local;
 mod metrics;
+mod outlet;
 pub mod protocol;
 mod publisher;
 mod reconnect;

@@ -169,7 +169,10 @@ fn lines<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
 /// `GET /ws`: checks the origin and the connection limit, then upgrades with the frame limits.
 async fn upgrade(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
+    ConnectInfo(Remote {
+        addr: remote,
+        outlet,
+    }): ConnectInfo<Remote>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -219,7 +222,9 @@ async fn upgrade(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(hard.saturating_mul(2))
-        .on_upgrade(move |socket| connection::run(shared, slot, client_slot, socket, remote))
+        .on_upgrade(move |socket| {
+            connection::run(shared, slot, client_slot, socket, outlet, remote)
+        })
 }
 
 /// No list, or no `Origin` header (not a browser), or an `Origin` on the list.

@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use crate::relay::broker::{Broker, BrokerCounts, BrokerError, Peer, Published};
 use crate::relay::fanout::Deliveries;
 use crate::relay::local::LocalBroker;
+use crate::relay::outlet::Outlet;
 use crate::relay::protocol::{CloseReason, Details, StreamName};
 pub use config::{RedisConfig, RedisError};
 use wire::{Record, Version};
@@ -124,9 +125,8 @@ enum Command {
 const REMOTE: u64 = 1 << 63;
 
 fn remote_peer(epoch: u64) -> Peer {
-    // Its queue is closed: the `replaced` error a remote publisher may get goes nowhere.
-    let (queue, _) = mpsc::channel(1);
-    Peer::new(REMOTE | epoch, queue).0
+    // Its outlet is closed: the `replaced` error a remote publisher may get goes nowhere.
+    Peer::new(REMOTE | epoch, Arc::new(Outlet::closed()))
 }
 
 impl RedisBroker {

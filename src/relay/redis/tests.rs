@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::relay::broker::Frame;
+use crate::relay::outlet::Outlet;
 use crate::relay::protocol::{ErrorCode, ServerFrame, parse_server_frame};
 
 fn shared(queue: usize) -> (Shared, mpsc::Receiver<Command>) {
@@ -22,13 +22,14 @@ fn shared(queue: usize) -> (Shared, mpsc::Receiver<Command>) {
     (shared, rx)
 }
 
-fn peer(id: u64) -> (Peer, mpsc::Receiver<Frame>) {
-    let (tx, rx) = mpsc::channel(16);
-    (Peer::new(id, tx).0, rx)
+fn peer(id: u64) -> (Peer, Arc<Outlet>) {
+    Peer::detached(id, 16)
 }
 
-fn frames(rx: &mut mpsc::Receiver<Frame>) -> Vec<ServerFrame> {
-    std::iter::from_fn(|| rx.try_recv().ok())
+fn frames(outlet: &Outlet) -> Vec<ServerFrame> {
+    outlet
+        .take_frames()
+        .into_iter()
         .map(|f| parse_server_frame(&f).unwrap())
         .collect()
 }
@@ -53,7 +54,7 @@ fn live(epoch: u64, seq: u64, title: &str) -> Record {
 #[test]
 fn only_newer_versions_reach_viewers_and_an_expired_key_closes() {
     let (shared, _rx) = shared(8);
-    let (viewer, mut v) = peer(1);
+    let (viewer, v) = peer(1);
     shared.watch(&cam(), 1);
     let mut out = crate::relay::fanout::Deliveries::default();
     shared.local.view_now(cam(), viewer, &mut out).unwrap();
@@ -64,7 +65,7 @@ fn only_newer_versions_reach_viewers_and_an_expired_key_closes() {
     shared.apply(&cam(), live(2, 1, "b"));
     shared.apply(&cam(), live(3, 0, "new publisher"));
     shared.apply_missing(&cam());
-    let got = frames(&mut v);
+    let got = frames(&v);
     assert!(matches!(got[0], ServerFrame::Snapshot { live: false, .. }));
     assert!(matches!(got[1], ServerFrame::Publish { .. }));
     assert!(matches!(got[2], ServerFrame::Update { .. }));
@@ -87,19 +88,16 @@ fn records_of_streams_nobody_here_views_or_owns_are_ignored() {
 #[test]
 fn a_higher_epoch_from_another_node_replaces_the_local_publisher() {
     let (shared, _rx) = shared(8);
-    let (publisher, mut p) = peer(7);
+    let (publisher, p) = peer(7);
     shared
         .publish_now(cam(), publisher, Details::default())
         .unwrap();
     shared.apply(&cam(), live(5, 0, "not yet ours"));
-    assert!(
-        frames(&mut p).is_empty(),
-        "no epoch yet: ours will be higher"
-    );
+    assert!(frames(&p).is_empty(), "no epoch yet: ours will be higher");
     shared.lock().owned.get_mut(&cam()).unwrap().epoch = Some(4);
     shared.apply(&cam(), live(5, 0, "theirs"));
     let replaced = ErrorCode::Replaced;
-    assert!(matches!(frames(&mut p)[..], [ServerFrame::Error { code, .. }] if code == replaced));
+    assert!(matches!(frames(&p)[..], [ServerFrame::Error { code, .. }] if code == replaced));
     assert!(shared.lock().owned.is_empty());
     assert!(!shared.unpublish_now(cam(), 7, CloseReason::Unpublished));
     assert_eq!(shared.local.counts().streams, 0, "nobody here views it");

@@ -2,16 +2,16 @@
 //! entries forgotten when empty, and `max_streams`; frames queued once under the lock and
 //! delivered after it.
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
 use super::*;
-use crate::relay::broker::{BrokerCounts, BrokerError, Frame, Peer, Published};
+use crate::relay::broker::{BrokerCounts, BrokerError, Peer, Published};
 use crate::relay::core::Node;
+use crate::relay::outlet::Outlet;
 use crate::relay::protocol::{CloseReason, Details, parse_server_frame};
 
-fn peer(id: u64, queue: usize) -> (Peer, mpsc::Receiver<Frame>) {
-    let (tx, rx) = mpsc::channel(queue);
-    (Peer::new(id, tx).0, rx)
+fn peer(id: u64, queue: usize) -> (Peer, Arc<Outlet>) {
+    Peer::detached(id, queue)
 }
 
 /// What the node queued, delivered (the shell does it once the node's lock is released).
@@ -19,8 +19,10 @@ fn deliver(node: &mut Node) {
     node.take_deliveries().deliver();
 }
 
-fn frames(rx: &mut mpsc::Receiver<Frame>) -> Vec<ServerFrame> {
-    std::iter::from_fn(|| rx.try_recv().ok())
+fn frames(outlet: &Outlet) -> Vec<ServerFrame> {
+    outlet
+        .take_frames()
+        .into_iter()
         .map(|f| parse_server_frame(&f).unwrap())
         .collect()
 }
@@ -28,7 +30,7 @@ fn frames(rx: &mut mpsc::Receiver<Frame>) -> Vec<ServerFrame> {
 #[test]
 fn snapshot_then_events_in_order_and_the_stream_is_forgotten_when_empty() {
     let mut node = Node::new(10);
-    let (viewer, mut v) = peer(1, 8);
+    let (viewer, v) = peer(1, 8);
     let (publisher, _p) = peer(2, 8);
     node.view(cam(1), viewer).unwrap();
     let published = node.publish(cam(1), publisher.clone(), Details::default());
@@ -40,9 +42,9 @@ fn snapshot_then_events_in_order_and_the_stream_is_forgotten_when_empty() {
         "not its publisher"
     );
     assert!(node.unpublish(&cam(1), 2, CloseReason::PublisherLost));
-    assert!(frames(&mut v).is_empty(), "nothing goes out under the lock");
+    assert!(frames(&v).is_empty(), "nothing goes out under the lock");
     deliver(&mut node);
-    let got = frames(&mut v);
+    let got = frames(&v);
     assert!(matches!(got[0], ServerFrame::Snapshot { live: false, .. }));
     assert!(matches!(got[1], ServerFrame::Publish { .. }));
     assert!(matches!(got[2], ServerFrame::Update { .. }));
@@ -56,14 +58,14 @@ fn snapshot_then_events_in_order_and_the_stream_is_forgotten_when_empty() {
 #[test]
 fn a_new_publisher_takes_over_and_the_old_one_is_told() {
     let mut node = Node::new(10);
-    let (first, mut f) = peer(1, 8);
+    let (first, f) = peer(1, 8);
     let (second, _s) = peer(2, 8);
     node.publish(cam(1), first, Details::default()).unwrap();
     let took = node.publish(cam(1), second, Details::default());
     assert_eq!(took, Ok(Published::TookOver));
     deliver(&mut node);
     let replaced = ErrorCode::Replaced;
-    assert!(matches!(frames(&mut f)[..], [ServerFrame::Error { code, .. }] if code == replaced));
+    assert!(matches!(frames(&f)[..], [ServerFrame::Error { code, .. }] if code == replaced));
     assert!(
         !node.unpublish(&cam(1), 1, CloseReason::PublisherLost),
         "no longer its own"
@@ -74,9 +76,8 @@ fn a_new_publisher_takes_over_and_the_old_one_is_told() {
 #[test]
 fn a_slow_viewer_is_kicked_and_the_others_keep_receiving() {
     let mut node = Node::new(10);
-    let (tx, _s) = mpsc::channel(1);
-    let (slow, kick) = Peer::new(1, tx);
-    let (fast, mut f) = peer(2, 8);
+    let (slow, kick) = peer(1, 1);
+    let (fast, f) = peer(2, 8);
     let (publisher, _p) = peer(3, 8);
     node.view(cam(1), slow).unwrap();
     node.view(cam(1), fast).unwrap();
@@ -86,7 +87,7 @@ fn a_slow_viewer_is_kicked_and_the_others_keep_receiving() {
     // Its connection ends on the kick and unviews; the table forgets it then.
     node.unview(&cam(1), 1);
     assert_eq!(node.counts().views, 1);
-    let got = frames(&mut f);
+    let got = frames(&f);
     assert!(matches!(
         got[..],
         [ServerFrame::Snapshot { .. }, ServerFrame::Publish { .. }]

@@ -1,0 +1,417 @@
+//! The write side of one relay connection, shared by the fan-out and the connection's own
+//! socket: frames are written to the TCP socket by whoever delivers them, in one ordered
+//! stream of bytes.
+//!
+//! Why: a fan-out to 10 000 viewers used to queue the frame for each viewer and wake each
+//! viewer's task to write it — a task switch, a `select!` and a queue per delivery, on top of
+//! the `sendto` itself. Server frames are not masked, so a text frame's bytes on the wire are
+//! the same for every viewer: [`Frame`] holds them framed once, and [`Outlet::deliver`] writes
+//! them to the socket at once (`try_write`, never waiting) when nothing is queued before them.
+//! Only when the socket's buffer is full does a frame wait in the outlet's bounded queue, which
+//! the connection's task then writes out as the socket drains; a queue that fills kicks the
+//! viewer (it does not read), as before.
+//!
+//! The WebSocket library writes to the same socket (pongs, pings, the close, the connection's
+//! last words): its writes go through [`Outlet::poll_write`], which first writes what is queued
+//! and never leaves one of its frames half written (a short write keeps the rest queued, in
+//! order), so a frame delivered by the fan-out always starts on a frame boundary. Once a close
+//! frame is written, nothing more is delivered.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Bytes;
+
+use crate::relay::broker::Frame;
+
+/// The write side of one connection; see the [module docs](self).
+#[derive(Debug)]
+pub(crate) struct Outlet {
+    state: Mutex<State>,
+    kick: Kick,
+}
+
+/// Something queued for the socket, in order.
+#[derive(Debug)]
+enum Chunk {
+    /// A delivered frame (counts against the queue).
+    Frame(Frame),
+    /// The rest of a write of the WebSocket library that the socket took only in part.
+    Rest(Bytes),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Frame(frame) => frame.wire(),
+            Chunk::Rest(rest) => rest,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    /// The socket; `None` once the connection is over (or for an outlet without one).
+    io: Option<TcpStream>,
+    /// Frames may still be delivered: no close frame written, no write failed.
+    open: bool,
+    /// Why a write of the fan-out failed, for the connection to hear.
+    failed: Option<io::ErrorKind>,
+    queue: VecDeque<Chunk>,
+    /// Bytes of the queue's first chunk already written.
+    written: usize,
+    /// Delivered frames in the queue.
+    frames: usize,
+    /// Delivered frames that may wait before the connection is kicked.
+    cap: usize,
+    /// The connection's task, waiting for something to write.
+    waker: Option<Waker>,
+}
+
+impl State {
+    /// Writes the queue to the socket until it is empty (`Ready(Ok)`), the socket is full
+    /// (`Pending`, woken when it drains) or a write fails.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(kind) = self.failed {
+            return Poll::Ready(Err(kind.into()));
+        }
+        let State {
+            io,
+            queue,
+            written,
+            frames,
+            ..
+        } = self;
+        let Some(io) = io.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        while let Some(front) = queue.front() {
+            let bytes = front.bytes();
+            let rest = bytes.get(*written..).unwrap_or_default();
+            match ready!(Pin::new(&mut *io).poll_write(cx, rest)) {
+                Ok(0) if !rest.is_empty() => {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) if n < rest.len() => *written += n,
+                Ok(_) => {
+                    if let Some(Chunk::Frame(_)) = queue.pop_front() {
+                        *frames -= 1;
+                    }
+                    *written = 0;
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues `chunk`; wakes the connection's task if the queue was empty.
+    fn push(&mut self, chunk: Chunk) {
+        if let Chunk::Frame(_) = chunk {
+            self.frames += 1;
+        }
+        self.queue.push_back(chunk);
+        if self.queue.len() == 1
+            && let Some(waker) = self.waker.take()
+        {
+            waker.wake();
+        }
+    }
+}
+
+/// Set when a connection must go because it does not read.
+#[derive(Debug, Default)]
+struct Kick {
+    slow: AtomicBool,
+    notify: Notify,
+}
+
+impl Outlet {
+    /// The outlet of an accepted socket; `cap` delivered frames may wait when it is full.
+    pub(crate) fn new(io: TcpStream, cap: usize) -> Outlet {
+        Self::with(Some(io), cap)
+    }
+
+    /// An outlet with no socket: delivered frames wait (at most `cap`) until
+    /// [`take_frames`](Outlet::take_frames) — for tests.
+    pub(crate) fn detached(cap: usize) -> Outlet {
+        Self::with(None, cap)
+    }
+
+    /// An outlet that takes nothing (a connection that is not here: a remote publisher).
+    pub(crate) fn closed() -> Outlet {
+        let outlet = Self::with(None, 0);
+        outlet.close();
+        outlet
+    }
+
+    fn with(io: Option<TcpStream>, cap: usize) -> Outlet {
+        Outlet {
+            state: Mutex::new(State {
+                io,
+                open: true,
+                failed: None,
+                queue: VecDeque::new(),
+                written: 0,
+                frames: 0,
+                cap,
+                waker: None,
+            }),
+            kick: Kick::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update leaves the state whole: a panic elsewhere changes nothing here.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `frame` to the socket now, or queues it behind what waits; never waits. `false`
+    /// when the connection is over, kicked, or kicked now because its queue is full.
+    pub(crate) fn deliver(&self, frame: &Frame) -> bool {
+        let mut state = self.lock();
+        if !state.open || self.is_kicked() {
+            return false;
+        }
+        if state.queue.is_empty()
+            && let Some(io) = &state.io
+        {
+            let wire = frame.wire();
+            match io.try_write(wire) {
+                Ok(n) if n == wire.len() => return true,
+                Ok(n) => state.written = n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => {
+                    // The connection hears it from its next drain (or its read).
+                    state.failed = Some(error.kind());
+                    state.open = false;
+                    if let Some(waker) = state.waker.take() {
+                        waker.wake();
+                    }
+                    return false;
+                }
+            }
+            state.push(Chunk::Frame(frame.clone()));
+            return true;
+        }
+        if state.frames >= state.cap {
+            drop(state);
+            self.kick.slow.store(true, Ordering::Release);
+            self.kick.notify.notify_one();
+            return false;
+        }
+        state.push(Chunk::Frame(frame.clone()));
+        true
+    }
+
+    /// Whether the connection was kicked (its queue overflowed).
+    pub(crate) fn is_kicked(&self) -> bool {
+        self.kick.slow.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the connection was kicked.
+    pub(crate) async fn kicked(&self) {
+        loop {
+            let notified = self.kick.notify.notified();
+            if self.is_kicked() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Resolves when the queue was written out (`Ok`) or a write failed; waits while the queue
+    /// is empty. The connection's task polls it so that queued frames reach the socket.
+    pub(crate) fn poll_written(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut state = self.lock();
+        if state.queue.is_empty() && state.failed.is_none() {
+            match &state.waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => state.waker = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        state.poll_drain(cx)
+    }
+
+    /// Forgets the delivered frames still queued (a kicked connection's), all but one already
+    /// begun, so that what follows starts on a frame boundary.
+    pub(crate) fn discard(&self) {
+        let mut state = self.lock();
+        let keep = usize::from(state.written > 0);
+        while state.queue.len() > keep {
+            if let Some(Chunk::Frame(_)) = state.queue.pop_back() {
+                state.frames -= 1;
+            }
+        }
+    }
+
+    /// The frames queued, taken out (an outlet without a socket keeps them all).
+    pub(crate) fn take_frames(&self) -> Vec<Frame> {
+        let mut state = self.lock();
+        state.frames = 0;
+        state.written = 0;
+        state
+            .queue
+            .drain(..)
+            .filter_map(|chunk| match chunk {
+                Chunk::Frame(frame) => Some(frame),
+                Chunk::Rest(_) => None,
+            })
+            .collect()
+    }
+
+    /// The connection is over: the socket closes (once its reader and writer are done with it).
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.open = false;
+        state.queue.clear();
+        state.frames = 0;
+        state.io = None;
+    }
+
+    /// Reads from the socket, for the HTTP and WebSocket layers.
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut state = self.lock();
+        match state.io.as_mut() {
+            Some(io) => Pin::new(io).poll_read(cx, buf),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// Writes `buf` for the HTTP or WebSocket layer, after what is queued; takes all of it or
+    /// none (a short write queues the rest, so no frame of theirs is left half written).
+    /// `frames`: `buf` is whole WebSocket frames (after the upgrade); a close frame among them
+    /// ends deliveries.
+    pub(crate) fn poll_write(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        frames: bool,
+    ) -> Poll<io::Result<usize>> {
+        let mut state = self.lock();
+        ready!(state.poll_drain(cx))?;
+        let Some(io) = state.io.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        let n = ready!(Pin::new(io).poll_write(cx, buf))?;
+        if frames && has_close(buf) {
+            state.open = false;
+        }
+        if let Some(rest) = buf.get(n..).filter(|rest| !rest.is_empty()) {
+            state.push(Chunk::Rest(Bytes::copy_from_slice(rest)));
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    /// Writes what is queued, then flushes the socket.
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut state = self.lock();
+        ready!(state.poll_drain(cx))?;
+        match state.io.as_mut() {
+            Some(io) => Pin::new(io).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// Shuts the socket's write side down, after what is queued.
+    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut state = self.lock();
+        ready!(state.poll_drain(cx))?;
+        match state.io.as_mut() {
+            Some(io) => Pin::new(io).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// Whether the server frames in `buf` (unmasked, starting on a frame boundary) include a
+/// close frame (opcode 8). A frame cut at the end of `buf` is looked at as far as it goes.
+fn has_close(mut buf: &[u8]) -> bool {
+    while let [first, second, rest @ ..] = buf {
+        if first & 0x0F == 0x8 {
+            return true;
+        }
+        let (header, len) = match second & 0x7F {
+            126 => match rest {
+                [a, b, ..] => (2, u64::from(u16::from_be_bytes([*a, *b]))),
+                _ => return false,
+            },
+            127 => match rest.first_chunk::<8>() {
+                Some(len) => (8, u64::from_be_bytes(*len)),
+                None => return false,
+            },
+            len => (0, u64::from(len)),
+        };
+        let masked = if second & 0x80 != 0 { 4 } else { 0 };
+        let skip = usize::try_from(len)
+            .unwrap_or(usize::MAX)
+            .saturating_add(header + masked);
+        buf = rest.get(skip..).unwrap_or_default();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_close_frame_is_found_behind_other_frames() {
+        let text = Frame::from("x".repeat(300));
+        let mut buf = text.wire().to_vec();
+        buf.extend_from_slice(&[0x8A, 0x00]); // pong
+        assert!(!has_close(&buf));
+        buf.extend_from_slice(&[0x88, 0x02, 0x03, 0xE8]);
+        assert!(has_close(&buf));
+        assert!(!has_close(&[0x81]));
+        assert!(!has_close(&[0x81, 127, 0, 0]));
+    }
+
+    #[test]
+    fn a_full_queue_kicks_and_a_kicked_outlet_takes_nothing() {
+        let outlet = Outlet::detached(2);
+        let frame = Frame::from("x");
+        assert!(outlet.deliver(&frame));
+        assert!(outlet.deliver(&frame));
+        assert!(!outlet.is_kicked());
+        assert!(!outlet.deliver(&frame), "the third overflows");
+        assert!(outlet.is_kicked());
+        assert_eq!(outlet.take_frames(), ["x", "x"]);
+        assert!(!outlet.deliver(&frame));
+    }
+
+    #[test]
+    fn a_closed_outlet_takes_nothing() {
+        let outlet = Outlet::detached(2);
+        outlet.close();
+        assert!(!outlet.deliver(&Frame::from("x")));
+        assert!(!outlet.is_kicked());
+    }
+
+    #[test]
+    fn discarding_keeps_only_a_frame_already_begun() {
+        let outlet = Outlet::detached(4);
+        for _ in 0..3 {
+            outlet.deliver(&Frame::from("x"));
+        }
+        outlet.lock().written = 1;
+        outlet.discard();
+        assert_eq!(outlet.lock().queue.len(), 1);
+        outlet.lock().written = 0;
+        outlet.discard();
+        assert_eq!(outlet.lock().queue.len(), 0);
+        assert_eq!(outlet.lock().frames, 0);
+    }
+}
