@@ -10,9 +10,14 @@
 //!   answer `hello` and `view`, then each `publish` is serialized once into one axum
 //!   `Message` and sent through a `tokio::sync::broadcast` to every viewer's socket (clones by
 //!   refcount). Both are pinned to CPU 0.
-//! - `clients` (one per server, pinned to CPU 1): N `RelayClient` viewers and a
-//!   `RelayPublisher`; on each `round K` line from stdin the publisher publishes, and the
-//!   child prints when the event reached the last viewer, p50 and p99.
+//! - `clients` (one per server, pinned to CPU 1): N viewers and a `RelayPublisher`; on each
+//!   `round K` line from stdin the publisher publishes, and the child prints when the event
+//!   reached the last viewer, p50 and p99. The viewers (`RELAY_FANOUT_VIEWER`) are `raw` by
+//!   default: a bare WebSocket that says `hello` and `view` and looks for the round number in
+//!   each text frame, so that the one core the clients have keeps up with the server and the
+//!   last delivery measures the server; `client` makes them `RelayClient`s (a full client
+//!   costs its core more per event than either server spends delivering it, so the last
+//!   delivery then measures the clients).
 //!
 //! This process only coordinates: rounds alternate between the two servers (which goes first
 //! alternates too), and each server's CPU time (`/proc/<pid>/task/*/schedstat`, in ns) is read
@@ -62,6 +67,7 @@ fn main() {
     match role.as_str() {
         "relay" => runtime.block_on(serve_relay()),
         "baseline" => runtime.block_on(serve_baseline()),
+        "floor" => runtime.block_on(serve_floor()),
         "clients" => runtime.block_on(clients()),
         _ => coordinate(),
     }
@@ -204,6 +210,112 @@ async fn baseline_connection(mut socket: WebSocket, events: broadcast::Sender<Me
             },
         }
     }
+}
+
+/// The floor: the least any WebSocket server can spend delivering an event to N sockets —
+/// each connection answers `hello` and `view` (through tokio-tungstenite), then hands its
+/// socket to a shared list, and each `publish` is framed once and written to every socket of
+/// the list in one loop (`try_write`, no task, no queue, no WebSocket library). What it spends
+/// per delivery is nearly all the kernel's TCP path over loopback.
+async fn serve_floor() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!("ws://{}/ws", listener.local_addr().expect("its address"));
+    let viewers = Arc::new(Mutex::new(Vec::new()));
+    let accept = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(floor_connection(stream, Arc::clone(&viewers)));
+        }
+    });
+    until_stdin_closes(url).await;
+    accept.abort();
+}
+
+async fn floor_connection(
+    stream: tokio::net::TcpStream,
+    viewers: Arc<Mutex<Vec<tokio::net::TcpStream>>>,
+) {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+    let _ = stream.set_nodelay(true);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let Ok(mut socket) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+    else {
+        return;
+    };
+    let mut session = 0;
+    while let Some(Ok(message)) = socket.next().await {
+        let WsMessage::Text(frame) = message else {
+            continue;
+        };
+        let reply = match parse_client_frame(frame.as_str()) {
+            Ok(ClientFrame::Hello { role, .. }) => {
+                session += 1;
+                ServerFrame::Welcome {
+                    v: PROTOCOL_VERSION,
+                    role,
+                    session,
+                    limits: WireLimits::default(),
+                }
+            }
+            Ok(ClientFrame::View { stream }) => {
+                let snapshot = ServerFrame::Snapshot {
+                    stream,
+                    live: false,
+                    details: None,
+                };
+                if socket
+                    .send(WsMessage::text(snapshot.to_text()))
+                    .await
+                    .is_ok()
+                {
+                    lock(&viewers).push(socket.into_inner());
+                }
+                return;
+            }
+            Ok(ClientFrame::Publish { stream, details }) => {
+                let wire = text_frame(&ServerFrame::Publish { stream, details }.to_text());
+                let mut missed = 0;
+                for viewer in lock(&viewers).iter() {
+                    if !viewer.try_write(&wire).is_ok_and(|n| n == wire.len()) {
+                        missed += 1;
+                    }
+                }
+                if missed > 0 {
+                    eprintln!("floor: {missed} sockets did not take the event at once");
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        if socket.send(WsMessage::text(reply.to_text())).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `text` as a final, unmasked WebSocket text frame (RFC 6455 §5.2).
+fn text_frame(text: &str) -> Vec<u8> {
+    let len = text.len();
+    let mut wire = vec![0x81];
+    match len {
+        0..=125 => wire.push(len as u8),
+        126..=65_535 => {
+            wire.push(126);
+            wire.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            wire.push(127);
+            wire.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    wire.extend_from_slice(text.as_bytes());
+    wire
 }
 
 /// A child of this binary with `role`, pinned to `cpu`; its first stdout line is read.
@@ -376,32 +488,42 @@ fn coordinate() {
     let mut sides = [
         side("relay", "relay", viewers),
         side("baseline", "baseline", viewers),
+        side("floor", "floor", viewers),
     ];
-    println!("\n| round | server | last delivery | p50 | p99 | server CPU per delivery |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "\n| round | server | last delivery | p50 | p99 | server CPU per delivery | clients CPU per delivery |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for round in 0..rounds {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        // Which server goes first rotates.
+        let order = [round % 3, (round + 1) % 3, (round + 2) % 3];
         for i in order {
             let side = &mut sides[i];
             let before = cpu(side.server.pid());
+            let clients_before = cpu(side.clients.pid());
             side.clients.tell(&format!("round {round}"));
             let line = side.clients.line();
             let spent = cpu(side.server.pid()).saturating_sub(before);
+            let clients_spent = cpu(side.clients.pid()).saturating_sub(clients_before);
             side.cpu += spent;
             let per = spent.as_secs_f64() * 1e6 / viewers as f64;
+            let clients_per = clients_spent.as_secs_f64() * 1e6 / viewers as f64;
             match parse_round(&line) {
                 Some(r) => {
                     side.lasts.push(r.last);
                     side.p99s.push(r.p99);
                     println!(
-                        "| {round} | {} | {} | {} | {} | {per:.2} µs |",
+                        "| {round} | {} | {} | {} | {} | {per:.2} µs | {clients_per:.2} µs |",
                         side.name,
                         ms(r.last),
                         ms(r.p50),
                         ms(r.p99)
                     );
                 }
-                None => println!("| {round} | {} | {line} | | | {per:.2} µs |", side.name),
+                None => println!(
+                    "| {round} | {} | {line} | | | {per:.2} µs | {clients_per:.2} µs |",
+                    side.name
+                ),
             }
             // Let the sockets and both processes go quiet before the next round.
             std::thread::sleep(Duration::from_millis(200));
@@ -409,7 +531,7 @@ fn coordinate() {
     }
     println!("\n| server | CPU per delivery | median last delivery | median p99 | worst p99 |");
     println!("|---|---|---|---|---|");
-    let mut per = [0.0; 2];
+    let mut per = [0.0; 3];
     for (i, side) in sides.iter_mut().enumerate() {
         per[i] = side.cpu.as_secs_f64() * 1e6 / (viewers * rounds) as f64;
         side.lasts.sort();
@@ -425,8 +547,9 @@ fn coordinate() {
         );
     }
     println!(
-        "\nrelay CPU per delivery / baseline: {:.2} (target ≤ 1.10)",
-        per[0] / per[1]
+        "\nrelay CPU per delivery / baseline: {:.2} (target ≤ 1.10); relay / floor: {:.2}",
+        per[0] / per[1],
+        per[0] / per[2]
     );
     for side in &mut sides {
         side.clients.stop();
@@ -459,21 +582,32 @@ async fn clients() {
         .expect("the publisher connects");
     let before = rss(std::process::id());
     let connecting = Instant::now();
+    let raw = std::env::var("RELAY_FANOUT_VIEWER").as_deref() != Ok("client");
     let mut tasks = Vec::with_capacity(viewers);
     while tasks.len() < viewers {
         for _ in 0..BATCH.min(viewers - tasks.len()) {
+            let arrivals = Arc::clone(&arrivals);
+            if raw {
+                tasks.push(tokio::spawn(watch_raw(
+                    url.clone(),
+                    stream.clone(),
+                    arrivals,
+                )));
+                continue;
+            }
             let client = RelayClient::builder(url.clone())
                 .stream(stream.clone())
                 .keepalive(Duration::from_secs(120), Duration::from_secs(30))
                 .spawn();
-            tasks.push(tokio::spawn(watch(client, Arc::clone(&arrivals))));
+            tasks.push(tokio::spawn(watch(client, arrivals)));
         }
         let connected = tasks.len();
         wait_for(&arrivals, |a| a.ready.load(Ordering::Relaxed) >= connected).await;
     }
     let per_conn = rss(std::process::id()).saturating_sub(before) as f64 / viewers as f64 / 1024.0;
+    let kind = if raw { "raw viewer" } else { "RelayClient" };
     println!(
-        "connected {viewers} viewers in {:.2} s, {per_conn:.1} KiB per RelayClient",
+        "connected {viewers} viewers in {:.2} s, {per_conn:.1} KiB per {kind}",
         connecting.elapsed().as_secs_f64()
     );
     let _ = std::io::stdout().flush();
@@ -553,6 +687,56 @@ async fn watch(mut client: RelayClient, arrivals: Arc<Arrivals>) {
     }
 }
 
+/// One bare viewer: `hello`, `view`, then the round number of each text frame; the WebSocket
+/// library answers pings. Costs its process as little as a viewer can.
+async fn watch_raw(url: String, stream: StreamName, arrivals: Arc<Arrivals>) {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let connected = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+    let Ok((mut socket, _)) = connected.await else {
+        eprintln!("a raw viewer could not connect");
+        return;
+    };
+    let hello = r#"{"type":"hello","v":1,"role":"viewer"}"#;
+    let view = format!(r#"{{"type":"view","stream":"{}"}}"#, stream.as_str());
+    for frame in [hello.to_owned(), view] {
+        if socket.send(WsMessage::text(frame)).await.is_err() {
+            return;
+        }
+    }
+    while let Some(Ok(message)) = socket.next().await {
+        let WsMessage::Text(text) = message else {
+            continue;
+        };
+        let text = text.as_str();
+        if text.starts_with(r#"{"type":"snapshot""#) {
+            arrivals.ready.fetch_add(1, Ordering::Relaxed);
+            arrivals.changed.notify_waiters();
+            continue;
+        }
+        let now = Instant::now();
+        let current = arrivals.round.load(Ordering::Relaxed);
+        if round_of(text) == Some(current) {
+            lock(&arrivals.got).push(now);
+            arrivals.changed.notify_waiters();
+        }
+    }
+}
+
+/// The number after `"round":` in a frame's text.
+fn round_of(text: &str) -> Option<usize> {
+    let (_, rest) = text.split_once(r#""round":"#)?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest.get(..digits)?.parse().ok()
+}
+
 async fn wait_for(arrivals: &Arrivals, done: impl Fn(&Arrivals) -> bool) {
     loop {
         let changed = arrivals.changed.notified();
@@ -564,7 +748,7 @@ async fn wait_for(arrivals: &Arrivals, done: impl Fn(&Arrivals) -> bool) {
     }
 }
 
-fn lock(slot: &Mutex<Vec<Instant>>) -> std::sync::MutexGuard<'_, Vec<Instant>> {
+fn lock<T>(slot: &Mutex<Vec<T>>) -> std::sync::MutexGuard<'_, Vec<T>> {
     slot.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

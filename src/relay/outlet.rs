@@ -146,6 +146,7 @@ impl Outlet {
     }
 
     /// An outlet that takes nothing (a connection that is not here: a remote publisher).
+    #[cfg(feature = "relay-redis")]
     pub(crate) fn closed() -> Outlet {
         let outlet = Self::with(None, 0);
         outlet.close();
@@ -365,7 +366,135 @@ fn has_close(mut buf: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
+
     use super::*;
+
+    /// An outlet over one end of a loopback connection, and the other end; small buffers, so
+    /// that a few frames fill the socket.
+    async fn pair(cap: usize) -> (Outlet, TcpStream) {
+        let listener = tokio::net::TcpSocket::new_v4().unwrap();
+        listener.set_send_buffer_size(4_096).unwrap();
+        listener.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = listener.listen(8).unwrap();
+        let client = tokio::net::TcpSocket::new_v4().unwrap();
+        client.set_recv_buffer_size(4_096).unwrap();
+        let (client, accepted) = tokio::join!(client.connect(addr), listener.accept());
+        (Outlet::new(accepted.unwrap().0, cap), client.unwrap())
+    }
+
+    /// Every WebSocket message in `bytes`, as a client reads them.
+    fn messages(bytes: Vec<u8>) -> Vec<Message> {
+        let mut socket =
+            WebSocket::from_raw_socket(std::io::Cursor::new(bytes), Role::Client, None);
+        std::iter::from_fn(|| socket.read().ok()).collect()
+    }
+
+    #[tokio::test]
+    async fn frames_a_full_socket_cannot_take_wait_and_arrive_in_order_after_the_librarys_own() {
+        let (outlet, mut client) = pair(1_000).await;
+        let mut sent = Vec::new();
+        // Deliver until the socket is full and frames wait in the queue.
+        while outlet.lock().queue.len() < 5 {
+            let frame = Frame::from(format!("{:05}{}", sent.len(), "x".repeat(2_000)));
+            assert!(outlet.deliver(&frame));
+            sent.push(frame);
+        }
+        assert!(sent.len() > 5, "some were written at once");
+        // The library's frame (a pong) goes after what waits, whole.
+        let pong = [0x8A, 0x01, b'p'];
+        let mut written = std::pin::pin!(std::future::poll_fn(|cx| {
+            outlet.poll_write(cx, &pong, true)
+        }));
+        assert!(
+            futures::poll!(written.as_mut()).is_pending(),
+            "it waits its turn"
+        );
+        let reader = async {
+            let mut bytes = Vec::new();
+            let mut buf = vec![0; 65_536];
+            loop {
+                let n = client.read(&mut buf).await.unwrap();
+                bytes.extend_from_slice(&buf[..n]);
+                if bytes.ends_with(&pong) {
+                    return bytes;
+                }
+            }
+        };
+        let (took, bytes) = tokio::join!(written, reader);
+        assert_eq!(took.unwrap(), pong.len());
+        let got = messages(bytes);
+        assert_eq!(got.len(), sent.len() + 1);
+        for (got, sent) in got.iter().zip(&sent) {
+            assert_eq!(got.to_text().unwrap(), sent.as_str());
+        }
+        assert_eq!(got.last(), Some(&Message::Pong(b"p".to_vec().into())));
+        assert!(outlet.lock().queue.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_connections_task_writes_what_waits_as_the_socket_drains() {
+        let (outlet, mut client) = pair(1_000).await;
+        let mut sent = 0;
+        while outlet.lock().queue.is_empty() {
+            outlet.deliver(&Frame::from("y".repeat(3_000)));
+            sent += 1;
+        }
+        outlet.deliver(&Frame::from("last"));
+        let drained = async {
+            loop {
+                std::future::poll_fn(|cx| outlet.poll_written(cx))
+                    .await
+                    .unwrap();
+                if outlet.lock().queue.is_empty() {
+                    return;
+                }
+            }
+        };
+        let reader = async {
+            let mut bytes = Vec::new();
+            let mut buf = vec![0; 65_536];
+            while !bytes.ends_with(b"last") {
+                let n = client.read(&mut buf).await.unwrap();
+                bytes.extend_from_slice(&buf[..n]);
+            }
+            bytes
+        };
+        let ((), bytes) = tokio::join!(drained, reader);
+        let got = messages(bytes);
+        assert_eq!(got.len(), sent + 1);
+        assert_eq!(got.last().unwrap().to_text().unwrap(), "last");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_is_kicked_when_its_queue_is_full() {
+        let (outlet, _client) = pair(3).await;
+        let frame = Frame::from("z".repeat(4_000));
+        let mut delivered = 0;
+        while outlet.deliver(&frame) {
+            delivered += 1;
+            assert!(delivered < 10_000, "never kicked");
+        }
+        assert!(outlet.is_kicked());
+        assert_eq!(outlet.lock().frames, 3);
+        outlet.discard();
+        assert!(outlet.lock().queue.len() <= 1, "one begun at most");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_delivered_after_a_close_frame() {
+        let (outlet, _client) = pair(8).await;
+        assert!(outlet.deliver(&Frame::from("before")));
+        let close = [0x88, 0x02, 0x03, 0xE8];
+        std::future::poll_fn(|cx| outlet.poll_write(cx, &close, true))
+            .await
+            .unwrap();
+        assert!(!outlet.deliver(&Frame::from("after")));
+        assert!(!outlet.is_kicked());
+    }
 
     #[test]
     fn a_close_frame_is_found_behind_other_frames() {
