@@ -239,7 +239,8 @@ pub struct Limits {
     /// The largest frame accepted, in bytes (64 KiB); up to 4× that is refused with an error
     /// frame, beyond it the socket is closed.
     pub max_frame: usize,
-    /// Frames queued for one connection before it counts as a slow consumer and is dropped (64).
+    /// Frames that may wait for one connection once its socket's send buffer is full, before it
+    /// counts as a slow consumer and is dropped (64).
     pub queue: usize,
     /// Frames per second a connection may send on average (20).
     pub rate_per_sec: f64,

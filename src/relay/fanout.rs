@@ -6,8 +6,10 @@
 //! is released, [`Deliveries::deliver`] drains each outbox: one caller at a time per stream
 //! delivers its frames in the order they were queued (a caller that finds another one
 //! draining leaves its frames to it), so viewers see a stream's events in order while no lock
-//! is held for more than a queue push or pop. Every viewer gets a refcounted clone of the same
-//! [`Frame`]; [`fan_out`] is that loop.
+//! is held for more than a queue push or pop. Every viewer gets the same [`Frame`] — its bytes
+//! written to the viewer's socket by the delivering caller itself (no task woken per viewer),
+//! or a refcounted clone queued in the viewer's [`Outlet`](crate::relay::outlet::Outlet) when
+//! the socket is full; [`fan_out`] is that loop.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,9 +19,9 @@ use crate::relay::broker::{Frame, Peer};
 /// The viewers of one stream by connection id, shared copy-on-write with the fan-outs in flight.
 pub(crate) type Viewers = HashMap<u64, Peer>;
 
-/// Queues `frame` for every viewer in `viewers` (a refcount each, never a copy), without
-/// waiting; a viewer whose queue is full is kicked by [`Peer::deliver`]. Returns how many took
-/// it. The relay's hot path: one call per event and stream.
+/// Writes `frame` to every viewer in `viewers` (the same bytes, never a copy), without waiting;
+/// a viewer whose queue is full is kicked by [`Peer::deliver`]. Returns how many took it. The
+/// relay's hot path: one call per event and stream.
 pub(crate) fn fan_out(frame: &Frame, viewers: &Viewers) -> usize {
     viewers
         .values()

@@ -14,10 +14,11 @@ use crate::relay::protocol::{CloseReason, Details, StreamName};
 
 /// The in-process [`Broker`]: one node's streams, publishers and viewers.
 ///
-/// Fan-out serializes each event once and queues the same [`Frame`](crate::relay::Frame) for
-/// every viewer, without waiting and outside the lock (the table's lock is held for O(1) per
-/// event, whatever the number of viewers): a viewer whose queue is full is dropped, never
-/// buffered for.
+/// Fan-out serializes and frames each event once and writes the same
+/// [`Frame`](crate::relay::Frame) to every viewer's socket, without waiting and outside the lock
+/// (the table's lock is held for O(1) per event, whatever the number of viewers); a frame a full
+/// socket cannot take waits in the viewer's bounded queue, and a viewer whose queue is full is
+/// dropped, never buffered for.
 ///
 /// ```
 /// use relive::relay::{Broker, LocalBroker};

@@ -6,8 +6,9 @@
 //! a copy-on-write snapshot of the stream's viewers: under the caller's lock a publish costs
 //! the same for one viewer or ten thousand. [`Node::take_deliveries`] hands the outboxes to
 //! the caller, which delivers them once its locks are released ([`fanout`](crate::relay::fanout)).
-//! Delivery never waits: a viewer whose queue is full is kicked (it ends and unviews), never
-//! buffered for.
+//! Delivery never waits: each frame is written to the viewer's socket at once, or waits in its
+//! bounded queue while the socket is full; a viewer whose queue is full is kicked (it ends and
+//! unviews), never buffered for.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
