@@ -6,7 +6,7 @@
 //! viewer's task to write it — a task switch, a `select!` and a queue per delivery, on top of
 //! the `sendto` itself. Server frames are not masked, so a text frame's bytes on the wire are
 //! the same for every viewer: [`Frame`] holds them framed once, and [`Outlet::deliver`] writes
-//! them to the socket at once (`try_write`, never waiting) when nothing is queued before them.
+//! them to the socket at once (one `send(2)`, never waiting) when nothing is queued before them.
 //! Only when the socket's buffer is full does a frame wait in the outlet's bounded queue, which
 //! the connection's task then writes out as the socket drains; a queue that fills kicks the
 //! viewer (it does not read), as before.
@@ -16,6 +16,14 @@
 //! and never leaves one of its frames half written (a short write keeps the rest queued, in
 //! order), so a frame delivered by the fan-out always starts on a frame boundary. Once a close
 //! frame is written, nothing more is delivered.
+//!
+//! Every write starts with `send(2)` on the socket itself ([`send`]), not with tokio's
+//! `try_write`: tokio answers `WouldBlock` without asking the kernel whenever its cached
+//! readiness says "not writable", and a frame queued on such an answer while the socket was in
+//! fact empty would wait for a writable edge that never comes (nothing is in flight to be
+//! acknowledged). Only a real `EAGAIN` queues; the drain then writes through tokio's
+//! `poll_write`, which asks the kernel again and waits for the edge that an `EAGAIN`
+//! guarantees.
 
 use std::collections::VecDeque;
 use std::io;
@@ -95,7 +103,14 @@ impl State {
         while let Some(front) = queue.front() {
             let bytes = front.bytes();
             let rest = bytes.get(*written..).unwrap_or_default();
-            match ready!(Pin::new(&mut *io).poll_write(cx, rest)) {
+            let sent = match send(io, rest) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // Full: tokio writes once more and, on its own EAGAIN, waits for the edge.
+                    ready!(Pin::new(&mut *io).poll_write(cx, rest))
+                }
+                sent => sent,
+            };
+            match sent {
                 Ok(0) if !rest.is_empty() => {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
@@ -122,6 +137,23 @@ impl State {
             && let Some(waker) = self.waker.take()
         {
             waker.wake();
+        }
+    }
+}
+
+/// One `send(2)` of `bytes` on the socket, asking the kernel whatever tokio's readiness cache
+/// says (see the [module docs](self)); never waits. A full socket is `WouldBlock`.
+fn send(io: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    // No SIGPIPE from a viewer that went away, as std's and tokio's own writes.
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    const FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    const FLAGS: libc::c_int = 0;
+    let socket = socket2::SockRef::from(io);
+    loop {
+        match socket.send_with_flags(bytes, FLAGS) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            sent => return sent,
         }
     }
 }
@@ -185,7 +217,7 @@ impl Outlet {
             && let Some(io) = &state.io
         {
             let wire = frame.wire();
-            match io.try_write(wire) {
+            match send(io, wire) {
                 Ok(n) if n == wire.len() => return true,
                 Ok(n) => state.written = n,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
@@ -464,6 +496,53 @@ mod tests {
             bytes
         };
         let ((), bytes) = tokio::join!(drained, reader);
+        let got = messages(bytes);
+        assert_eq!(got.len(), sent + 1);
+        assert_eq!(got.last().unwrap().to_text().unwrap(), "last");
+    }
+
+    /// tokio's cached readiness is refreshed only when its runtime turns; the outlet's writes
+    /// must not wait on it. The test never yields to the runtime after tokio saw the socket
+    /// full, so tokio believes it full throughout, while the viewer reads it empty.
+    #[tokio::test]
+    async fn a_socket_with_room_is_written_whatever_tokio_last_saw_of_it() {
+        use std::io::Read;
+        let (outlet, client) = pair(1_000).await;
+        let mut client = client.into_std().unwrap();
+        client.set_nonblocking(false).unwrap();
+        let frame = Frame::from("y".repeat(3_000));
+        // Deliver until tokio's own write finds the socket full (and forgets that it was
+        // writable).
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sent = 0;
+        loop {
+            assert!(outlet.deliver(&frame));
+            sent += 1;
+            if outlet.poll_written(&mut cx).is_pending() && !outlet.lock().queue.is_empty() {
+                break;
+            }
+            assert!(sent < 1_000, "never full");
+        }
+        // The viewer reads all that the socket took.
+        let taken = {
+            let state = outlet.lock();
+            (sent - state.frames) * frame.wire().len() + state.written
+        };
+        let mut bytes = vec![0; taken];
+        client.read_exact(&mut bytes).unwrap();
+        // The waiting frame goes out as soon as the kernel has room (its acknowledgements
+        // are processed), though tokio has heard nothing.
+        let mut tries = 0;
+        while outlet.poll_written(&mut cx).is_pending() && !outlet.lock().queue.is_empty() {
+            tries += 1;
+            assert!(tries < 10_000, "the waiting frame never went out");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // And a new frame is written at once, not queued.
+        assert!(outlet.deliver(&Frame::from("last")));
+        assert!(outlet.lock().queue.is_empty(), "written, not queued");
+        drop(outlet);
+        client.read_to_end(&mut bytes).unwrap();
         let got = messages(bytes);
         assert_eq!(got.len(), sent + 1);
         assert_eq!(got.last().unwrap().to_text().unwrap(), "last");
