@@ -1,29 +1,33 @@
 //! Relay fan-out: one publish event to N viewers on loopback (10 000 by default), the relay
-//! against a minimal broadcast server in the same run, and the relay's memory per idle
-//! connection.
+//! against two other servers in the same run, and the relay's memory per idle connection.
 //!
 //! `cargo bench --bench relay_fanout --features relay`
 //! (`RELAY_FANOUT_VIEWERS=2000` for a quick run, `RELAY_FANOUT_ROUNDS=10` by default).
 //!
-//! Four child processes of this same binary (`RELAY_FANOUT_ROLE`):
-//! - `relay`: a [`RelayServer`]; `baseline`: the least a server can do for the same clients —
-//!   answer `hello` and `view`, then each `publish` is serialized once into one axum
-//!   `Message` and sent through a `tokio::sync::broadcast` to every viewer's socket (clones by
-//!   refcount). Both are pinned to CPU 0.
-//! - `clients` (one per server, pinned to CPU 1): N viewers and a `RelayPublisher`; on each
-//!   `round K` line from stdin the publisher publishes, and the child prints when the event
-//!   reached the last viewer, p50 and p99. The viewers (`RELAY_FANOUT_VIEWER`) are `raw` by
-//!   default: a bare WebSocket that says `hello` and `view` and looks for the round number in
-//!   each text frame, so that the one core the clients have keeps up with the server and the
-//!   last delivery measures the server; `client` makes them `RelayClient`s (a full client
-//!   costs its core more per event than either server spends delivering it, so the last
-//!   delivery then measures the clients).
+//! Child processes of this same binary (`RELAY_FANOUT_ROLE`), three servers pinned to CPU 0:
+//! - `relay`: a [`RelayServer`];
+//! - `baseline`: a minimal broadcast server for the same clients — it answers `hello` and
+//!   `view`, then each `publish` is serialized once into one axum `Message` and sent through a
+//!   `tokio::sync::broadcast` to every viewer's socket (clones by refcount);
+//! - `floor`: the least any server can do — after the `snapshot` it keeps only the viewers'
+//!   bare sockets in a list, and a `publish` is framed once and written to each of them in one
+//!   loop of non-blocking writes: the kernel's cost of N writes, plus nothing.
 //!
-//! This process only coordinates: rounds alternate between the two servers (which goes first
-//! alternates too), and each server's CPU time (`/proc/<pid>/task/*/schedstat`, in ns) is read
-//! around each of its rounds, so the figures of both come from the same minutes of the same
-//! machine. The soft `RLIMIT_NOFILE` is raised to the hard one (children inherit it); N is cut
-//! to what it allows, and the output says so.
+//! And one `clients` child per server, pinned to CPU 1: N viewers and a `RelayPublisher`; on
+//! each `round K` line from stdin the publisher publishes, and the child prints when the event
+//! reached the last viewer, p50 and p99. The viewers (`RELAY_FANOUT_VIEWER`) are `raw` by
+//! default: a bare WebSocket that says `hello` and `view` and looks for the round number in
+//! each text frame, so that the one core the clients have keeps up with the server and the
+//! last delivery measures the server; `client` makes them `RelayClient`s (a full client
+//! costs its core more per event than either server spends delivering it, so the last
+//! delivery then measures the clients). A `clients` child whose viewers do not all have their
+//! `snapshot` within 60 s says how many do and exits, and the bench stops with that message.
+//!
+//! This process only coordinates: rounds rotate between the servers (which goes first rotates
+//! too), and each server's CPU time (`/proc/<pid>/task/*/schedstat`, in ns) is read around each
+//! of its rounds, so the figures of all three come from the same minutes of the same machine.
+//! The soft `RLIMIT_NOFILE` is raised to the hard one (children inherit it); N is cut to what
+//! it allows, and the output says so.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -458,7 +462,14 @@ fn side(name: &'static str, role: &str, viewers: usize) -> Side {
         ("RELAY_FANOUT_URL", server.first.clone()),
         ("RELAY_FANOUT_VIEWERS", viewers.to_string()),
     ];
-    let clients = Proc::spawn("clients", CLIENT_CPU, &envs);
+    let mut clients = Proc::spawn("clients", CLIENT_CPU, &envs);
+    if !clients.first.starts_with("connected") {
+        let first = clients.first.clone();
+        clients.stop();
+        let mut server = server;
+        server.stop();
+        panic!("{name}: the viewers did not connect: {first:?}");
+    }
     let per_conn = rss(server.pid()).saturating_sub(before) as f64 / viewers as f64 / 1024.0;
     println!(
         "{name}: {} ; server RSS {:.1} MiB before, {per_conn:.1} KiB per idle connection",
@@ -602,7 +613,17 @@ async fn clients() {
             tasks.push(tokio::spawn(watch(client, arrivals)));
         }
         let connected = tasks.len();
-        wait_for(&arrivals, |a| a.ready.load(Ordering::Relaxed) >= connected).await;
+        let all = wait_for(&arrivals, |a| a.ready.load(Ordering::Relaxed) >= connected);
+        if tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .is_err()
+        {
+            // A viewer that never got its snapshot: say so rather than wait for ever.
+            let ready = arrivals.ready.load(Ordering::Relaxed);
+            println!("only {ready} of {connected} viewers had their snapshot within 60 s");
+            let _ = std::io::stdout().flush();
+            std::process::exit(1);
+        }
     }
     let per_conn = rss(std::process::id()).saturating_sub(before) as f64 / viewers as f64 / 1024.0;
     let kind = if raw { "raw viewer" } else { "RelayClient" };
