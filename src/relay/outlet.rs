@@ -398,6 +398,8 @@ fn has_close(mut buf: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use tokio::io::AsyncReadExt;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
@@ -546,6 +548,80 @@ mod tests {
         let got = messages(bytes);
         assert_eq!(got.len(), sent + 1);
         assert_eq!(got.last().unwrap().to_text().unwrap(), "last");
+    }
+
+    /// The fan-out (another thread) and the connection's task (its drain and the library's
+    /// pongs, in one `select!` as in the connection) write one socket at once, through a small
+    /// buffer: every frame arrives whole, each kind in its own order, none lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_fan_out_and_the_connections_own_writes_interleave_in_whole_frames() {
+        const FRAMES: usize = 2_000;
+        const PONGS: u8 = 200;
+        let (outlet, mut client) = pair(100_000).await;
+        let outlet = Arc::new(outlet);
+        // Lengths that end writes at every offset of the socket's buffer.
+        let frames: Vec<Frame> = (0..FRAMES)
+            .map(|i| Frame::from(format!("{i:05}{}", "d".repeat(i * 37 % 3_000))))
+            .collect();
+        let total = frames.iter().map(|f| f.wire().len()).sum::<usize>() + 4 * usize::from(PONGS);
+        let fan_out = {
+            let (outlet, frames) = (Arc::clone(&outlet), frames.clone());
+            std::thread::spawn(move || {
+                for frame in &frames {
+                    assert!(outlet.deliver(frame), "refused");
+                }
+            })
+        };
+        let stop = Arc::new(Notify::new());
+        let connection = {
+            let (outlet, stop) = (Arc::clone(&outlet), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut pongs = 0;
+                loop {
+                    let pong = [0x8A, 0x02, b'p', pongs];
+                    tokio::select! {
+                        () = stop.notified() => return,
+                        written = std::future::poll_fn(|cx| outlet.poll_written(cx)) => {
+                            written.unwrap();
+                        }
+                        took = std::future::poll_fn(|cx| outlet.poll_write(cx, &pong, true)),
+                            if pongs < PONGS =>
+                        {
+                            assert_eq!(took.unwrap(), pong.len());
+                            pongs += 1;
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }
+            })
+        };
+        let mut bytes = Vec::with_capacity(total);
+        let mut buf = vec![0; 1_024];
+        while bytes.len() < total {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed after {} of {total} bytes", bytes.len());
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        stop.notify_one();
+        connection.await.unwrap();
+        fan_out.join().unwrap();
+        let (mut texts, mut pongs) = (Vec::new(), Vec::new());
+        for message in messages(bytes) {
+            match message {
+                Message::Text(text) => texts.push(text),
+                Message::Pong(payload) => pongs.push(payload),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(texts.len(), FRAMES);
+        for (got, sent) in texts.iter().zip(&frames) {
+            assert_eq!(got.as_str(), sent.as_str());
+        }
+        let expected: Vec<_> = (0..PONGS).map(|i| vec![b'p', i]).collect();
+        assert_eq!(
+            pongs.iter().map(|p| p.to_vec()).collect::<Vec<_>>(),
+            expected
+        );
     }
 
     #[tokio::test]
