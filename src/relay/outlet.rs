@@ -19,11 +19,11 @@
 //!
 //! Every write starts with `send(2)` on the socket itself ([`send`]), not with tokio's
 //! `try_write`: tokio answers `WouldBlock` without asking the kernel whenever its cached
-//! readiness says "not writable", and a frame queued on such an answer while the socket was in
-//! fact empty would wait for a writable edge that never comes (nothing is in flight to be
-//! acknowledged). Only a real `EAGAIN` queues; the drain then writes through tokio's
-//! `poll_write`, which asks the kernel again and waits for the edge that an `EAGAIN`
-//! guarantees.
+//! readiness says "not writable", and that cache lags behind the socket — it learns that a full
+//! socket has room again only when its driver gets to the socket's event. A frame delivered in
+//! that window would wait in the queue for the driver and the connection's task, though the
+//! kernel could take it now. Only a real `EAGAIN` queues; the drain then writes through tokio's
+//! `poll_write`, which asks the kernel again and, on its own `EAGAIN`, waits for the event.
 
 use std::collections::VecDeque;
 use std::io;
