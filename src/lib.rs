@@ -97,7 +97,7 @@
 //! | `millicast` | Millicast signaling: Director API + WebSocket `view` command and events |
 //! | `webrtc` | a receive-only WebRTC peer (str0m) delivering depacketized frames on the viewer's timeline (a keyframe requested on every new session), whose RTP timestamps give progress ticks, for Millicast and the WHEP source (implies `millicast`) |
 //! | `record` | `record::Recorder`: every frame of every session into one WebM file (libwebm, built with the C++ compiler); implies `webrtc` |
-//! | `relay` | the publisher/viewer WebSocket relay ([`relay::RelayServer`], the `relive-relay` binary), its viewer and publisher clients and [`relay::hints`] for instant resume; implies `millicast` |
+//! | `relay` | the publisher/viewer WebSocket relay (`relay::RelayServer`, the `relive-relay` binary), its viewer and publisher clients and `relay::hints` for instant resume; implies `millicast` |
 //! | `relay-redis` | `relay::RedisBroker`: several relay nodes share their streams through Redis (keys with a TTL, pub/sub), `relive-relay --redis URL`; implies `relay` |
 //! | `testkit` | in-process test servers, a fault-injecting proxy and an in-memory scripted source |
 //! | `testkit-bin` | the `relive-testkit` binary: the testkit's Millicast-protocol and WHEP server with real media, fault scripts, a control API and a wire log, for viewers in any language; implies `testkit` and `webrtc` |

@@ -4,7 +4,7 @@
 //!
 //! Compiled with the `millicast` feature (which `webrtc` implies), since offers are made for the
 //! Director's [`IceServer`]s. The `webrtc` feature supplies a real peer connection
-//! ([`ReceivePeers`](crate::webrtc::ReceivePeers)) behind these traits; without it,
+//! (`webrtc::ReceivePeers`) behind these traits; without it,
 //! [`SignalingOnly`](crate::millicast::SignalingOnly) sends a fixed offer and produces no media.
 
 use std::future::Future;
