@@ -456,7 +456,7 @@ fn parse_round(line: &str) -> Option<Round> {
 }
 
 fn side(name: &'static str, role: &str, viewers: usize) -> Side {
-    let server = Proc::spawn(role, SERVER_CPU, &[]);
+    let mut server = Proc::spawn(role, SERVER_CPU, &[]);
     let before = rss(server.pid());
     let envs = [
         ("RELAY_FANOUT_URL", server.first.clone()),
@@ -466,7 +466,6 @@ fn side(name: &'static str, role: &str, viewers: usize) -> Side {
     if !clients.first.starts_with("connected") {
         let first = clients.first.clone();
         clients.stop();
-        let mut server = server;
         server.stop();
         panic!("{name}: the viewers did not connect: {first:?}");
     }
@@ -613,14 +612,13 @@ async fn clients() {
             tasks.push(tokio::spawn(watch(client, arrivals)));
         }
         let connected = tasks.len();
-        let all = wait_for(&arrivals, |a| a.ready.load(Ordering::Relaxed) >= connected);
-        if tokio::time::timeout(Duration::from_secs(60), all)
-            .await
-            .is_err()
-        {
+        if !wait_for(&arrivals, |a| a.ready.load(Ordering::Relaxed) >= connected).await {
             // A viewer that never got its snapshot: say so rather than wait for ever.
             let ready = arrivals.ready.load(Ordering::Relaxed);
-            println!("only {ready} of {connected} viewers had their snapshot within 60 s");
+            println!(
+                "only {ready} of {connected} viewers had their snapshot within {} s",
+                PATIENCE.as_secs()
+            );
             let _ = std::io::stdout().flush();
             std::process::exit(1);
         }
@@ -672,11 +670,14 @@ async fn run_round(
     };
     let sent = Instant::now();
     publisher.publish(stream, &details).await.expect("publish");
-    let all = wait_for(arrivals, |a| lock(&a.got).len() >= viewers);
-    let done = tokio::time::timeout(Duration::from_secs(60), all).await;
+    let done = wait_for(arrivals, |a| lock(&a.got).len() >= viewers).await;
     let got = lock(&arrivals.got).clone();
-    if done.is_err() {
-        return format!("round {round} only {} of {viewers} within 60 s", got.len());
+    if !done {
+        return format!(
+            "round {round} only {} of {viewers} within {} s",
+            got.len(),
+            PATIENCE.as_secs()
+        );
     }
     let mut delays: Vec<Duration> = got.iter().map(|t| t.duration_since(sent)).collect();
     delays.sort();
@@ -758,15 +759,22 @@ fn round_of(text: &str) -> Option<usize> {
     rest.get(..digits)?.parse().ok()
 }
 
-async fn wait_for(arrivals: &Arrivals, done: impl Fn(&Arrivals) -> bool) {
-    loop {
-        let changed = arrivals.changed.notified();
-        if done(arrivals) {
-            return;
+/// How long the viewers may take to all have their snapshot, or an event.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Waits until `done` holds: `false` if it still does not after [`PATIENCE`].
+async fn wait_for(arrivals: &Arrivals, done: impl Fn(&Arrivals) -> bool) -> bool {
+    let until = async {
+        loop {
+            let changed = arrivals.changed.notified();
+            if done(arrivals) {
+                return;
+            }
+            // Created before the check: a notification in between is not lost.
+            changed.await;
         }
-        // Created before the check: a notification in between is not lost.
-        changed.await;
-    }
+    };
+    tokio::time::timeout(PATIENCE, until).await.is_ok()
 }
 
 fn lock<T>(slot: &Mutex<Vec<T>>) -> std::sync::MutexGuard<'_, Vec<T>> {
